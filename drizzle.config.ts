@@ -1,0 +1,8 @@
+import { defineConfig } from "drizzle-kit";
+
+/** drizzle-kit reads the schema modules and writes SQL migrations; they are applied from Node (scripts/lib/migrate.ts). */
+export default defineConfig({
+  dialect: "postgresql",
+  schema: "./schema/index.ts",
+  out: "./schema/migrations",
+});

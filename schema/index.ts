@@ -1,0 +1,6 @@
+/** The Postgres schema: the source of truth for plans, tenants, keys and usage. */
+export * from "./api-keys";
+export * from "./plans";
+export * from "./roles";
+export * from "./tenants";
+export * from "./usage-events";
