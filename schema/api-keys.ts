@@ -26,7 +26,11 @@ export const apiKeys = pgTable(
     /** CIDR blocks (v4/v6); empty = any address. */
     ipAllowlist: jsonb("ip_allowlist").$type<string[]>().notNull().default([]),
     /** Optional per-key token bucket, tighter than the tenant's. */
-    rateLimit: jsonb("rate_limit").$type<{ burstCapacity: number; refillTokens: number; refillPeriodSeconds: number }>(),
+    rateLimit: jsonb("rate_limit").$type<{
+      burstCapacity: number;
+      refillTokens: number;
+      refillPeriodSeconds: number;
+    }>(),
     expiresAt: timestamp("expires_at", { withTimezone: true }),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
     rotatedFromId: text("rotated_from_id"),
@@ -34,7 +38,11 @@ export const apiKeys = pgTable(
   },
   (t) => [
     index("api_keys_tenant_idx").on(t.tenantId),
-    pgPolicy("api_keys_tenant", { for: "select", to: tenantRole, using: sql`${t.tenantId} = ${currentTenant}` }),
+    pgPolicy("api_keys_tenant", {
+      for: "select",
+      to: tenantRole,
+      using: sql`${t.tenantId} = ${currentTenant}`,
+    }),
   ],
 ).enableRLS();
 

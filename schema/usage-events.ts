@@ -1,6 +1,16 @@
 /** One row per usage event (id = request id), written by the queue consumer with ON CONFLICT DO NOTHING. */
 import { sql } from "drizzle-orm";
-import { bigint, boolean, index, integer, pgPolicy, pgTable, smallint, text, timestamp } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  pgPolicy,
+  pgTable,
+  smallint,
+  text,
+  timestamp,
+} from "drizzle-orm/pg-core";
 import { keyEnv } from "./api-keys";
 import { currentTenant, tenantRole } from "./roles";
 import { tenants } from "./tenants";
@@ -26,6 +36,10 @@ export const usageEvents = pgTable(
   },
   (t) => [
     index("usage_events_tenant_ts_idx").on(t.tenantId, t.ts),
-    pgPolicy("usage_events_tenant", { for: "select", to: tenantRole, using: sql`${t.tenantId} = ${currentTenant}` }),
+    pgPolicy("usage_events_tenant", {
+      for: "select",
+      to: tenantRole,
+      using: sql`${t.tenantId} = ${currentTenant}`,
+    }),
   ],
 ).enableRLS();

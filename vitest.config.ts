@@ -1,0 +1,58 @@
+/**
+ * Vitest: every test runs inside workerd (Cloudflare's vitest pool) against the Worker in wrangler.toml,
+ * with its vars/secrets overridden to point at the services test/global-setup.ts starts in Node.
+ */
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(async ({ inject }) => {
+      const originUrl = inject("originUrl");
+      const deadOriginUrl = inject("deadOriginUrl");
+      const routes = [
+        { prefix: "/v1/", cost: 1, billable: true, entitlement: "api" },
+        { prefix: "/v1/reports/", cost: 5, billable: true, entitlement: "reports" },
+        { prefix: "/v1/slow/", cost: 1, billable: true, entitlement: "api", timeoutMs: 300 },
+        {
+          prefix: "/v1/old/",
+          cost: 1,
+          billable: true,
+          entitlement: "api",
+          deprecation: "2026-01-01T00:00:00Z",
+          sunset: "2027-01-01T00:00:00Z",
+        },
+        {
+          prefix: "/dead/",
+          cost: 1,
+          billable: true,
+          entitlement: "api",
+          origin: deadOriginUrl,
+          sandboxOrigin: deadOriginUrl,
+        },
+      ];
+      return {
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            DATABASE_URL: inject("databaseUrl"),
+            PG_WS_PROXY: inject("pgWsProxy"),
+            ORIGIN_URL: originUrl,
+            SANDBOX_ORIGIN_URL: `${originUrl}/sandbox`,
+            ADMIN_TOKEN: "test-admin-token",
+            CLAIMS_SECRET: "test-claims-secret",
+            ROUTES: JSON.stringify(routes),
+          },
+        },
+      };
+    }),
+  ],
+  test: {
+    include: ["test/**/*.test.ts"],
+    globalSetup: ["./test/global-setup.ts"],
+    // All test files share one Postgres, and the embedded PGlite runs one query at a time (an open
+    // transaction blocks every other connection). Run files one after another so they neither starve
+    // each other nor see each other's rows mid-test.
+    fileParallelism: false,
+  },
+});

@@ -1,0 +1,98 @@
+/**
+ * Builds the Hono app: global middleware in request order, the gateway's own endpoints, then the
+ * proxy catch-all. `onError` is the only place errors become responses (problem+json).
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { AppEnv } from "./env";
+import { type ErrorCode, GatewayError, problemResponse } from "./errors";
+import { newId } from "./lib/ids";
+import { adminAuth } from "./middleware/admin-auth";
+import { authenticate } from "./middleware/authenticate";
+import { database } from "./middleware/database";
+import { requestId } from "./middleware/request-id";
+import { registerAdminKeys } from "./routes/admin/keys";
+import { registerAdminPlans } from "./routes/admin/plans";
+import { registerAdminTenants } from "./routes/admin/tenants";
+import { registerGatewayKeys } from "./routes/gateway/keys";
+import { registerHealth } from "./routes/health";
+import { registerProxy } from "./routes/proxy";
+
+/** Admin and tenant API bodies are small JSON documents. */
+const API_BODY_LIMIT = 64 * 1024;
+
+const HTTP_EXCEPTION_CODES: Record<number, ErrorCode> = {
+  400: "bad_request",
+  401: "unauthorized",
+  404: "not_found",
+  405: "method_not_allowed",
+  413: "payload_too_large",
+};
+
+function toGatewayError(error: unknown): GatewayError | undefined {
+  if (error instanceof GatewayError) return error;
+  if (error instanceof HTTPException) {
+    const code = HTTP_EXCEPTION_CODES[error.status];
+    if (code) return new GatewayError(code, error.message || "The request could not be processed.");
+  }
+  return undefined;
+}
+
+export function createApp(): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new GatewayError("validation_failed", "The request is invalid.", {
+          errors: result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+        });
+      }
+    },
+  });
+
+  app.use("*", requestId());
+  registerHealth(app);
+
+  const apiBodyLimit = bodyLimit({
+    maxSize: API_BODY_LIMIT,
+    onError: () => {
+      throw new GatewayError("payload_too_large", `Request bodies are limited to ${API_BODY_LIMIT} bytes.`);
+    },
+  });
+  app.use("/admin/*", adminAuth(), apiBodyLimit, database());
+  registerAdminPlans(app);
+  registerAdminTenants(app);
+  registerAdminKeys(app);
+
+  app.use("/gateway/v1/*", authenticate(), apiBodyLimit, database());
+  registerGatewayKeys(app);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer" });
+  app.doc31("/gateway/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Edge API gateway",
+      version: "1.0.0",
+      description: "Admin and tenant APIs of the gateway.",
+    },
+  });
+
+  registerProxy(app);
+
+  app.onError((error, c) => {
+    const id = c.var.requestId ?? newId("req");
+    const known = toGatewayError(error);
+    if (known) return problemResponse(known, id);
+    console.error(
+      JSON.stringify({
+        msg: "unhandled error",
+        request_id: id,
+        error: String(error),
+        stack: (error as Error)?.stack,
+      }),
+    );
+    return problemResponse(new GatewayError("internal", "An internal error occurred."), id);
+  });
+  return app;
+}

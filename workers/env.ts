@@ -1,0 +1,46 @@
+/**
+ * The one AppEnv type: Worker bindings (from wrangler.toml) and per-request context variables.
+ */
+import type { AuthContext } from "./lib/auth-context";
+import type { Db } from "./lib/db";
+import type { Route } from "./lib/routes";
+import type { UsageEvent } from "./queue/usage-event";
+
+export interface Bindings {
+  /** `apikey:<sha256>` and `tenant:<id>` records, projected from Postgres by the admin API. */
+  API_KEYS: KVNamespace;
+  /** Usage events, one per proxied request; consumed by the metering pipeline. */
+  USAGE_QUEUE: Queue<UsageEvent>;
+  /** Secret. Postgres connection string (Neon in production). */
+  DATABASE_URL: string;
+  /** Local only: `host:port/path` of the WebSocket→TCP bridge in front of a plain Postgres. Unset in production. */
+  PG_WS_PROXY?: string;
+  /** Secret. Bearer token for `/admin/v1/*`. */
+  ADMIN_TOKEN: string;
+  /** Secret. HMAC key for the signed tenant claims sent to the origin (`X-Gateway-Claims`). */
+  CLAIMS_SECRET: string;
+  /** Origin for live keys. */
+  ORIGIN_URL: string;
+  /** Origin for test (`gw_test_`) keys. */
+  SANDBOX_ORIGIN_URL: string;
+  /** Default origin timeout; a route may set its own `timeoutMs`. */
+  ORIGIN_TIMEOUT_MS?: string;
+  /** JSON route table; see workers/lib/routes.ts. */
+  ROUTES: string;
+  /** Largest request body proxied, in bytes (default 10 MiB). */
+  MAX_BODY_BYTES?: string;
+}
+
+export interface Variables {
+  requestId: string;
+  startedAt: number;
+  auth: AuthContext;
+  route: Route;
+  /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
+  db: Db;
+}
+
+export interface AppEnv {
+  Bindings: Bindings;
+  Variables: Variables;
+}

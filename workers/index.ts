@@ -1,0 +1,12 @@
+/**
+ * The Worker's composition root and only default export.
+ */
+
+import { createApp } from "./app";
+import type { Bindings } from "./env";
+
+const app = createApp();
+
+export default {
+  fetch: app.fetch,
+} satisfies ExportedHandler<Bindings>;

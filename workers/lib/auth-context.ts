@@ -1,0 +1,46 @@
+/**
+ * What the edge knows about a key and its tenant: the records the admin API projects into KV
+ * (`apikey:<sha256>`, `tenant:<id>`) and the per-request AuthContext built from them.
+ * Everything read back from KV is parsed with these schemas.
+ */
+import { z } from "zod";
+
+export const RateLimitSchema = z.object({
+  burstCapacity: z.number().int().positive(),
+  refillTokens: z.number().int().positive(),
+  refillPeriodSeconds: z.number().int().positive(),
+});
+
+export const KeyRecordSchema = z.object({
+  keyId: z.string(),
+  tenantId: z.string(),
+  env: z.enum(["live", "test"]),
+  role: z.enum(["admin", "member"]),
+  ipAllowlist: z.array(z.string()),
+  /** Epoch ms; null = never. */
+  expiresAt: z.number().nullable(),
+  revokedAt: z.number().nullable(),
+  rateLimit: RateLimitSchema.nullable(),
+});
+export type KeyRecord = z.infer<typeof KeyRecordSchema>;
+
+export const TenantRecordSchema = z.object({
+  id: z.string(),
+  slug: z.string(),
+  status: z.enum(["active", "suspended", "past_due"]),
+  plan: z.object({ id: z.string(), name: z.string(), entitlements: z.array(z.string()) }),
+  /** The plan's limits with the tenant's overrides applied. */
+  limits: RateLimitSchema.extend({
+    dailyQuota: z.number().int().nullable(),
+    monthlyQuota: z.number().int().nullable(),
+  }),
+});
+export type TenantRecord = z.infer<typeof TenantRecordSchema>;
+
+export interface AuthContext {
+  key: KeyRecord;
+  tenant: TenantRecord;
+}
+
+export const keyKvName = (hash: string) => `apikey:${hash}`;
+export const tenantKvName = (tenantId: string) => `tenant:${tenantId}`;

@@ -1,0 +1,58 @@
+/**
+ * Signed tenant claims the gateway sends to the origin in `X-Gateway-Claims`: a compact HS256 JWT
+ * (RFC 7519) over the tenant id, key id, plan, role, env and request id, valid for 5 minutes.
+ *
+ * The origin verifies with the shared `CLAIMS_SECRET` — with any JWT library, or with
+ * `verifyGatewayClaims` below, which runs on Workers and on Node ≥ 20 (WebCrypto only):
+ *
+ *   const claims = await verifyGatewayClaims(req.headers.get("x-gateway-claims"), process.env.CLAIMS_SECRET);
+ *   // claims.sub === tenant id; throws if the signature, issuer, audience or expiry is wrong.
+ */
+import { sign, verify } from "hono/jwt";
+
+export const CLAIMS_HEADER = "x-gateway-claims";
+export const CLAIMS_ISSUER = "edge-gateway";
+export const CLAIMS_AUDIENCE = "origin";
+const LIFETIME_SECONDS = 300;
+
+export interface GatewayClaims {
+  /** Tenant id. */
+  sub: string;
+  /** Tenant slug. */
+  tenant: string;
+  key_id: string;
+  plan: string;
+  role: "admin" | "member";
+  env: "live" | "test";
+  request_id: string;
+  iss: string;
+  aud: string;
+  iat: number;
+  exp: number;
+}
+
+export type ClaimsInput = Omit<GatewayClaims, "iss" | "aud" | "iat" | "exp">;
+
+/** Signs claims for one proxied request. */
+export async function signGatewayClaims(
+  input: ClaimsInput,
+  secret: string,
+  now: number = Date.now(),
+): Promise<string> {
+  const iat = Math.floor(now / 1000);
+  const claims: GatewayClaims = {
+    ...input,
+    iss: CLAIMS_ISSUER,
+    aud: CLAIMS_AUDIENCE,
+    iat,
+    exp: iat + LIFETIME_SECONDS,
+  };
+  return await sign({ ...claims }, secret, "HS256");
+}
+
+/** Verifies the header value an origin received; throws on a bad signature, issuer, audience or expiry. */
+export async function verifyGatewayClaims(token: string | null, secret: string): Promise<GatewayClaims> {
+  if (!token) throw new Error("missing gateway claims");
+  const payload = await verify(token, secret, { alg: "HS256", iss: CLAIMS_ISSUER, aud: CLAIMS_AUDIENCE });
+  return payload as unknown as GatewayClaims;
+}
