@@ -28,6 +28,7 @@ const HTTP_EXCEPTION_CODES: Record<number, ErrorCode> = {
   404: "not_found",
   405: "method_not_allowed",
   413: "payload_too_large",
+  415: "unsupported_media_type",
 };
 
 function toGatewayError(error: unknown): GatewayError | undefined {

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   bad_request: { status: 400, title: "Bad request" },
   validation_failed: { status: 400, title: "Validation failed" },
   payload_too_large: { status: 413, title: "Payload too large" },
+  unsupported_media_type: { status: 415, title: "Unsupported media type" },
   origin_timeout: { status: 504, title: "Origin timeout" },
   origin_unavailable: { status: 502, title: "Origin unavailable" },
   service_unavailable: { status: 503, title: "Service unavailable" },

@@ -66,7 +66,10 @@ export function registerProxy(app: Hono<AppEnv>): void {
     if (declared !== undefined && !(/^\d+$/.test(declared) && Number(declared) <= maxBody)) {
       throw new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`);
     }
-    const requestBody = c.req.raw.body ? countBytes(c.req.raw.body, maxBody) : undefined;
+    // A body with a declared length is passed through as is (so the origin gets its
+    // Content-Length); only a chunked body of unknown length is counted, and cut off at the limit.
+    const body = c.req.raw.body;
+    const counted = body && declared === undefined ? countBytes(body, maxBody) : undefined;
 
     const claims = await signGatewayClaims(
       {
@@ -91,18 +94,16 @@ export function registerProxy(app: Hono<AppEnv>): void {
       "x-request-id": c.var.requestId,
       "x-gateway-claims": claims,
     });
-    if (declared !== undefined) headers.set("content-length", declared);
-
-    const bytesIn = requestBody?.done ?? Promise.resolve(0);
+    const bytesIn = counted?.done ?? Promise.resolve(Number(declared ?? 0));
     let upstream: Response;
     try {
       upstream = await fetchOrigin(
         target,
-        { method: c.req.method, headers, body: requestBody?.readable ?? null },
+        { method: c.req.method, headers, body: counted?.readable ?? body },
         route.timeoutMs ?? Number(c.env.ORIGIN_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS),
       );
     } catch (error) {
-      if (requestBody?.exceeded) {
+      if (counted?.exceeded) {
         throw new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`);
       }
       if (error instanceof GatewayError) meter(c, error.status, arrivedAt, bytesIn, Promise.resolve(0));

@@ -1,0 +1,95 @@
+/** Authentication: every bad credential is a 401 problem+json and the origin is never called. */
+import { describe, expect, it } from "vitest";
+import { generateKey } from "../../workers/lib/api-keys";
+import { kvReads } from "../../workers/lib/key-store";
+import {
+  admin,
+  bearer,
+  createKey,
+  expectJson,
+  gateway,
+  originCalls,
+  seedTenant,
+  uniq,
+} from "../support/gateway";
+
+async function expectUnauthorized(res: Response, detail: RegExp) {
+  expect(res.status).toBe(401);
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  expect(res.headers.get("www-authenticate")).toMatch(/^Bearer realm="gateway"/);
+  const body = await res.json<Record<string, unknown>>();
+  expect(body).toEqual({
+    type: "https://gateway.dev/problems/unauthorized",
+    title: "Unauthorized",
+    status: 401,
+    detail: expect.stringMatching(detail),
+    code: "unauthorized",
+    request_id: res.headers.get("x-request-id"),
+  });
+}
+
+describe("authentication", () => {
+  it("accepts a valid key as Bearer or X-API-Key", async () => {
+    const t = await seedTenant();
+    const marker = uniq();
+    expect((await gateway(`/v1/${marker}/a`, { headers: bearer(t.key) })).status).toBe(200);
+    expect((await gateway(`/v1/${marker}/b`, { headers: { "x-api-key": t.key } })).status).toBe(200);
+    expect(await originCalls(marker)).toHaveLength(2);
+  });
+
+  it("rejects missing, malformed, bad-checksum and unknown keys without calling the origin", async () => {
+    const t = await seedTenant();
+    const marker = uniq();
+    const flipped = t.key.slice(0, -1) + (t.key.endsWith("a") ? "b" : "a");
+    const cases: [HeadersInit, RegExp][] = [
+      [{}, /required/],
+      [{ authorization: "Basic dXNlcjpwYXNz" }, /Bearer scheme/],
+      [bearer("not-a-key"), /malformed/],
+      [bearer(flipped), /malformed/],
+      [bearer(generateKey("live")), /not valid/],
+      [{ "x-api-key": "" }, /required/],
+      [{ authorization: `Bearer ${t.key}`, "x-api-key": generateKey("live") }, /different keys/],
+    ];
+    for (const [headers, detail] of cases) {
+      await expectUnauthorized(await gateway(`/v1/${marker}`, { headers }), detail);
+    }
+    expect(await originCalls(marker)).toHaveLength(0);
+  });
+
+  it("rejects an expired key", async () => {
+    const t = await seedTenant();
+    const soon = new Date(Date.now() + 1500).toISOString();
+    const k = await createKey(t.tenantId, { expiresAt: soon });
+    const marker = uniq();
+    expect((await gateway(`/v1/${marker}/before`, { headers: bearer(k.key) })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1600));
+    await expectUnauthorized(await gateway(`/v1/${marker}/after`, { headers: bearer(k.key) }), /expired/);
+    expect((await originCalls(marker)).map((c) => c.path)).toEqual([`/v1/${marker}/before`]);
+  });
+
+  it("rejects a revoked key on the very next request", async () => {
+    const t = await seedTenant();
+    const marker = uniq();
+    expect((await gateway(`/v1/${marker}/before`, { headers: bearer(t.key) })).status).toBe(200);
+    await expectJson(await admin("DELETE", `/admin/v1/keys/${t.keyId}`), 200);
+    await expectUnauthorized(await gateway(`/v1/${marker}/after`, { headers: bearer(t.key) }), /revoked/);
+    expect((await originCalls(marker)).map((c) => c.path)).toEqual([`/v1/${marker}/before`]);
+  });
+
+  it("costs 0 KV reads once a key is warm in the isolate", async () => {
+    const t = await seedTenant();
+    await gateway("/v1/warm-up", { headers: bearer(t.key) });
+    const before = kvReads.count;
+    for (let i = 0; i < 5; i++)
+      expect((await gateway("/v1/warm", { headers: bearer(t.key) })).status).toBe(200);
+    expect(kvReads.count - before).toBe(0);
+  });
+
+  it("caches misses too, so a flood of unknown keys costs one KV read each, once", async () => {
+    const unknown = generateKey("live");
+    await gateway("/v1/x", { headers: bearer(unknown) });
+    const before = kvReads.count;
+    for (let i = 0; i < 5; i++) await gateway("/v1/x", { headers: bearer(unknown) });
+    expect(kvReads.count - before).toBe(0);
+  });
+});

@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { signGatewayClaims, verifyGatewayClaims } from "../../workers/lib/claims";
+
+const input = {
+  sub: "ten_1",
+  tenant: "acme",
+  key_id: "key_1",
+  plan: "growth",
+  role: "member" as const,
+  env: "live" as const,
+  request_id: "req_1",
+};
+
+describe("signed tenant claims", () => {
+  it("round-trips with the shared secret", async () => {
+    const token = await signGatewayClaims(input, "s3cret");
+    const claims = await verifyGatewayClaims(token, "s3cret");
+    expect(claims).toMatchObject(input);
+    expect(claims.exp - claims.iat).toBe(300);
+  });
+
+  it("fails with another secret, a tampered payload, or no token", async () => {
+    const token = await signGatewayClaims(input, "s3cret");
+    await expect(verifyGatewayClaims(token, "other")).rejects.toThrow();
+    const [h, p, s] = token.split(".");
+    const forged = btoa(JSON.stringify({ ...JSON.parse(atob(p as string)), sub: "ten_2" })).replace(
+      /=+$/,
+      "",
+    );
+    await expect(verifyGatewayClaims(`${h}.${forged}.${s}`, "s3cret")).rejects.toThrow();
+    await expect(verifyGatewayClaims(null, "s3cret")).rejects.toThrow();
+  });
+
+  it("expires after five minutes", async () => {
+    const token = await signGatewayClaims(input, "s3cret", Date.now() - 301_000);
+    await expect(verifyGatewayClaims(token, "s3cret")).rejects.toThrow();
+  });
+});
