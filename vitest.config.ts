@@ -54,5 +54,8 @@ export default defineConfig({
     // transaction blocks every other connection). Run files one after another so they neither starve
     // each other nor see each other's rows mid-test.
     fileParallelism: false,
+    // The first request into the Worker in each file loads its whole bundle (~3.5 s on a 2-core machine).
+    testTimeout: 15_000,
+    hookTimeout: 30_000,
   },
 });

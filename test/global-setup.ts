@@ -4,8 +4,8 @@
  * Their addresses are provided to vitest.config.ts (Worker bindings) and to tests via `inject()`.
  */
 import type { TestProject } from "vitest/node";
-import { startBridge } from "../scripts/lib/pg-bridge";
 import { migrate } from "../scripts/lib/migrate";
+import { startBridge } from "../scripts/lib/pg-bridge";
 import { startPostgres } from "../scripts/lib/postgres";
 import { deadOriginUrl, startOriginServer } from "./support/origin-server";
 

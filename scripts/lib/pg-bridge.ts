@@ -18,7 +18,8 @@ export interface BridgeHandle {
 
 /**
  * How long the bridge waits before closing one side after the other closed. The neon Pool never closes
- * its WebSocket on `end()`, and an immediate hang-up surfaces in workerd as an error on a finished request.
+ * its WebSocket on `end()` (it only sends Terminate), and a hang-up racing the Pool's own shutdown
+ * surfaces in workerd as an error.
  */
 const LINGER_MS = 100;
 
@@ -84,7 +85,11 @@ function pipe(ws: WebSocket, tcp: Socket, onDone: () => void): void {
   tcp.setNoDelay(true);
   // The default binaryType ("nodebuffer") delivers every frame as one Buffer.
   ws.on("message", (data) => {
-    if (!tcp.destroyed) tcp.write(data as Buffer);
+    if (tcp.destroyed) return;
+    tcp.write(data as Buffer);
+    // Terminate is a client's last message. Postgres hangs up after it, PGlite's socket server does
+    // not: end the TCP side ourselves so the connection is released and the close reaches the Worker.
+    if (endsWithTerminate(data as Buffer)) tcp.end();
   });
   tcp.on("data", (chunk) => {
     if (ws.readyState === ws.OPEN) ws.send(chunk);
@@ -93,4 +98,11 @@ function pipe(ws: WebSocket, tcp: Socket, onDone: () => void): void {
   ws.on("error", closeBoth);
   tcp.on("close", closeBoth);
   tcp.on("error", closeBoth);
+}
+
+/** The Postgres Terminate message ('X', length 4). */
+const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+
+function endsWithTerminate(frame: Buffer): boolean {
+  return frame.length >= TERMINATE.length && frame.subarray(-TERMINATE.length).equals(TERMINATE);
 }
