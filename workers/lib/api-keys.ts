@@ -5,6 +5,7 @@
  * everything before it, so typos and junk are rejected before any cache, KV or Durable Object
  * lookup. Only the SHA-256 (hex) of a key is ever stored; the plaintext is shown once.
  */
+import { sha256Hex } from "./sha256";
 
 export type KeyEnv = "live" | "test";
 
@@ -68,9 +69,8 @@ export function parseKey(key: string): { env: KeyEnv } | null {
 }
 
 /** SHA-256 of the key, lower-case hex: the only form stored in Postgres and KV. */
-export async function hashKey(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+export function hashKey(key: string): Promise<string> {
+  return sha256Hex(key);
 }
 
 /** What may be shown of a key after creation: its prefix (`gw_live_Ab12`) and last 4 characters. */

@@ -1,0 +1,50 @@
+/**
+ * Token bucket math. Pure: no I/O, no clock of its own.
+ *
+ * A bucket holds up to `burstCapacity` tokens and regains `refillTokens` every
+ * `refillPeriodSeconds`, continuously (lazy refill computed from the elapsed time on each call,
+ * then persisted by the caller: no timers, nothing only in memory).
+ */
+
+export interface BucketLimit {
+  burstCapacity: number;
+  refillTokens: number;
+  refillPeriodSeconds: number;
+}
+
+export interface BucketState {
+  tokens: number;
+  /** Epoch ms of the last refill computation. */
+  updatedAt: number;
+}
+
+/** Tokens per millisecond. */
+const rate = (limit: BucketLimit) => limit.refillTokens / (limit.refillPeriodSeconds * 1000);
+
+/** The bucket as of `now`: a new bucket starts full; a shrunken limit caps the tokens. */
+export function refill(limit: BucketLimit, state: BucketState | null, now: number): BucketState {
+  if (!state) return { tokens: limit.burstCapacity, updatedAt: now };
+  const elapsed = Math.max(0, now - state.updatedAt);
+  return { tokens: Math.min(limit.burstCapacity, state.tokens + elapsed * rate(limit)), updatedAt: now };
+}
+
+/**
+ * Whole seconds until the bucket holds `cost` tokens (0 if it already does). A cost above the
+ * capacity can never be met: Infinity.
+ */
+export function secondsUntil(limit: BucketLimit, state: BucketState, cost: number): number {
+  if (cost > limit.burstCapacity) return Number.POSITIVE_INFINITY;
+  const missing = cost - state.tokens;
+  if (missing <= 0) return 0;
+  return Math.ceil(missing / rate(limit) / 1000);
+}
+
+/** Whole seconds until the bucket is full again (the `t` of the RateLimit header). */
+export function secondsUntilFull(limit: BucketLimit, state: BucketState): number {
+  return secondsUntil(limit, state, limit.burstCapacity);
+}
+
+/** The policy window in seconds: how long an empty bucket takes to fill (the `w` of RateLimit-Policy). */
+export function windowSeconds(limit: BucketLimit): number {
+  return Math.ceil((limit.burstCapacity * limit.refillPeriodSeconds) / limit.refillTokens);
+}
