@@ -1,6 +1,7 @@
 /**
  * The one AppEnv type: Worker bindings (from wrangler.toml) and per-request context variables.
  */
+import type { TenantLimiter } from "../durable-objects/tenant";
 import type { AuthContext } from "./lib/auth-context";
 import type { Db } from "./lib/db";
 import type { Route } from "./lib/routes";
@@ -9,6 +10,8 @@ import type { UsageEvent } from "./queue/usage-event";
 export interface Bindings {
   /** `apikey:<sha256>` and `tenant:<id>` records, projected from Postgres by the admin API. */
   API_KEYS: KVNamespace;
+  /** One TenantLimiter Durable Object per tenant (`getByName(tenantId)`): the admission authority. */
+  TENANT: DurableObjectNamespace<TenantLimiter>;
   /** Usage events, one per proxied request; consumed by the metering pipeline. */
   USAGE_QUEUE: Queue<UsageEvent>;
   /** Secret. Postgres connection string (Neon in production). */
@@ -36,6 +39,10 @@ export interface Variables {
   startedAt: number;
   auth: AuthContext;
   route: Route;
+  /** The body, when admission had to read it to fingerprint an Idempotency-Key request. */
+  requestBody?: ArrayBuffer;
+  /** Set when admitted; `leaseToken` when the response must be recorded for idempotent replay. */
+  admission: { leaseToken: string | null; idempotencyKey: string | null };
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
   db: Db;
 }

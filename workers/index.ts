@@ -5,6 +5,8 @@
 import { createApp } from "./app";
 import type { Bindings } from "./env";
 
+export { TenantLimiter } from "../durable-objects/tenant";
+
 const app = createApp();
 
 export default {

@@ -26,6 +26,8 @@ export type KeyRecord = z.infer<typeof KeyRecordSchema>;
 
 export const TenantRecordSchema = z.object({
   id: z.string(),
+  /** Ms of the last change to the tenant or its plan; the tenant object keeps the newest config it sees. */
+  version: z.number(),
   slug: z.string(),
   status: z.enum(["active", "suspended", "past_due"]),
   plan: z.object({ id: z.string(), name: z.string(), entitlements: z.array(z.string()) }),

@@ -2,8 +2,22 @@
  * Talking to the origin: which URL, which headers, and how failures map to gateway errors.
  * Bodies are streamed both ways; nothing here buffers a body.
  */
+import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
 import type { Route } from "./routes";
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+/** Time to the origin's response headers before a 504: the route's own, else `ORIGIN_TIMEOUT_MS`. */
+export function originTimeoutMs(env: Pick<Bindings, "ORIGIN_TIMEOUT_MS">, route: Route): number {
+  return route.timeoutMs ?? Number(env.ORIGIN_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS);
+}
+
+/** Largest request body the gateway proxies (`MAX_BODY_BYTES`). */
+export function maxBodyBytes(env: Pick<Bindings, "MAX_BODY_BYTES">): number {
+  return Number(env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES);
+}
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the legacy ones proxies also drop. */
 const HOP_BY_HOP = [

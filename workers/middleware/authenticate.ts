@@ -11,7 +11,8 @@ import { lookupKey, lookupTenant } from "../lib/key-store";
 
 const challenge = (error: string) => ({ "www-authenticate": `Bearer realm="gateway", error="${error}"` });
 
-const reject = (detail: string, error = "invalid_token") =>
+/** A 401 with the Bearer challenge (also used when the tenant object reports a key revoked or expired). */
+export const reject = (detail: string, error = "invalid_token") =>
   new GatewayError("unauthorized", detail, { headers: challenge(error) });
 
 /** The presented key, or throws when none or two different ones are presented. */

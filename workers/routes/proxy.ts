@@ -1,23 +1,33 @@
 /**
- * The proxy: everything that is not a gateway endpoint. In order: resolve the route,
- * authenticate, authorize, then stream to the origin and back, and meter after the response.
+ * The proxy: everything that is not a gateway endpoint. In order: resolve the route, authenticate,
+ * authorize, admit (one tenant Durable Object call), then stream to the origin and back, and meter
+ * after the response.
  *
- * Hot path budget: 0 KV reads when the key is warm, 0 Postgres queries, 0 Stripe calls.
+ * Hot path budget: 0 KV reads when the key is warm, exactly 1 Durable Object call (plus 1 to record
+ * the response of an Idempotency-Key request), 0 Postgres queries, 0 Stripe calls.
  */
 import type { Context, Hono } from "hono";
+import { MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "../../durable-objects/idempotency";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 import { countBytes } from "../lib/byte-counter";
 import { signGatewayClaims } from "../lib/claims";
-import { fetchOrigin, forwardableHeaders, originRequestHeaders, originUrl } from "../lib/origin";
+import {
+  fetchOrigin,
+  forwardableHeaders,
+  maxBodyBytes,
+  originRequestHeaders,
+  originTimeoutMs,
+  originUrl,
+} from "../lib/origin";
+import { readUpTo } from "../lib/read-body";
+import { complete } from "../lib/tenant-client";
+import { admit } from "../middleware/admit";
 import { authenticate } from "../middleware/authenticate";
 import { authorize } from "../middleware/authorize";
 import { resolveRoute } from "../middleware/resolve-route";
 import { sendUsageEvent } from "../queue/producer";
 import { isBillable } from "../queue/usage-event";
-
-const DEFAULT_TIMEOUT_MS = 30_000;
-const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 /** RFC 9745 `Deprecation` is a structured-field date (`@<unix seconds>`); RFC 8594 `Sunset` is an HTTP-date. */
 function lifecycleHeaders(headers: Headers, route: { deprecation?: string; sunset?: string }): void {
@@ -31,7 +41,7 @@ function meter(
   arrivedAt: number,
   bytesIn: Promise<number>,
   bytesOut: Promise<number>,
-) {
+): void {
   const { key } = c.var.auth;
   const route = c.var.route;
   c.executionCtx.waitUntil(
@@ -55,21 +65,47 @@ function meter(
   );
 }
 
+/**
+ * Settles an Idempotency-Key lease: records a non-5xx response for replay, or releases the key
+ * (5xx, gateway error, or a body too large to record) so a retry runs again.
+ */
+function settleIdempotency(c: Context<AppEnv>, recorded: Promise<RecordedResponse | null>): void {
+  const { leaseToken, idempotencyKey } = c.var.admission;
+  if (!leaseToken || !idempotencyKey) return;
+  c.executionCtx.waitUntil(
+    recorded
+      .catch(() => null)
+      .then((response) => complete(c.env, c.var.auth.tenant.id, idempotencyKey, leaseToken, response))
+      .catch((error) =>
+        console.error(
+          JSON.stringify({
+            msg: "idempotency settle failed",
+            request_id: c.var.requestId,
+            error: String(error),
+          }),
+        ),
+      ),
+  );
+}
+
 export function registerProxy(app: Hono<AppEnv>): void {
-  app.all("*", resolveRoute(), authenticate(), authorize(), async function proxy(c) {
+  app.all("*", resolveRoute(), authenticate(), authorize(), admit(), async function proxy(c) {
     const arrivedAt = Date.now();
     const { key, tenant } = c.var.auth;
     const route = c.var.route;
-    const maxBody = Number(c.env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES);
+    const maxBody = maxBodyBytes(c.env);
 
     const declared = c.req.header("content-length");
     if (declared !== undefined && !(/^\d+$/.test(declared) && Number(declared) <= maxBody)) {
       throw new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`);
     }
-    // A body with a declared length is passed through as is (so the origin gets its
-    // Content-Length); only a chunked body of unknown length is counted, and cut off at the limit.
-    const body = c.req.raw.body;
-    const counted = body && declared === undefined ? countBytes(body, maxBody) : undefined;
+    // Admission already read the body of an Idempotency-Key request. Otherwise a body with a
+    // declared length is passed through as is (the origin gets its Content-Length); only a
+    // chunked body of unknown length is counted, and cut off at the limit.
+    const buffered = c.var.requestBody;
+    const stream = buffered ? null : c.req.raw.body;
+    const counted = stream && declared === undefined ? countBytes(stream, maxBody) : undefined;
+    const bytesIn = counted?.done ?? Promise.resolve(buffered?.byteLength ?? Number(declared ?? 0));
 
     const claims = await signGatewayClaims(
       {
@@ -94,15 +130,16 @@ export function registerProxy(app: Hono<AppEnv>): void {
       "x-request-id": c.var.requestId,
       "x-gateway-claims": claims,
     });
-    const bytesIn = counted?.done ?? Promise.resolve(Number(declared ?? 0));
+
     let upstream: Response;
     try {
       upstream = await fetchOrigin(
         target,
-        { method: c.req.method, headers, body: counted?.readable ?? body },
-        route.timeoutMs ?? Number(c.env.ORIGIN_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS),
+        { method: c.req.method, headers, body: buffered ?? counted?.readable ?? stream },
+        originTimeoutMs(c.env, route),
       );
     } catch (error) {
+      settleIdempotency(c, Promise.resolve(null));
       if (counted?.exceeded) {
         throw new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`);
       }
@@ -112,11 +149,23 @@ export function registerProxy(app: Hono<AppEnv>): void {
 
     const responseHeaders = forwardableHeaders(upstream.headers);
     lifecycleHeaders(responseHeaders, route);
-    const responseBody = upstream.body ? countBytes(upstream.body) : undefined;
-    meter(c, upstream.status, arrivedAt, bytesIn, responseBody?.done ?? Promise.resolve(0));
-    return new Response(responseBody?.readable ?? null, {
-      status: upstream.status,
-      headers: responseHeaders,
-    });
+    let clientBody = upstream.body;
+    if (c.var.admission.leaseToken) {
+      const status = upstream.status;
+      const record = (body: ArrayBuffer | null) =>
+        body ? { status, headers: [...responseHeaders], body } : null;
+      if (status >= 500) {
+        settleIdempotency(c, Promise.resolve(null));
+      } else if (!clientBody) {
+        settleIdempotency(c, Promise.resolve(record(new ArrayBuffer(0))));
+      } else {
+        const [toClient, toRecord] = clientBody.tee();
+        clientBody = toClient;
+        settleIdempotency(c, readUpTo(toRecord, MAX_RECORDED_BODY_BYTES).then(record));
+      }
+    }
+    const counter = clientBody ? countBytes(clientBody) : undefined;
+    meter(c, upstream.status, arrivedAt, bytesIn, counter?.done ?? Promise.resolve(0));
+    return new Response(counter?.readable ?? null, { status: upstream.status, headers: responseHeaders });
   });
 }

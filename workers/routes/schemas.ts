@@ -30,7 +30,13 @@ export const RateLimitInput = z
 
 export const PlanInput = z
   .object({
-    name: z.string().trim().min(1).max(64),
+    // Shown in the X-RateLimit-Plan header: printable ASCII only.
+    name: z
+      .string()
+      .trim()
+      .min(1)
+      .max(64)
+      .regex(/^[\x20-\x7e]+$/, "printable ASCII only"),
     burstCapacity: positiveInt,
     refillTokens: positiveInt,
     refillPeriodSeconds: positiveInt,

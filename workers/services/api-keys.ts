@@ -4,6 +4,7 @@
  */
 import { and, eq, isNull } from "drizzle-orm";
 import { type ApiKey, apiKeys } from "../../schema";
+import type { Bindings } from "../env";
 import { displayParts, generateKey, hashKey, type KeyEnv } from "../lib/api-keys";
 import type { Db, Tx } from "../lib/db";
 import { newId } from "../lib/ids";
@@ -48,14 +49,18 @@ export async function issueKey(
 }
 
 /** Revokes a key (idempotent: an already revoked key keeps its first revocation time). */
-export async function revokeKey(db: Db, kv: KVNamespace, keyId: string): Promise<ApiKey | undefined> {
+export async function revokeKey(
+  db: Db,
+  env: Pick<Bindings, "API_KEYS" | "TENANT">,
+  keyId: string,
+): Promise<ApiKey | undefined> {
   const [updated] = await db
     .update(apiKeys)
     .set({ revokedAt: new Date() })
     .where(and(eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)))
     .returning();
   const row = updated ?? (await db.query.apiKeys.findFirst({ where: eq(apiKeys.id, keyId) }));
-  if (row) await projectKey(kv, row);
+  if (row) await projectKey(env, row);
   return row;
 }
 
@@ -66,7 +71,7 @@ export async function revokeKey(db: Db, kv: KVNamespace, keyId: string): Promise
  */
 export async function rotateKey(
   db: Db,
-  kv: KVNamespace,
+  env: Pick<Bindings, "API_KEYS" | "TENANT">,
   keyId: string,
   gracePeriodSeconds: number,
   now: Date = new Date(),
@@ -90,8 +95,8 @@ export async function rotateKey(
     return { created, previous: previous as ApiKey };
   });
   if (result) {
-    await projectKey(kv, result.previous);
-    await projectKey(kv, result.created.row);
+    await projectKey(env, result.previous);
+    await projectKey(env, result.created.row);
   }
   return result;
 }

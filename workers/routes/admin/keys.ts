@@ -91,7 +91,7 @@ export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
       ...input,
       expiresAt: input.expiresAt === null ? null : new Date(input.expiresAt),
     });
-    await projectKey(c.env.API_KEYS, row);
+    await projectKey(c.env, row);
     return c.json({ ...keyOut(row), key: plaintext }, 201);
   });
 
@@ -114,7 +114,7 @@ export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
   });
 
   app.openapi(revoke, async (c) => {
-    const row = await revokeKey(c.var.db, c.env.API_KEYS, c.req.valid("param").id);
+    const row = await revokeKey(c.var.db, c.env, c.req.valid("param").id);
     if (!row) throw new GatewayError("not_found", "No such key.");
     return c.json(keyOut(row), 200);
   });
@@ -122,7 +122,7 @@ export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
   app.openapi(rotate, async (c) => {
     const { id } = c.req.valid("param");
     const { gracePeriodSeconds } = RotateInput.parse(c.req.valid("json") ?? {});
-    const result = await rotateKey(c.var.db, c.env.API_KEYS, id, gracePeriodSeconds);
+    const result = await rotateKey(c.var.db, c.env, id, gracePeriodSeconds);
     if (result === undefined) throw new GatewayError("not_found", "No such key.");
     if (result === null)
       throw new GatewayError("conflict", "The key is revoked or expired; issue a new one instead.");

@@ -95,7 +95,7 @@ export function registerAdminPlans(app: OpenAPIHono<AppEnv>): void {
       .returning();
     if (!row) throw new GatewayError("not_found", "No such plan.");
     const onPlan = await db.select().from(tenants).where(eq(tenants.planId, id));
-    await Promise.all(onPlan.map((t) => projectTenant(c.env.API_KEYS, t, row)));
+    await Promise.all(onPlan.map((t) => projectTenant(c.env, t, row)));
     return c.json(planOut(row), 200);
   });
 }

@@ -114,8 +114,8 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
       return { tenant, key };
     });
     if (!created) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
-    await projectTenant(c.env.API_KEYS, created.tenant, plan);
-    await projectKey(c.env.API_KEYS, created.key.row);
+    await projectTenant(c.env, created.tenant, plan);
+    await projectKey(c.env, created.key.row);
     return c.json(
       { tenant: tenantOut(created.tenant), key: { ...keyOut(created.key.row), key: created.key.plaintext } },
       201,
@@ -139,7 +139,7 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
       .where(eq(tenants.id, id))
       .returning();
     if (!row) throw new GatewayError("not_found", "No such tenant.");
-    await projectTenant(c.env.API_KEYS, row, await requirePlan(db, row.planId));
+    await projectTenant(c.env, row, await requirePlan(db, row.planId));
     return c.json(tenantOut(row), 200);
   });
 }

@@ -1,0 +1,86 @@
+/**
+ * The Worker's side of the tenant Durable Object: typed calls, one retry on errors the runtime
+ * marks retryable, and mapping of failures to a 503. Counts calls so tests and the benchmark can
+ * check the budget: one `admit` per admitted request (+1 `complete` when an Idempotency-Key
+ * response is recorded or released), none for requests rejected before admission.
+ */
+import type { RecordedResponse } from "../../durable-objects/idempotency";
+import type { TenantConfig } from "../../durable-objects/limits";
+import type { AdmitInput, AdmitResult, TenantLimiter } from "../../durable-objects/tenant";
+import type { Bindings } from "../env";
+import { GatewayError } from "../errors";
+import type { TenantRecord } from "./auth-context";
+
+/** Durable Object calls made by this isolate. */
+export const doCalls = { count: 0 };
+
+type TenantEnv = Pick<Bindings, "TENANT">;
+type Stub = DurableObjectStub<TenantLimiter>;
+
+function isRetryable(error: unknown): boolean {
+  const e = error as { retryable?: boolean; overloaded?: boolean } | undefined;
+  return e?.retryable === true && e.overloaded !== true;
+}
+
+function unavailable(error: unknown, tenantId: string): GatewayError {
+  console.error(JSON.stringify({ msg: "tenant object call failed", tenant: tenantId, error: String(error) }));
+  return new GatewayError("service_unavailable", "Admission is temporarily unavailable. Retry shortly.", {
+    headers: { "retry-after": "1" },
+  });
+}
+
+async function call<T>(env: TenantEnv, tenantId: string, fn: (stub: Stub) => Promise<T>): Promise<T> {
+  doCalls.count++;
+  // A stub that has thrown is broken: the retry needs a fresh one.
+  try {
+    return await fn(env.TENANT.getByName(tenantId));
+  } catch (error) {
+    if (!isRetryable(error)) throw unavailable(error, tenantId);
+    try {
+      return await fn(env.TENANT.getByName(tenantId));
+    } catch (again) {
+      throw unavailable(again, tenantId);
+    }
+  }
+}
+
+/** The tenant's limit config as the edge knows it (from KV). */
+export function tenantConfig(tenant: TenantRecord): TenantConfig {
+  return { version: tenant.version, status: tenant.status, limits: tenant.limits };
+}
+
+export function admit(env: TenantEnv, tenantId: string, input: AdmitInput): Promise<AdmitResult> {
+  return call(env, tenantId, async (stub) => (await stub.admit(input)) as AdmitResult);
+}
+
+export function complete(
+  env: TenantEnv,
+  tenantId: string,
+  key: string,
+  leaseToken: string,
+  response: RecordedResponse | null,
+): Promise<void> {
+  return call(env, tenantId, async (stub) => {
+    await stub.complete(key, leaseToken, response);
+  });
+}
+
+/** Admin side: pushes a tenant change so the next request sees it. */
+export function configure(env: TenantEnv, tenantId: string, config: TenantConfig): Promise<void> {
+  return call(env, tenantId, async (stub) => {
+    await stub.configure(config);
+  });
+}
+
+/** Admin side: refuses a key from `notAfter` on, in every location, on the next request. */
+export function blockKey(
+  env: TenantEnv,
+  tenantId: string,
+  keyId: string,
+  reason: "revoked" | "expired",
+  notAfter: number,
+): Promise<void> {
+  return call(env, tenantId, async (stub) => {
+    await stub.blockKey(keyId, reason, notAfter);
+  });
+}
