@@ -1,0 +1,203 @@
+/**
+ * `npm start`: the whole local stack in one command, offline and without prompts. Postgres (embedded
+ * PGlite persisted in .wrangler/state/pglite, or `DATABASE_URL`), migrations, the WebSocket bridge, the
+ * demo origin (unless `ORIGIN_URL`), `wrangler dev`, and an idempotent demo plan, tenant and key.
+ * Ctrl-C stops all of it; if any part dies, the rest is stopped and the exit code is non-zero.
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { startDemoOrigin } from "./lib/demo-origin";
+import { migrate } from "./lib/migrate";
+import { startBridge } from "./lib/pg-bridge";
+import { startPostgres } from "./lib/postgres";
+import { spawnInGroup, waitForOk } from "./lib/processes";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PORT = Number(process.env.PORT ?? 8787);
+const BASE = `http://127.0.0.1:${PORT}`;
+const ADMIN_TOKEN = process.env.ADMIN_TOKEN ?? "dev-admin-token";
+const CLAIMS_SECRET = process.env.CLAIMS_SECRET ?? "dev-claims-secret";
+const PGLITE_DIR = `${ROOT}.wrangler/state/pglite`;
+const DEMO_KEY_FILE = `${ROOT}.wrangler/demo-key.json`;
+const DEMO_PLAN = {
+  name: "demo",
+  burstCapacity: 60,
+  refillTokens: 60,
+  refillPeriodSeconds: 60,
+  dailyQuota: 10_000,
+  monthlyQuota: 100_000,
+  entitlements: ["api"],
+};
+
+/** Stops for everything started so far, run newest first. */
+const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
+let shuttingDown = false;
+
+async function shutdown(code: number, reason?: string): Promise<never> {
+  if (!shuttingDown) {
+    shuttingDown = true;
+    if (reason) console.error(`\n${reason}`);
+    console.log("\nStopping the local stack…");
+    for (const { name, stop } of stops.reverse()) {
+      await stop().catch((err: unknown) => console.error(`  could not stop ${name}: ${describe(err)}`));
+    }
+    console.log("Stopped.");
+    process.exit(code);
+  }
+  return await new Promise<never>(() => {});
+}
+
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+
+async function main(): Promise<void> {
+  // Fail before opening the PGlite data dir, which a second `npm start` must not share.
+  await assertPortFree(PORT);
+  const postgres = await startPostgres({ dataDir: PGLITE_DIR });
+  stops.push({ name: "Postgres", stop: postgres.stop });
+  await migrate(postgres.url);
+  const bridge = await startBridge({ target: postgres.url });
+  stops.push({ name: "the Postgres bridge", stop: bridge.stop });
+
+  const origin = await startOrigin();
+  const vars = {
+    DATABASE_URL: postgres.url,
+    PG_WS_PROXY: bridge.wsProxy,
+    ORIGIN_URL: origin.live,
+    SANDBOX_ORIGIN_URL: origin.sandbox,
+    ADMIN_TOKEN,
+    CLAIMS_SECRET,
+  };
+  const args = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
+  for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
+  const wrangler = spawnInGroup(`${ROOT}node_modules/.bin/wrangler`, args, {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      WRANGLER_SEND_METRICS: "false",
+      WRANGLER_LOG_PATH: `${ROOT}.wrangler/logs`,
+    },
+  });
+  stops.push({ name: "wrangler dev", stop: () => wrangler.stop("SIGTERM") });
+  void wrangler.exited.then((how) =>
+    shutdown(1, `wrangler dev exited unexpectedly (${how}); see its output above.`),
+  );
+
+  await waitForOk(`${BASE}/health/live`, { timeoutMs: 120_000, exited: wrangler.exited });
+  const { key, hello } = await seedDemo();
+  if (hello !== 200) console.warn(`\nWarning: GET /v1/hello with the demo key answered ${hello}, not 200.`);
+
+  const db = postgres.embedded
+    ? `embedded PGlite (${PGLITE_DIR.slice(ROOT.length)})`
+    : `server ${redact(postgres.url)}`;
+  console.log(`
+  Edge gateway ready at ${BASE}
+    Postgres:     ${db}
+    Origin:       ${origin.label}; sandbox ${origin.sandbox}
+    Admin token:  ${ADMIN_TOKEN}
+
+  Try it:
+    curl -i ${BASE}/v1/hello -H "Authorization: Bearer ${key}"
+
+  Ctrl-C stops everything.
+`);
+}
+
+/** `ORIGIN_URL` (and `SANDBOX_ORIGIN_URL`, defaulting to it) when set, else a fresh demo origin. */
+async function startOrigin(): Promise<{ live: string; sandbox: string; label: string }> {
+  const live = process.env.ORIGIN_URL;
+  if (live) return { live, sandbox: process.env.SANDBOX_ORIGIN_URL ?? live, label: `${live} (ORIGIN_URL)` };
+  const demo = await startDemoOrigin();
+  stops.push({ name: "the demo origin", stop: demo.stop });
+  return { live: demo.url, sandbox: `${demo.url}/sandbox`, label: `demo origin ${demo.url}` };
+}
+
+/**
+ * Ensures plan "demo", tenant "demo" and a live key for it. Returns the key and the status of
+ * `GET /v1/hello` with it (200 when the whole path, origin included, works).
+ */
+async function seedDemo(): Promise<{ key: string; hello: number }> {
+  const plans = await admin<{ data: Array<{ id: string; name: string }> }>("GET", "/admin/v1/plans");
+  const plan =
+    plans.data.find((p) => p.name === DEMO_PLAN.name) ??
+    (await admin<{ id: string }>("POST", "/admin/v1/plans", DEMO_PLAN));
+
+  const existing = await admin<{ data: Array<{ id: string }> }>("GET", "/admin/v1/tenants?slug=demo");
+  let key: string;
+  const tenant = existing.data[0];
+  if (tenant) {
+    const saved = await readDemoKey();
+    if (saved?.tenantId === tenant.id) {
+      // Reuse it unless the gateway rejects it (401); a failing origin is no reason for a new key.
+      const hello = await helloStatus(saved.key);
+      if (hello !== 401) return { key: saved.key, hello };
+    }
+    const body = { env: "live", name: "demo" };
+    const fresh = await admin<{ key: string }>("POST", `/admin/v1/tenants/${tenant.id}/keys`, body);
+    key = await saveDemoKey(tenant.id, fresh.key);
+  } else {
+    const body = { slug: "demo", name: "Demo tenant", planId: plan.id };
+    const created = await admin<{ tenant: { id: string }; key: { key: string } }>(
+      "POST",
+      "/admin/v1/tenants",
+      body,
+    );
+    key = await saveDemoKey(created.tenant.id, created.key.key);
+  }
+  return { key, hello: await helloStatus(key) };
+}
+
+async function admin<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`seeding: ${method} ${path} answered ${res.status}: ${text}`);
+  return JSON.parse(text) as T;
+}
+
+async function helloStatus(key: string): Promise<number> {
+  const res = await fetch(`${BASE}/v1/hello`, { headers: { authorization: `Bearer ${key}` } });
+  await res.arrayBuffer(); // read it all: a cancelled body makes workerd log a broken pipe
+  return res.status;
+}
+
+async function readDemoKey(): Promise<{ tenantId: string; key: string } | null> {
+  try {
+    return JSON.parse(await readFile(DEMO_KEY_FILE, "utf8")) as { tenantId: string; key: string };
+  } catch {
+    return null;
+  }
+}
+
+async function saveDemoKey(tenantId: string, key: string): Promise<string> {
+  await mkdir(`${ROOT}.wrangler`, { recursive: true });
+  await writeFile(DEMO_KEY_FILE, `${JSON.stringify({ tenantId, key }, null, 2)}\n`, { mode: 0o600 });
+  return key;
+}
+
+async function assertPortFree(port: number): Promise<void> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", () =>
+      reject(new Error(`127.0.0.1:${port} is in use (another npm start?); set PORT to use another port`)),
+    );
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve()));
+  });
+}
+
+function redact(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = "***";
+  return u.toString();
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+main().catch((err: unknown) => shutdown(1, `npm start failed: ${describe(err)}`));
