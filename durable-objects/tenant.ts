@@ -19,7 +19,14 @@ import {
 } from "./idempotency";
 import type { BucketState, LimitState, QuotaState, TenantConfig } from "./limits";
 import { currentUsage, periodEnd, type QuotaWindow, WINDOW_SECONDS } from "./quota";
-import { type BucketLimit, refill, secondsUntil, secondsUntilFull, windowSeconds } from "./token-bucket";
+import {
+  type BucketState as Bucket,
+  type BucketLimit,
+  refill,
+  secondsUntil,
+  secondsUntilFull,
+  windowSeconds,
+} from "./token-bucket";
 
 export interface AdmitInput {
   keyId: string;
@@ -53,7 +60,7 @@ const KEY_BLOCK_RETENTION_MS = 2 * 86_400_000;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS config (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, body TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at INTEGER NOT NULL, capacity INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS quotas (name TEXT PRIMARY KEY, period TEXT NOT NULL, used INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL, lease_token TEXT,
@@ -113,7 +120,7 @@ export class TenantLimiter extends DurableObject<Bindings> {
       if (seconds > 0) waits.push({ outcome: "rate_limited", seconds });
     }
     for (const q of windows.quotas) {
-      if (q.usage.used + input.cost > q.quota)
+      if (q.quota !== null && q.usage.used + input.cost > q.quota)
         waits.push({ outcome: "quota_exceeded", seconds: Math.ceil((q.end - now) / 1000) });
     }
     if (waits.length > 0) {
@@ -130,10 +137,11 @@ export class TenantLimiter extends DurableObject<Bindings> {
       for (const b of windows.buckets) {
         b.state.tokens -= input.cost;
         this.sql.exec(
-          "INSERT INTO buckets (name, tokens, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+          "INSERT INTO buckets (name, tokens, updated_at, capacity) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, capacity = excluded.capacity",
           b.name,
           b.state.tokens,
           b.state.updatedAt,
+          b.state.capacity,
         );
       }
       for (const q of windows.quotas) {
@@ -258,24 +266,31 @@ export class TenantLimiter extends DurableObject<Bindings> {
       ...(input.keyLimit ? [{ name: `key:${input.keyId}`, limit: input.keyLimit }] : []),
     ];
     const buckets = bucketLimits.map(({ name, limit }) => {
-      const row = this.one("SELECT tokens, updated_at FROM buckets WHERE name = ?", name);
-      const stored = row ? { tokens: row.tokens as number, updatedAt: row.updated_at as number } : null;
+      const row = this.one("SELECT tokens, updated_at, capacity FROM buckets WHERE name = ?", name);
+      const stored = row
+        ? {
+            tokens: row.tokens as number,
+            updatedAt: row.updated_at as number,
+            capacity: row.capacity as number,
+          }
+        : null;
       return { name, limit, state: refill(limit, stored, now) };
     });
-    const quotas = (["daily", "monthly"] as const).flatMap((name) => {
+    // Usage is counted in both periods even without a quota, so a quota set mid-period (or the
+    // usage API) sees the period's real usage.
+    const quotas = (["daily", "monthly"] as const).map((name) => {
       const quota = name === "daily" ? config.limits.dailyQuota : config.limits.monthlyQuota;
-      if (quota === null) return [];
       const row = this.one("SELECT period, used FROM quotas WHERE name = ?", name);
       const stored = row ? { period: row.period as string, used: row.used as number } : null;
-      return [{ name, quota, usage: currentUsage(name, stored, now), end: periodEnd(name, now) }];
+      return { name, quota, usage: currentUsage(name, stored, now), end: periodEnd(name, now) };
     });
     return { buckets, quotas };
   }
 }
 
 interface Windows {
-  buckets: { name: string; limit: BucketLimit; state: { tokens: number; updatedAt: number } }[];
-  quotas: { name: QuotaWindow; quota: number; usage: { period: string; used: number }; end: number }[];
+  buckets: { name: string; limit: BucketLimit; state: Bucket }[];
+  quotas: { name: QuotaWindow; quota: number | null; usage: { period: string; used: number }; end: number }[];
 }
 
 /** The header view of the windows. */
@@ -288,7 +303,7 @@ function snapshot({ buckets, quotas }: Windows): LimitState {
   });
   const quotaState = (name: QuotaWindow): QuotaState | null => {
     const q = quotas.find((x) => x.name === name);
-    if (!q) return null;
+    if (!q || q.quota === null) return null;
     return {
       limit: q.quota,
       windowSeconds: WINDOW_SECONDS[name],

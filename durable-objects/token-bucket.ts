@@ -16,16 +16,27 @@ export interface BucketState {
   tokens: number;
   /** Epoch ms of the last refill computation. */
   updatedAt: number;
+  /** The capacity the state was computed with, to credit an upgrade's extra burst at once. */
+  capacity: number;
 }
 
 /** Tokens per millisecond. */
 const rate = (limit: BucketLimit) => limit.refillTokens / (limit.refillPeriodSeconds * 1000);
 
-/** The bucket as of `now`: a new bucket starts full; a shrunken limit caps the tokens. */
+/**
+ * The bucket as of `now`: a new bucket starts full; a raised capacity adds its extra tokens at
+ * once (an upgrade takes effect on the next request); a lowered one caps the tokens.
+ */
 export function refill(limit: BucketLimit, state: BucketState | null, now: number): BucketState {
-  if (!state) return { tokens: limit.burstCapacity, updatedAt: now };
+  const capacity = limit.burstCapacity;
+  if (!state) return { tokens: capacity, updatedAt: now, capacity };
   const elapsed = Math.max(0, now - state.updatedAt);
-  return { tokens: Math.min(limit.burstCapacity, state.tokens + elapsed * rate(limit)), updatedAt: now };
+  const grown = Math.max(0, capacity - state.capacity);
+  return {
+    tokens: Math.min(capacity, state.tokens + grown + elapsed * rate(limit)),
+    updatedAt: now,
+    capacity,
+  };
 }
 
 /**

@@ -26,8 +26,12 @@ export type KeyRecord = z.infer<typeof KeyRecordSchema>;
 
 export const TenantRecordSchema = z.object({
   id: z.string(),
-  /** Ms of the last change to the tenant or its plan; the tenant object keeps the newest config it sees. */
-  version: z.number(),
+  /**
+   * Ms of the last change to the tenant or its plan; the tenant object keeps the newest config it
+   * sees. Defaults to 0 so records projected before the field existed still parse (they lose to any
+   * config the admin API has pushed since).
+   */
+  version: z.number().default(0),
   slug: z.string(),
   status: z.enum(["active", "suspended", "past_due"]),
   plan: z.object({ id: z.string(), name: z.string(), entitlements: z.array(z.string()) }),

@@ -28,27 +28,36 @@ export const RateLimitInput = z
   .object({ burstCapacity: positiveInt, refillTokens: positiveInt, refillPeriodSeconds: positiveInt })
   .strict();
 
+const planFields = {
+  // Shown in the X-RateLimit-Plan header: printable ASCII only.
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(64)
+    .regex(/^[\x20-\x7e]+$/, "printable ASCII only"),
+  burstCapacity: positiveInt,
+  refillTokens: positiveInt,
+  refillPeriodSeconds: positiveInt,
+  dailyQuota: quota,
+  monthlyQuota: quota,
+  entitlements: z.array(z.string().min(1).max(64)).max(100),
+  stripePriceId: z.string().min(1).max(255).nullable(),
+};
+
 export const PlanInput = z
   .object({
-    // Shown in the X-RateLimit-Plan header: printable ASCII only.
-    name: z
-      .string()
-      .trim()
-      .min(1)
-      .max(64)
-      .regex(/^[\x20-\x7e]+$/, "printable ASCII only"),
-    burstCapacity: positiveInt,
-    refillTokens: positiveInt,
-    refillPeriodSeconds: positiveInt,
-    dailyQuota: quota.default(null),
-    monthlyQuota: quota.default(null),
-    entitlements: z.array(z.string().min(1).max(64)).max(100).default([]),
-    stripePriceId: z.string().min(1).max(255).nullable().default(null),
+    ...planFields,
+    dailyQuota: planFields.dailyQuota.default(null),
+    monthlyQuota: planFields.monthlyQuota.default(null),
+    entitlements: planFields.entitlements.default([]),
+    stripePriceId: planFields.stripePriceId.default(null),
   })
   .strict()
   .openapi("PlanInput");
 
-export const PlanPatch = PlanInput.partial().strict().openapi("PlanPatch");
+/** Only the fields sent change (no defaults here, or a partial update would reset them). */
+export const PlanPatch = z.object(planFields).partial().strict().openapi("PlanPatch");
 
 export const PlanSchema = z
   .object({
