@@ -40,7 +40,7 @@ export interface AdmitInput {
 }
 
 export type AdmitResult =
-  | { outcome: "admitted"; limits: LimitState; leaseToken: string | null }
+  | { outcome: "admitted"; limits: LimitState; leaseToken: string | null; admittedAt: number }
   | { outcome: "rate_limited" | "quota_exceeded"; retryAfter: number; limits: LimitState }
   | { outcome: "replay"; response: RecordedResponse; limits: LimitState }
   | {
@@ -57,6 +57,17 @@ export type AdmitResult =
 const MAX_RETRY_AFTER_S = 86_400;
 /** Key blocks are kept until KV and isolate caches have long converged on the key's end. */
 const KEY_BLOCK_RETENTION_MS = 2 * 86_400_000;
+/** The admission ledger (what reconciliation checks usage rows against) is kept this long. */
+const LEDGER_RETENTION_MS = 400 * 86_400_000;
+const HOUR_MS = 3_600_000;
+
+/** One hour of admitted requests, as counted at admission. */
+export interface LedgerHour {
+  /** Epoch ms of the hour's start. */
+  hour: number;
+  requests: number;
+  units: number;
+}
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS config (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, body TEXT NOT NULL);
@@ -67,6 +78,7 @@ const SCHEMA = `
     lease_until INTEGER NOT NULL, expires_at INTEGER NOT NULL, status INTEGER, headers TEXT, body BLOB);
   CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
   CREATE TABLE IF NOT EXISTS key_blocks (key_id TEXT PRIMARY KEY, reason TEXT NOT NULL, not_after INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS ledger (hour INTEGER PRIMARY KEY, requests INTEGER NOT NULL, units INTEGER NOT NULL);
 `;
 
 type Row = Record<string, SqlStorageValue>;
@@ -153,6 +165,11 @@ export class TenantLimiter extends DurableObject<Bindings> {
           q.usage.used,
         );
       }
+      this.sql.exec(
+        "INSERT INTO ledger (hour, requests, units) VALUES (?, 1, ?) ON CONFLICT (hour) DO UPDATE SET requests = requests + 1, units = units + excluded.units",
+        Math.floor(now / HOUR_MS) * HOUR_MS,
+        input.cost,
+      );
       if (input.idempotency) {
         leaseToken = crypto.randomUUID();
         this.sql.exec(
@@ -165,7 +182,7 @@ export class TenantLimiter extends DurableObject<Bindings> {
         );
       }
     });
-    return { outcome: "admitted", limits: snapshot(windows), leaseToken };
+    return { outcome: "admitted", limits: snapshot(windows), leaseToken, admittedAt: now };
   }
 
   /**
@@ -208,8 +225,20 @@ export class TenantLimiter extends DurableObject<Bindings> {
     await this.scheduleCleanup();
   }
 
+  /** Admitted requests and units per hour in [from, to): the edge's side of reconciliation. */
+  async ledger(from: number, to: number): Promise<LedgerHour[]> {
+    return this.sql
+      .exec<{ hour: number; requests: number; units: number }>(
+        "SELECT hour, requests, units FROM ledger WHERE hour >= ? AND hour < ? ORDER BY hour",
+        from,
+        to,
+      )
+      .toArray();
+  }
+
   override async alarm(): Promise<void> {
     const now = Date.now();
+    this.sql.exec("DELETE FROM ledger WHERE hour < ?", now - LEDGER_RETENTION_MS);
     this.sql.exec("DELETE FROM idempotency WHERE expires_at <= ?", now);
     this.sql.exec("DELETE FROM key_blocks WHERE not_after <= ?", now - KEY_BLOCK_RETENTION_MS);
     await this.scheduleCleanup(true);

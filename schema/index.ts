@@ -1,6 +1,8 @@
 /** The Postgres schema: the source of truth for plans, tenants, keys and usage. */
 export * from "./api-keys";
+export * from "./billing-outbox";
 export * from "./plans";
 export * from "./roles";
 export * from "./tenants";
 export * from "./usage-events";
+export * from "./usage-rollups";

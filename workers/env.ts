@@ -14,6 +14,14 @@ export interface Bindings {
   TENANT: DurableObjectNamespace<TenantLimiter>;
   /** Usage events, one per proxied request; consumed by the metering pipeline. */
   USAGE_QUEUE: Queue<UsageEvent>;
+  /** Usage messages that can never be stored (invalid, unknown tenant), with the reason. */
+  USAGE_DLQ: Queue<unknown>;
+  /** Secret. Stripe API key; unset = usage reporting to Stripe is off. */
+  STRIPE_SECRET_KEY?: string;
+  /** Local only: base URL of the Stripe stand-in (scripts/lib/stripe-standin.ts). Unset = api.stripe.com. */
+  STRIPE_API_URL?: string;
+  /** Stripe billing meter event name usage is reported under (default `gateway_units`). */
+  STRIPE_METER_EVENT_NAME?: string;
   /** Secret. Postgres connection string (Neon in production). */
   DATABASE_URL: string;
   /** Local only: `host:port/path` of the WebSocket→TCP bridge in front of a plain Postgres. Unset in production. */
@@ -42,7 +50,7 @@ export interface Variables {
   /** The body, when admission had to read it to fingerprint an Idempotency-Key request. */
   requestBody?: ArrayBuffer;
   /** Set when admitted; `leaseToken` when the response must be recorded for idempotent replay. */
-  admission: { leaseToken: string | null; idempotencyKey: string | null };
+  admission: { leaseToken: string | null; idempotencyKey: string | null; admittedAt: number };
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
   db: Db;
 }

@@ -1,9 +1,12 @@
 /**
- * The Worker's composition root and only default export.
+ * The Worker's composition root and only default export: HTTP (the gateway), the usage queue
+ * consumer, and the cron-triggered Stripe reporter.
  */
 
 import { createApp } from "./app";
 import type { Bindings } from "./env";
+import { consumeUsage } from "./queue/consumer";
+import { reportUsage } from "./queue/stripe-reporter";
 
 export { TenantLimiter } from "../durable-objects/tenant";
 
@@ -11,4 +14,6 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
-} satisfies ExportedHandler<Bindings>;
+  queue: (batch, env) => consumeUsage(batch, env),
+  scheduled: (_controller, env, ctx) => ctx.waitUntil(reportUsage(env)),
+} satisfies ExportedHandler<Bindings, unknown>;

@@ -6,7 +6,7 @@
  */
 import type { RecordedResponse } from "../../durable-objects/idempotency";
 import type { TenantConfig } from "../../durable-objects/limits";
-import type { AdmitInput, AdmitResult, TenantLimiter } from "../../durable-objects/tenant";
+import type { AdmitInput, AdmitResult, LedgerHour, TenantLimiter } from "../../durable-objects/tenant";
 import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
 import type { TenantRecord } from "./auth-context";
@@ -83,4 +83,9 @@ export function blockKey(
   return call(env, tenantId, async (stub) => {
     await stub.blockKey(keyId, reason, notAfter);
   });
+}
+
+/** Reconciliation: the hours of admitted requests the tenant object counted. */
+export function ledger(env: TenantEnv, tenantId: string, from: number, to: number): Promise<LedgerHour[]> {
+  return call(env, tenantId, async (stub) => (await stub.ledger(from, to)) as LedgerHour[]);
 }

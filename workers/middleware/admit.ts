@@ -23,6 +23,13 @@ export const admit = () =>
     const { key, tenant } = c.var.auth;
     const route = c.var.route;
 
+    // A declared oversize body is refused before admission: it costs no tokens and is not metered.
+    const limit = maxBodyBytes(c.env);
+    const declared = c.req.header("content-length");
+    if (declared !== undefined && !(/^\d+$/.test(declared) && Number(declared) <= limit)) {
+      throw new GatewayError("payload_too_large", `Request bodies are limited to ${limit} bytes.`);
+    }
+
     let idempotency: { key: string; fingerprint: string; leaseMs: number } | null = null;
     const header = c.req.header("idempotency-key");
     if (header !== undefined && IDEMPOTENT_METHODS.has(c.req.method)) {
@@ -34,7 +41,6 @@ export const admit = () =>
         );
       }
       // The fingerprint covers the body, so an idempotent request's body is read before admission.
-      const limit = maxBodyBytes(c.env);
       const body = await readUpTo(c.req.raw.body, limit);
       if (!body) throw new GatewayError("payload_too_large", `Request bodies are limited to ${limit} bytes.`);
       c.set("requestBody", body);
@@ -97,7 +103,11 @@ export const admit = () =>
         return new Response(result.response.body, { status: result.response.status, headers });
       }
       case "admitted": {
-        c.set("admission", { leaseToken: result.leaseToken, idempotencyKey: idempotency?.key ?? null });
+        c.set("admission", {
+          leaseToken: result.leaseToken,
+          idempotencyKey: idempotency?.key ?? null,
+          admittedAt: result.admittedAt,
+        });
         await next();
         for (const [name, value] of Object.entries(rateLimitHeaders(result.limits, labels)))
           c.res.headers.set(name, value);

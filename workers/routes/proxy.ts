@@ -35,10 +35,15 @@ function lifecycleHeaders(headers: Headers, route: { deprecation?: string; sunse
   if (route.sunset) headers.set("sunset", new Date(route.sunset).toUTCString());
 }
 
+/**
+ * Queues the usage event of an admitted request once its bodies are done. Every admitted request
+ * gets exactly one (reconciliation counts them against the tenant object's ledger); only an
+ * origin's answer can be billable.
+ */
 function meter(
   c: Context<AppEnv>,
   status: number,
-  arrivedAt: number,
+  answeredBy: "origin" | "gateway",
   bytesIn: Promise<number>,
   bytesOut: Promise<number>,
 ): void {
@@ -54,12 +59,14 @@ function meter(
         method: c.req.method,
         route: route.prefix,
         status,
-        billable: isBillable({ status, routeBillable: route.billable, env: key.env }),
+        billable:
+          answeredBy === "origin" && isBillable({ status, routeBillable: route.billable, env: key.env }),
         units: route.cost,
         bytesIn: inBytes,
         bytesOut: outBytes,
         latencyMs: Math.round(performance.now() - c.var.startedAt),
-        ts: new Date(arrivedAt).toISOString(),
+        // The tenant object's clock, so the event lands in the same hour as its ledger entry.
+        ts: new Date(c.var.admission.admittedAt).toISOString(),
       }),
     ),
   );
@@ -90,15 +97,10 @@ function settleIdempotency(c: Context<AppEnv>, recorded: Promise<RecordedRespons
 
 export function registerProxy(app: Hono<AppEnv>): void {
   app.all("*", resolveRoute(), authenticate(), authorize(), admit(), async function proxy(c) {
-    const arrivedAt = Date.now();
     const { key, tenant } = c.var.auth;
     const route = c.var.route;
     const maxBody = maxBodyBytes(c.env);
-
     const declared = c.req.header("content-length");
-    if (declared !== undefined && !(/^\d+$/.test(declared) && Number(declared) <= maxBody)) {
-      throw new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`);
-    }
     // Admission already read the body of an Idempotency-Key request. Otherwise a body with a
     // declared length is passed through as is (the origin gets its Content-Length); only a
     // chunked body of unknown length is counted, and cut off at the limit.
@@ -140,11 +142,17 @@ export function registerProxy(app: Hono<AppEnv>): void {
       );
     } catch (error) {
       settleIdempotency(c, Promise.resolve(null));
-      if (counted?.exceeded) {
-        throw new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`);
-      }
-      if (error instanceof GatewayError) meter(c, error.status, arrivedAt, bytesIn, Promise.resolve(0));
-      throw error;
+      const failure = counted?.exceeded
+        ? new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`)
+        : error;
+      meter(
+        c,
+        failure instanceof GatewayError ? failure.status : 500,
+        "gateway",
+        bytesIn,
+        Promise.resolve(0),
+      );
+      throw failure;
     }
 
     const responseHeaders = forwardableHeaders(upstream.headers);
@@ -165,7 +173,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
       }
     }
     const counter = clientBody ? countBytes(clientBody) : undefined;
-    meter(c, upstream.status, arrivedAt, bytesIn, counter?.done ?? Promise.resolve(0));
+    meter(c, upstream.status, "origin", bytesIn, counter?.done ?? Promise.resolve(0));
     return new Response(counter?.readable ?? null, { status: upstream.status, headers: responseHeaders });
   });
 }
