@@ -42,6 +42,8 @@ export default defineConfig({
             ADMIN_TOKEN: "test-admin-token",
             CLAIMS_SECRET: "test-claims-secret",
             ROUTES: JSON.stringify(routes),
+            STRIPE_SECRET_KEY: "sk_test_gateway",
+            STRIPE_API_URL: inject("stripeUrl"),
           },
         },
       };

@@ -7,6 +7,7 @@ import type { TestProject } from "vitest/node";
 import { migrate } from "../scripts/lib/migrate";
 import { startBridge } from "../scripts/lib/pg-bridge";
 import { startPostgres } from "../scripts/lib/postgres";
+import { startStripeStandIn } from "../scripts/lib/stripe-standin";
 import { deadOriginUrl, startOriginServer } from "./support/origin-server";
 
 declare module "vitest" {
@@ -19,6 +20,8 @@ declare module "vitest" {
     originUrl: string;
     /** `http://127.0.0.1:<port>` where nothing listens. */
     deadOriginUrl: string;
+    /** `http://127.0.0.1:<port>` of the Stripe stand-in (scripts/lib/stripe-standin.ts), shared by all test files. */
+    stripeUrl: string;
   }
 }
 
@@ -37,11 +40,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     stops.unshift(bridge.stop);
     const origin = await startOriginServer();
     stops.unshift(origin.stop);
+    const stripe = await startStripeStandIn();
+    stops.unshift(stripe.stop);
 
     project.provide("databaseUrl", postgres.url);
     project.provide("pgWsProxy", bridge.wsProxy);
     project.provide("originUrl", origin.url);
     project.provide("deadOriginUrl", await deadOriginUrl());
+    project.provide("stripeUrl", stripe.url);
   } catch (err) {
     await stopAll(stops);
     throw err;
