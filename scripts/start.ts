@@ -12,6 +12,7 @@ import { migrate } from "./lib/migrate";
 import { startBridge } from "./lib/pg-bridge";
 import { startPostgres } from "./lib/postgres";
 import { spawnInGroup, waitForOk } from "./lib/processes";
+import { startStripeStandIn } from "./lib/stripe-standin";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PORT = Number(process.env.PORT ?? 8787);
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
   stops.push({ name: "the Postgres bridge", stop: bridge.stop });
 
   const origin = await startOrigin();
+  const stripe = await startStripe();
   const vars = {
     DATABASE_URL: postgres.url,
     PG_WS_PROXY: bridge.wsProxy,
@@ -68,6 +70,7 @@ async function main(): Promise<void> {
     SANDBOX_ORIGIN_URL: origin.sandbox,
     ADMIN_TOKEN,
     CLAIMS_SECRET,
+    ...stripe.vars,
   };
   const args = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
@@ -96,6 +99,7 @@ async function main(): Promise<void> {
   Edge gateway ready at ${BASE}
     Postgres:     ${db}
     Origin:       ${origin.label}; sandbox ${origin.sandbox}
+    Stripe:       ${stripe.label}
     Admin token:  ${ADMIN_TOKEN}
 
   Try it:
@@ -112,6 +116,21 @@ async function startOrigin(): Promise<{ live: string; sandbox: string; label: st
   const demo = await startDemoOrigin();
   stops.push({ name: "the demo origin", stop: demo.stop });
   return { live: demo.url, sandbox: `${demo.url}/sandbox`, label: `demo origin ${demo.url}` };
+}
+
+/**
+ * `STRIPE_SECRET_KEY` set: real Stripe (api.stripe.com) with that key. Unset: a local Stripe stand-in
+ * (scripts/lib/stripe-standin.ts) and a test key for it.
+ */
+async function startStripe(): Promise<{ vars: Record<string, string>; label: string }> {
+  const key = process.env.STRIPE_SECRET_KEY;
+  if (key) return { vars: { STRIPE_SECRET_KEY: key }, label: "api.stripe.com (STRIPE_SECRET_KEY)" };
+  const standIn = await startStripeStandIn();
+  stops.push({ name: "the Stripe stand-in", stop: standIn.stop });
+  return {
+    vars: { STRIPE_SECRET_KEY: "sk_test_local", STRIPE_API_URL: standIn.url },
+    label: `local stand-in ${standIn.url} (set STRIPE_SECRET_KEY for real Stripe)`,
+  };
 }
 
 /**
