@@ -125,7 +125,8 @@ async function startOrigin(): Promise<{ live: string; sandbox: string; label: st
 async function startStripe(): Promise<{ vars: Record<string, string>; label: string }> {
   const key = process.env.STRIPE_SECRET_KEY;
   if (key) return { vars: { STRIPE_SECRET_KEY: key }, label: "api.stripe.com (STRIPE_SECRET_KEY)" };
-  const standIn = await startStripeStandIn();
+  // Persisted like the PGlite data, so customer ids kept in Postgres still exist after a restart.
+  const standIn = await startStripeStandIn({ stateFile: `${ROOT}.wrangler/state/stripe-standin.json` });
   stops.push({ name: "the Stripe stand-in", stop: standIn.stop });
   return {
     vars: { STRIPE_SECRET_KEY: "sk_test_local", STRIPE_API_URL: standIn.url },

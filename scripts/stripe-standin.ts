@@ -1,12 +1,12 @@
 /**
- * `tsx scripts/stripe-standin.ts [--port N] [--host H]`: runs the local Stripe stand-in
- * (scripts/lib/stripe-standin.ts) and prints its URL. Point a `stripe` client at it with
+ * `tsx scripts/stripe-standin.ts [--port N] [--host H] [--state FILE]`: runs the local Stripe stand-in
+ * (scripts/lib/stripe-standin.ts) and prints its URL; `--state` keeps its data in FILE across runs. Point a `stripe` client at it with
  * `host`/`port`/`protocol: "http"` and any `sk_test_…` key. Ctrl-C stops it.
  */
 import { startStripeStandIn } from "./lib/stripe-standin";
 
-function parseArgs(argv: string[]): { port?: number; host?: string } {
-  const out: { port?: number; host?: string } = {};
+function parseArgs(argv: string[]): { port?: number; host?: string; stateFile?: string } {
+  const out: { port?: number; host?: string; stateFile?: string } = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? "";
     const [name, inline] = arg.includes("=") ? arg.split("=", 2) : [arg, undefined];
@@ -19,6 +19,10 @@ function parseArgs(argv: string[]): { port?: number; host?: string } {
       const host = value();
       if (!host) usage("bad --host");
       out.host = host;
+    } else if (name === "--state") {
+      const file = value();
+      if (!file) usage("bad --state");
+      out.stateFile = file;
     } else if (name === "--help" || name === "-h") {
       usage();
     } else {
@@ -30,7 +34,7 @@ function parseArgs(argv: string[]): { port?: number; host?: string } {
 
 function usage(problem?: string): never {
   if (problem) console.error(problem);
-  console.error("usage: tsx scripts/stripe-standin.ts [--port N] [--host H]");
+  console.error("usage: tsx scripts/stripe-standin.ts [--port N] [--host H] [--state FILE]");
   process.exit(problem ? 2 : 0);
 }
 

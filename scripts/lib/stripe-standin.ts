@@ -39,11 +39,13 @@
  *   `starting_after` / `ending_before` cursors (api/pagination).
  *
  * Choices where the docs are silent are marked "Choice:" below. Test and live keys see separate
- * data (as two Stripe modes do). Fault injection and inspection live under `/__control/` (no auth).
+ * data (as two Stripe modes do). Data lives in memory, or in `stateFile` when given. Fault injection and inspection live under `/__control/` (no auth).
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { dirname } from "node:path";
 
 export interface StripeStandInOptions {
   /** Default 0: an OS-assigned port. */
@@ -52,6 +54,11 @@ export interface StripeStandInOptions {
   host?: string;
   /** The clock, in ms since the epoch (default `Date.now`); lets a Node caller test the 24 h windows. */
   now?: () => number;
+  /**
+   * A JSON file to keep the data in across restarts (loaded at start, rewritten shortly after every
+   * change and on stop), so that `npm start` keeps the customer ids Postgres remembers. Default: memory only.
+   */
+  stateFile?: string;
 }
 
 export interface StripeStandIn {
@@ -162,6 +169,27 @@ class Account {
   /** identifier → expiry (ms). */
   identifiers = new Map<string, number>();
   idempotency = new Map<string, SavedResponse>();
+
+  toJSON() {
+    return {
+      customers: [...this.customers.values()],
+      meters: [...this.meters.values()],
+      events: this.events,
+      identifiers: [...this.identifiers],
+      idempotency: [...this.idempotency],
+    };
+  }
+
+  static fromJSON(json: ReturnType<Account["toJSON"]> | undefined): Account {
+    const account = new Account();
+    if (!json) return account;
+    for (const c of json.customers) account.customers.set(c.id, c);
+    for (const m of json.meters) account.meters.set(m.id, m);
+    account.events = json.events;
+    account.identifiers = new Map(json.identifiers);
+    account.idempotency = new Map(json.idempotency);
+    return account;
+  }
 }
 
 /** An error answered in Stripe's envelope. */
@@ -202,6 +230,37 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
   const now = options.now ?? Date.now;
   let test = new Account();
   let live = new Account();
+  const stateFile = options.stateFile;
+  if (stateFile) {
+    try {
+      const saved = JSON.parse(readFileSync(stateFile, "utf8")) as {
+        test?: ReturnType<Account["toJSON"]>;
+        live?: ReturnType<Account["toJSON"]>;
+      };
+      test = Account.fromJSON(saved.test);
+      live = Account.fromJSON(saved.live);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        console.warn(`[stripe-standin] starting empty: could not read ${stateFile}: ${String(err)}`);
+      }
+    }
+  }
+  let saveTimer: NodeJS.Timeout | undefined;
+  const saveNow = () => {
+    clearTimeout(saveTimer);
+    saveTimer = undefined;
+    if (!stateFile) return;
+    try {
+      mkdirSync(dirname(stateFile), { recursive: true });
+      writeFileSync(`${stateFile}.tmp`, JSON.stringify({ test, live }));
+      renameSync(`${stateFile}.tmp`, stateFile);
+    } catch (err) {
+      console.error(`[stripe-standin] could not save ${stateFile}: ${String(err)}`);
+    }
+  };
+  const save = () => {
+    if (stateFile && !saveTimer) saveTimer = setTimeout(saveNow, 200);
+  };
   let faults: Array<{ remaining: number; status: number }> = [];
   let latencyMs = 0;
 
@@ -221,6 +280,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     live = new Account();
     faults = [];
     latencyMs = 0;
+    save();
   };
 
   const server = createServer((req, res) => {
@@ -268,6 +328,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     } else {
       try {
         reply = api(req, method, url, raw, requestId);
+        if (method === "POST" && reply.status < 300) save();
       } catch (err) {
         if (!(err instanceof StripeFault)) throw err;
         reply = { status: err.status, body: errorBody(err, requestId), headers: err.extra.headers };
@@ -771,7 +832,10 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     url: `http://${urlHost}:${port}`,
     host,
     port,
-    stop: () => close(server),
+    stop: async () => {
+      await close(server);
+      if (saveTimer) saveNow();
+    },
     failNext,
     setLatency,
     reset,
