@@ -14,6 +14,7 @@ import { database } from "./middleware/database";
 import { requestId } from "./middleware/request-id";
 import { registerAdminKeys } from "./routes/admin/keys";
 import { registerAdminPlans } from "./routes/admin/plans";
+import { registerAdminReconciliation } from "./routes/admin/reconciliation";
 import { registerAdminTenants } from "./routes/admin/tenants";
 import { registerGatewayKeys } from "./routes/gateway/keys";
 import { registerHealth } from "./routes/health";
@@ -64,6 +65,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminPlans(app);
   registerAdminTenants(app);
   registerAdminKeys(app);
+  registerAdminReconciliation(app);
 
   app.use("/gateway/v1/*", authenticate(), apiBodyLimit, database());
   registerGatewayKeys(app);

@@ -27,3 +27,48 @@ export function stripeClient(env: Pick<Bindings, "STRIPE_SECRET_KEY" | "STRIPE_A
 
 export const meterEventName = (env: Pick<Bindings, "STRIPE_METER_EVENT_NAME">) =>
   env.STRIPE_METER_EVENT_NAME ?? DEFAULT_METER_EVENT_NAME;
+
+const meterIds = new Map<string, string>();
+
+/**
+ * The id of the billing meter usage is reported under, creating it (sum of `value` per
+ * `stripe_customer_id`) the first time. Cached per isolate.
+ */
+export async function ensureMeter(stripe: Stripe, eventName: string): Promise<string> {
+  const cached = meterIds.get(eventName);
+  if (cached) return cached;
+  let id: string | undefined;
+  for await (const meter of stripe.billing.meters.list({ limit: 100 })) {
+    if (meter.event_name === eventName && meter.status === "active") id = meter.id;
+  }
+  if (!id) {
+    const meter = await stripe.billing.meters.create(
+      {
+        display_name: "API gateway units",
+        event_name: eventName,
+        default_aggregation: { formula: "sum" },
+        customer_mapping: { event_payload_key: "stripe_customer_id", type: "by_id" },
+        value_settings: { event_payload_key: "value" },
+      },
+      { idempotencyKey: `meter-${eventName}` },
+    );
+    id = meter.id;
+  }
+  meterIds.set(eventName, id);
+  return id;
+}
+
+/**
+ * Creates the Stripe customer for a new tenant. The idempotency key is the slug, so a retried
+ * tenant creation within Stripe's 24 h window gets the same customer, not a second one.
+ */
+export async function createCustomer(
+  stripe: Stripe,
+  tenant: { slug: string; name: string },
+): Promise<string> {
+  const customer = await stripe.customers.create(
+    { name: tenant.name, metadata: { gateway_tenant_slug: tenant.slug } },
+    { idempotencyKey: `tenant-${tenant.slug}` },
+  );
+  return customer.id;
+}

@@ -12,7 +12,7 @@ import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
 import type { Bindings } from "../env";
 import { openDb } from "../lib/db";
-import { meterEventName, stripeClient } from "../lib/stripe";
+import { ensureMeter, meterEventName, stripeClient } from "../lib/stripe";
 
 const BATCH = 200;
 const CONCURRENCY = 4;
@@ -98,6 +98,7 @@ export async function reportUsage(env: Bindings, now: number = Date.now()): Prom
       RETURNING o.id, o.tenant_id, o.hour, o.units, o.attempts, t.stripe_customer_id`);
     const rows = claimed.rows;
     const eventName = meterEventName(env);
+    if (rows.length > 0) await ensureMeter(stripe, eventName);
     for (let i = 0; i < rows.length; i += CONCURRENCY) {
       const slice = rows.slice(i, i + CONCURRENCY);
       const outcomes = await Promise.all(slice.map((row) => send(stripe, eventName, row, now)));

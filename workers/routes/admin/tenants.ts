@@ -10,6 +10,7 @@ import { GatewayError } from "../../errors";
 import type { Db } from "../../lib/db";
 import { newId } from "../../lib/ids";
 import { projectKey, projectTenant } from "../../lib/projection";
+import { createCustomer, stripeClient } from "../../lib/stripe";
 import { issueKey } from "../../services/api-keys";
 import {
   CreatedKeySchema,
@@ -72,6 +73,25 @@ const update = createRoute({
   responses: { 200: { description: "Updated", ...json(TenantSchema) }, ...problemResponses(400, 401, 404) },
 });
 
+/** With Stripe configured, every tenant gets a Stripe customer at creation; without, none. */
+async function linkStripeCustomer(
+  env: AppEnv["Bindings"],
+  tenant: { slug: string; name: string },
+): Promise<string | null> {
+  const stripe = stripeClient(env);
+  if (!stripe) return null;
+  try {
+    return await createCustomer(stripe, tenant);
+  } catch (error) {
+    console.error(
+      JSON.stringify({ msg: "Stripe customer not created", slug: tenant.slug, error: String(error) }),
+    );
+    throw new GatewayError("service_unavailable", "Stripe could not create the customer. Retry shortly.", {
+      headers: { "retry-after": "5" },
+    });
+  }
+}
+
 async function requirePlan(db: Db, planId: string): Promise<Plan> {
   const plan = await db.query.plans.findFirst({ where: eq(plans.id, planId) });
   if (!plan)
@@ -96,10 +116,13 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
     const input = c.req.valid("json");
     const db = c.var.db;
     const plan = await requirePlan(db, input.planId);
+    const existing = await db.query.tenants.findFirst({ where: eq(tenants.slug, input.slug) });
+    if (existing) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
+    const stripeCustomerId = await linkStripeCustomer(c.env, input);
     const created = await db.transaction(async (tx) => {
       const [tenant] = await tx
         .insert(tenants)
-        .values({ id: newId("ten"), ...input })
+        .values({ id: newId("ten"), ...input, stripeCustomerId })
         .onConflictDoNothing({ target: tenants.slug })
         .returning();
       if (!tenant) return null;

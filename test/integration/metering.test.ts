@@ -1,0 +1,211 @@
+/**
+ * The metering pipeline under failures: duplicate delivery, a failure mid-batch, Postgres down
+ * then back, Stripe answering 500 and 429 then recovering, poison messages. After each, the
+ * reconciliation shows admitted = usage rows and billable units = outbox = Stripe.
+ */
+import { env } from "cloudflare:workers";
+import { sql } from "drizzle-orm";
+import { describe, expect, it, vi } from "vitest";
+import { openDb } from "../../workers/lib/db";
+import { reportUsage } from "../../workers/queue/stripe-reporter";
+import type { UsageEvent } from "../../workers/queue/usage-event";
+import { bearer, createKey, gateway, seedTenant, uniq } from "../support/gateway";
+import { captureUsage, deliver, reconciliation, stripeFailNext } from "../support/metering";
+
+/** Traffic for a fresh tenant: billable calls, an origin 404 (billable), a 500 (not), test-key calls (not). */
+async function traffic() {
+  const t = await seedTenant({ plan: { entitlements: ["api", "reports"] } });
+  const testKey = await createKey(t.tenantId, { env: "test" });
+  const events = await captureUsage(async () => {
+    for (let i = 0; i < 6; i++)
+      await (await gateway(`/v1/m/${uniq()}`, { headers: bearer(t.key) })).arrayBuffer();
+    await (await gateway(`/v1/reports/${uniq()}`, { headers: bearer(t.key) })).arrayBuffer();
+    await (await gateway(`/v1/m/${uniq()}?status=404`, { headers: bearer(t.key) })).arrayBuffer();
+    await (await gateway(`/v1/m/${uniq()}?status=500`, { headers: bearer(t.key) })).arrayBuffer();
+    for (let i = 0; i < 2; i++)
+      await (await gateway(`/v1/m/${uniq()}`, { headers: bearer(testKey.key) })).arrayBuffer();
+  });
+  expect(events).toHaveLength(11);
+  return { tenant: t, events, billableUnits: 6 + 5 + 1 };
+}
+
+async function count(tenantId: string) {
+  const { db, close } = openDb(env);
+  try {
+    const rows = await db.execute<{
+      events: string;
+      units: string;
+      rollup_requests: string;
+      rollup_units: string;
+      outbox: string;
+    }>(sql`
+      SELECT (SELECT count(*) FROM usage_events WHERE tenant_id = ${tenantId}) AS events,
+        (SELECT coalesce(sum(units) FILTER (WHERE billable), 0) FROM usage_events WHERE tenant_id = ${tenantId}) AS units,
+        (SELECT coalesce(sum(requests), 0) FROM usage_rollups WHERE tenant_id = ${tenantId} AND granularity = 'hour') AS rollup_requests,
+        (SELECT coalesce(sum(billable_units), 0) FROM usage_rollups WHERE tenant_id = ${tenantId} AND granularity = 'day') AS rollup_units,
+        (SELECT coalesce(sum(units), 0) FROM billing_outbox WHERE tenant_id = ${tenantId}) AS outbox`);
+    const r = rows.rows[0] as Record<string, string>;
+    return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)]));
+  } finally {
+    await close();
+  }
+}
+
+/** Reports until the outbox is empty, jumping the clock past any backoff. */
+async function reportAll() {
+  for (let i = 0; i < 6; i++) await reportUsage(env, Date.now() + i * 3_600_000);
+}
+
+async function expectReconciled(tenantId: string, billableUnits: number, admitted: number) {
+  const table = await reconciliation(tenantId);
+  expect(table.rows.filter((r) => r.difference)).toEqual([]);
+  const sum = (k: keyof (typeof table.rows)[number]) => table.rows.reduce((a, r) => a + Number(r[k] ?? 0), 0);
+  expect({
+    admitted: sum("admittedRequests"),
+    rows: sum("usageRows"),
+    billable: sum("billableUnits"),
+    outbox: sum("outboxUnits"),
+    stripe: sum("stripeUnits"),
+  }).toEqual({
+    admitted,
+    rows: admitted,
+    billable: billableUnits,
+    outbox: billableUnits,
+    stripe: billableUnits,
+  });
+}
+
+describe("metering pipeline", () => {
+  it("counts a batch delivered twice exactly once, then reconciles to the unit", {
+    timeout: 60_000,
+  }, async () => {
+    const { tenant, events, billableUnits } = await traffic();
+    const first = await deliver(events);
+    expect(first.explicitAcks).toHaveLength(11);
+    const second = await deliver(events);
+    expect(second.explicitAcks).toHaveLength(11);
+    expect(await count(tenant.tenantId)).toEqual({
+      events: 11,
+      units: billableUnits,
+      rollup_requests: 11,
+      rollup_units: billableUnits,
+      outbox: billableUnits,
+    });
+    await reportAll();
+    await expectReconciled(tenant.tenantId, billableUnits, 11);
+  });
+
+  it("rolls back a batch that fails midway and counts it once when redelivered", {
+    timeout: 60_000,
+  }, async () => {
+    const { tenant, events, billableUnits } = await traffic();
+    const { db, close } = openDb(env);
+    const fn = `fail_rollup_${uniq().replace(/-/g, "")}`;
+    try {
+      // The events insert succeeds; the rollup upsert after it fails: nothing may remain.
+      await db.execute(
+        sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.tenant_id = '${tenant.tenantId}' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$`),
+      );
+      await db.execute(
+        sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON usage_rollups FOR EACH ROW EXECUTE FUNCTION ${fn}()`),
+      );
+      const failed = await deliver(events);
+      expect(failed.explicitAcks).toHaveLength(0);
+      expect(failed.retryMessages).toHaveLength(11);
+      expect(await count(tenant.tenantId)).toMatchObject({ events: 0, outbox: 0 });
+    } finally {
+      await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON usage_rollups`));
+      await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      await close();
+    }
+    const retried = await deliver(events);
+    expect(retried.explicitAcks).toHaveLength(11);
+    expect(await count(tenant.tenantId)).toMatchObject({
+      events: 11,
+      rollup_requests: 11,
+      outbox: billableUnits,
+    });
+    await reportAll();
+    await expectReconciled(tenant.tenantId, billableUnits, 11);
+  });
+
+  it("retries every message with backoff while Postgres is unreachable, and loses nothing", {
+    timeout: 60_000,
+  }, async () => {
+    const { tenant, events, billableUnits } = await traffic();
+    const down = { ...env, PG_WS_PROXY: "127.0.0.1:1/v1" };
+    const failed = await deliver(events, down);
+    expect(failed.explicitAcks).toHaveLength(0);
+    // (The pool's queue harness records which messages were retried, not their delay: backoffSeconds is unit-tested.)
+    expect(failed.retryMessages).toHaveLength(11);
+    const again = await deliver(events, down);
+    expect(again.retryMessages).toHaveLength(11);
+    const back = await deliver(events);
+    expect(back.explicitAcks).toHaveLength(11);
+    await reportAll();
+    await expectReconciled(tenant.tenantId, billableUnits, 11);
+  });
+
+  it("keeps reporting through Stripe 500s and 429s with stable identifiers, never double counting", {
+    timeout: 60_000,
+  }, async () => {
+    const { tenant, events, billableUnits } = await traffic();
+    await deliver(events);
+    await stripeFailNext(3, 500);
+    const during500 = await reportUsage(env);
+    expect(during500.retrying).toBeGreaterThan(0);
+    await stripeFailNext(3, 429);
+    await reportUsage(env, Date.now() + 3_600_000);
+    await reportAll();
+    // A report repeated after success (a lost acknowledgement) is deduplicated by identifier.
+    const { db, close } = openDb(env);
+    try {
+      await db.execute(
+        sql`UPDATE billing_outbox SET state = 'pending', next_attempt_at = now() WHERE tenant_id = ${tenant.tenantId}`,
+      );
+    } finally {
+      await close();
+    }
+    await reportAll();
+    await expectReconciled(tenant.tenantId, billableUnits, 11);
+  });
+
+  it("sends poison messages to the dead-letter queue with their reason, and stores the rest", async () => {
+    const { tenant, events } = await traffic();
+    const dlq = vi.spyOn(env.USAGE_DLQ, "send");
+    try {
+      const ghost: UsageEvent = {
+        ...(events[0] as UsageEvent),
+        id: "req_00000000000000000000000000",
+        tenantId: "ten_ghost",
+      };
+      const result = await deliver([...events, { not: "an event" }, "garbage", ghost]);
+      expect(result.explicitAcks).toHaveLength(14);
+      expect(result.retryMessages).toHaveLength(0);
+      const reasons = dlq.mock.calls.map(([body]) => (body as { reason: string }).reason);
+      expect(reasons).toHaveLength(3);
+      expect(reasons.filter((r) => r.startsWith("invalid usage event"))).toHaveLength(2);
+      expect(reasons).toContain("unknown tenant ten_ghost");
+    } finally {
+      dlq.mockRestore();
+    }
+    expect((await count(tenant.tenantId)).events).toBe(11);
+  });
+});
+
+describe("end to end through the real queue", () => {
+  it("reconciles requests sent through the gateway with what Postgres and Stripe hold", {
+    timeout: 60_000,
+  }, async () => {
+    const t = await seedTenant();
+    for (let i = 0; i < 5; i++)
+      await (await gateway(`/v1/e2e/${uniq()}`, { headers: bearer(t.key) })).arrayBuffer();
+    await vi.waitFor(async () => expect((await count(t.tenantId)).events).toBe(5), {
+      timeout: 20_000,
+      interval: 250,
+    });
+    await reportAll();
+    await expectReconciled(t.tenantId, 5, 5);
+  });
+});
