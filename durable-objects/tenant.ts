@@ -61,6 +61,13 @@ const KEY_BLOCK_RETENTION_MS = 2 * 86_400_000;
 const LEDGER_RETENTION_MS = 400 * 86_400_000;
 const HOUR_MS = 3_600_000;
 
+/** Usage of the current period per window; `limit`/`remaining` are null when the window has no quota. */
+export interface CurrentUsage {
+  burst: BucketState;
+  daily: { used: number; limit: number | null; remaining: number | null; resetAt: number };
+  monthly: { used: number; limit: number | null; remaining: number | null; resetAt: number };
+}
+
 /** One hour of admitted requests, as counted at admission. */
 export interface LedgerHour {
   /** Epoch ms of the hour's start. */
@@ -223,6 +230,26 @@ export class TenantLimiter extends DurableObject<Bindings> {
       notAfter,
     );
     await this.scheduleCleanup();
+  }
+
+  /** The current period's usage in every window, without charging anything (the usage API). */
+  async peek(config: TenantConfig): Promise<CurrentUsage> {
+    const now = Date.now();
+    const windows = this.load(
+      this.adoptConfig(config),
+      { keyId: "", keyLimit: null, cost: 0, config, idempotency: null },
+      now,
+    );
+    const quota = (name: QuotaWindow) => {
+      const q = windows.quotas.find((x) => x.name === name) as Windows["quotas"][number];
+      return {
+        used: q.usage.used,
+        limit: q.quota,
+        remaining: q.quota === null ? null : Math.max(0, q.quota - q.usage.used),
+        resetAt: Math.floor(q.end / 1000),
+      };
+    };
+    return { burst: snapshot(windows).burst, daily: quota("daily"), monthly: quota("monthly") };
   }
 
   /** Admitted requests and units per hour in [from, to): the edge's side of reconciliation. */

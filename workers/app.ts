@@ -2,6 +2,7 @@
  * Builds the Hono app: global middleware in request order, the gateway's own endpoints, then the
  * proxy catch-all. `onError` is the only place errors become responses (problem+json).
  */
+import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
@@ -19,6 +20,7 @@ import { registerAdminTenants } from "./routes/admin/tenants";
 import { registerGatewayKeys } from "./routes/gateway/keys";
 import { registerHealth } from "./routes/health";
 import { registerProxy } from "./routes/proxy";
+import { registerUsage } from "./routes/usage";
 
 /** Admin and tenant API bodies are small JSON documents. */
 const API_BODY_LIMIT = 64 * 1024;
@@ -69,6 +71,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
 
   app.use("/gateway/v1/*", authenticate(), apiBodyLimit, database());
   registerGatewayKeys(app);
+  registerUsage(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer" });
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer" });
@@ -80,6 +83,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       description: "Admin and tenant APIs of the gateway.",
     },
   });
+  app.get("/gateway/docs", swaggerUI({ url: "/gateway/openapi.json", title: "Edge API gateway" }));
 
   registerProxy(app);
 

@@ -6,7 +6,13 @@
  */
 import type { RecordedResponse } from "../../durable-objects/idempotency";
 import type { TenantConfig } from "../../durable-objects/limits";
-import type { AdmitInput, AdmitResult, LedgerHour, TenantLimiter } from "../../durable-objects/tenant";
+import type {
+  AdmitInput,
+  AdmitResult,
+  CurrentUsage,
+  LedgerHour,
+  TenantLimiter,
+} from "../../durable-objects/tenant";
 import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
 import type { TenantRecord } from "./auth-context";
@@ -88,4 +94,9 @@ export function blockKey(
 /** Reconciliation: the hours of admitted requests the tenant object counted. */
 export function ledger(env: TenantEnv, tenantId: string, from: number, to: number): Promise<LedgerHour[]> {
   return call(env, tenantId, async (stub) => (await stub.ledger(from, to)) as LedgerHour[]);
+}
+
+/** The usage API: the current period in every window, charging nothing. */
+export function peek(env: TenantEnv, tenantId: string, config: TenantConfig): Promise<CurrentUsage> {
+  return call(env, tenantId, async (stub) => (await stub.peek(config)) as CurrentUsage);
 }
