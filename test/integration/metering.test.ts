@@ -169,6 +169,10 @@ describe("metering pipeline", () => {
     }
     await reportAll();
     await expectReconciled(tenant.tenantId, billableUnits, 11);
+    const states = await openDb(env).db.execute<{ state: string }>(
+      sql`SELECT DISTINCT state FROM billing_outbox WHERE tenant_id = ${tenant.tenantId}`,
+    );
+    expect(states.rows.map((r) => r.state)).toEqual(["sent"]);
   });
 
   it("sends poison messages to the dead-letter queue with their reason, and stores the rest", async () => {

@@ -42,11 +42,9 @@ type Outcome = { kind: "sent" } | { kind: "retry"; error: string } | { kind: "fa
 function classify(error: unknown): Outcome {
   const e = error as { type?: string; code?: string; statusCode?: number; message?: string };
   const message = `${e.type ?? "Error"}: ${e.message ?? String(error)}`;
-  // Stripe refuses a second event with the same identifier: it was reported already.
-  if (
-    e.type === "StripeInvalidRequestError" &&
-    (e.code === "resource_already_exists" || /identifier.*already/i.test(e.message ?? ""))
-  ) {
+  // Stripe refuses a second event with the same identifier ("An event already exists with
+  // identifier …", 400 without a code): it was reported already.
+  if (e.type === "StripeInvalidRequestError" && /already exists with identifier/i.test(e.message ?? "")) {
     return { kind: "sent" };
   }
   if (
