@@ -58,7 +58,8 @@ export async function consumeUsage(batch: MessageBatch<unknown>, env: Bindings):
       JSON.stringify({
         msg: "usage batch not written; retrying",
         messages: valid.length,
-        error: String(error),
+        // Cut: a failed query's message carries the whole batch as its parameters.
+        error: String(error).slice(0, 300),
       }),
     );
     for (const { message } of valid) message.retry({ delaySeconds: backoffSeconds(message.attempts) });
