@@ -7,21 +7,10 @@
  * Reads ADMIN_TOKEN (default: the `npm start` dev token) and GATEWAY_URL from the environment.
  */
 import { parseArgs } from "node:util";
+import type { ReconciliationRow as Row } from "../workers/services/reconciliation";
 
 const DAY_MS = 86_400_000;
 const DEV_ADMIN_TOKEN = "dev-admin-token";
-
-interface Row {
-  slug: string;
-  hour: string;
-  admittedRequests: number;
-  usageRows: number;
-  billableUnits: number;
-  outboxUnits: number;
-  outboxPendingUnits: number;
-  stripeUnits: number | null;
-  difference: boolean;
-}
 
 function fail(message: string): never {
   console.error(`reconcile: ${message}`);

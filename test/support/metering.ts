@@ -9,6 +9,7 @@ import { vi } from "vitest";
 import type { Bindings } from "../../workers/env";
 import worker from "../../workers/index";
 import type { UsageEvent } from "../../workers/queue/usage-event";
+import type { ReconciliationRow } from "../../workers/services/reconciliation";
 import { admin, expectJson } from "./gateway";
 
 /** Runs `fn` with queue sends captured; returns the events the gateway produced meanwhile. */
@@ -52,17 +53,6 @@ export async function stripeFailNext(count: number, status: 500 | 429 | 503): Pr
     body: JSON.stringify({ count, status }),
   });
   if (!res.ok) throw new Error(`stand-in control failed: ${res.status}`);
-}
-
-export interface ReconciliationRow {
-  hour: string;
-  admittedRequests: number;
-  usageRows: number;
-  billableUnits: number;
-  outboxUnits: number;
-  outboxPendingUnits: number;
-  stripeUnits: number | null;
-  difference: boolean;
 }
 
 /** The reconciliation table of one tenant around now. */
