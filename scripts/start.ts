@@ -72,7 +72,15 @@ async function main(): Promise<void> {
     CLAIMS_SECRET,
     ...stripe.vars,
   };
-  const args = ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
+  const args = [
+    "dev",
+    "--port",
+    String(PORT),
+    "--ip",
+    "127.0.0.1",
+    "--show-interactive-dev-session=false",
+    "--test-scheduled",
+  ];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   const wrangler = spawnInGroup(`${ROOT}node_modules/.bin/wrangler`, args, {
     cwd: ROOT,
@@ -90,6 +98,14 @@ async function main(): Promise<void> {
 
   await waitForOk(`${BASE}/health/live`, { timeoutMs: 120_000, exited: wrangler.exited });
   const { key, hello } = await seedDemo();
+  // wrangler dev never fires cron triggers itself: run the Stripe reporter every minute, as the
+  // production cron (wrangler.toml [triggers]) does.
+  const cron = setInterval(() => {
+    fetch(`${BASE}/__scheduled?cron=*+*+*+*+*`)
+      .then((res) => res.arrayBuffer())
+      .catch(() => {});
+  }, 60_000);
+  stops.push({ name: "the cron timer", stop: async () => clearInterval(cron) });
   if (hello !== 200) console.warn(`\nWarning: GET /v1/hello with the demo key answered ${hello}, not 200.`);
 
   const db = postgres.embedded
@@ -104,6 +120,11 @@ async function main(): Promise<void> {
 
   Try it:
     curl -i ${BASE}/v1/hello -H "Authorization: Bearer ${key}"
+    curl -s ${BASE}/gateway/v1/usage -H "Authorization: Bearer ${key}"
+    open ${BASE}/gateway/docs
+
+  Usage reaches Postgres within seconds and Stripe within a minute; then:
+    npm run reconcile -- --from ${new Date().toISOString().slice(0, 10)} --to ${new Date(Date.now() + 86_400_000).toISOString().slice(0, 10)}
 
   Ctrl-C stops everything.
 `);
