@@ -100,3 +100,18 @@ export async function rotateKey(
   }
   return result;
 }
+
+/** Issues a key from API input (ISO expiry) and projects it to the edge: ready on the next request. */
+export async function createKey(
+  db: Db,
+  env: Pick<Bindings, "API_KEYS" | "TENANT">,
+  tenantId: string,
+  input: Omit<KeyOptions, "expiresAt"> & { expiresAt: string | null },
+): Promise<{ row: ApiKey; plaintext: string }> {
+  const created = await issueKey(db, tenantId, {
+    ...input,
+    expiresAt: input.expiresAt === null ? null : new Date(input.expiresAt),
+  });
+  await projectKey(env, created.row);
+  return created;
+}

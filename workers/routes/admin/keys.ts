@@ -7,8 +7,7 @@ import { desc, eq } from "drizzle-orm";
 import { apiKeys, tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
-import { projectKey } from "../../lib/projection";
-import { issueKey, revokeKey, rotateKey } from "../../services/api-keys";
+import { createKey, revokeKey, rotateKey } from "../../services/api-keys";
 import {
   CreatedKeySchema,
   IdParam,
@@ -87,11 +86,7 @@ export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
     const input = c.req.valid("json");
     const tenant = await c.var.db.query.tenants.findFirst({ where: eq(tenants.id, id) });
     if (!tenant) throw new GatewayError("not_found", "No such tenant.");
-    const { row, plaintext } = await issueKey(c.var.db, id, {
-      ...input,
-      expiresAt: input.expiresAt === null ? null : new Date(input.expiresAt),
-    });
-    await projectKey(c.env, row);
+    const { row, plaintext } = await createKey(c.var.db, c.env, id, input);
     return c.json({ ...keyOut(row), key: plaintext }, 201);
   });
 
