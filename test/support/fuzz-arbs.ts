@@ -433,6 +433,73 @@ export const hostilePath = (marker: string) =>
       return !touchesOriginBehaviour(url.pathname) && !hasOriginQuery(url);
     });
 
+/**
+ * Paths under a route prefix built from segments that are odd but not ambiguous (unicode,
+ * double-encodings, overlong UTF-8, `;` parameters, names of gateway endpoints): most of them
+ * must be proxied, and reach the origin exactly as normalised.
+ */
+export const plausiblePath = (marker: string) =>
+  fc
+    .tuple(
+      fc.constantFrom("/v1/", "/v1/old/", "/v1/reports/", "/v1"),
+      fc.array(
+        segment.filter((s) => s.length > 0 && !/%(2e|2f|5c|00)|\\|^\.{1,2}$|\//i.test(s)),
+        { maxLength: 6 },
+      ),
+      junkQuery,
+    )
+    .map(([lead, segs, query]) => `${lead}${segs.join("/")}?fz=${marker}${query}`)
+    .filter((p) => {
+      const url = new URL(`https://gateway.test${p}`);
+      return !touchesOriginBehaviour(url.pathname) && !hasOriginQuery(url);
+    });
+
+/** Dot-dot in every spelling a normaliser might honour. */
+const DOT_DOT = [
+  "..",
+  "%2e%2e",
+  "%2E%2e",
+  ".%2e",
+  "%2e.",
+  "..%00",
+  "%252e%252e",
+  "%c0%ae%c0%ae",
+  "\u2025",
+  "..",
+];
+const SLASH = ["/", "\\", "%2f", "%2F", "%5c", "%5C", "//", "%252f"];
+
+/** Attempts to climb out of a route prefix into the gateway's own endpoints or another prefix. */
+export const traversalPath = (marker: string) =>
+  fc
+    .tuple(
+      fc.constantFrom("/v1/", "/v1/old/", "/v1/reports/", "/v1/x/y/", "/v1"),
+      fc.array(fc.tuple(fc.constantFrom(...DOT_DOT), fc.constantFrom(...SLASH)), {
+        minLength: 1,
+        maxLength: 5,
+      }),
+      fc.constantFrom(
+        "admin/v1/plans",
+        "admin/v1/tenants",
+        "admin",
+        "gateway/v1/keys",
+        "gateway/openapi.json",
+        "health/ready",
+        "v2/x",
+        "dead-end",
+        "",
+      ),
+      junkQuery,
+    )
+    .map(([lead, climbs, target, query]) => {
+      const climb = climbs.map(([d, s]) => d + s).join("");
+      return `${lead}${climb}${target}?fz=${marker}${query}`;
+    })
+    .filter((p) => {
+      const url = new URL(`https://gateway.test${p}`);
+      return !touchesOriginBehaviour(url.pathname) && !hasOriginQuery(url);
+    });
+
 /** Query junk appended after the marker (starting with `&` when not empty). */
 export const junkQuery = fc
   .array(
