@@ -194,7 +194,7 @@ describe("fuzz: headers", () => {
         const spoofedId = clientValue("x-request-id");
         check(sent.headers.get("x-request-id") !== spoofedId, "kept the client's X-Request-ID", sent);
       }),
-      { numRuns: 800, seed: 0x68647232 },
+      { numRuns: 1000, seed: 0x68647232 },
     );
     const calls = await checkOriginCalls(run.marker);
     check(calls.length === run.reachedOrigin, `origin saw ${calls.length} calls for ${run.reachedOrigin}`);

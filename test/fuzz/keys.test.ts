@@ -63,7 +63,7 @@ describe("fuzz: API keys", () => {
         checkRefused(sent, "unauthorized");
         check(sent.headers.get("x-request-id") !== spoof, "echoed the client's X-Request-ID", sent);
       }),
-      { numRuns: 2500, seed: 0x6b657931 },
+      { numRuns: 3000, seed: 0x6b657931 },
     );
     check((await checkOriginCalls(run.marker)).length === 0, "junk keys reached the origin");
   });

@@ -124,7 +124,7 @@ describe("fuzz: paths", () => {
             await checkEcho(sent, caller);
         }
       }),
-      { numRuns: 1500, seed: 0x70617431 },
+      { numRuns: 2000, seed: 0x70617431 },
     );
     const calls = await checkOriginCalls(run.marker);
     check(calls.length === run.reachedOrigin, `origin saw ${calls.length} calls for ${run.reachedOrigin}`);
@@ -152,7 +152,7 @@ describe("fuzz: paths", () => {
         if (outcome === "unrouted") return checkRefused(sent, "not_found");
         checkRefused(sent, "unauthorized");
       }),
-      { numRuns: 1500, seed: 0x70617432 },
+      { numRuns: 2000, seed: 0x70617432 },
     );
     check((await checkOriginCalls(run.marker)).length === 0, "an unauthenticated request reached the origin");
   });

@@ -297,6 +297,7 @@ export async function checkOriginCalls(marker: string): Promise<OriginCall[]> {
 export class Campaign {
   readonly marker = `fz${uniq()}`;
   sent = 0;
+  /** Responses the origin made for this campaign (idempotent replays excluded). */
   reachedOrigin = 0;
 
   constructor(
@@ -309,7 +310,7 @@ export class Campaign {
   async send(r: FuzzRequest, options: { settle?: boolean; via?: Via } = {}): Promise<Sent> {
     this.sent++;
     const sent = await send(r, options);
-    if (sent.fromOrigin) this.reachedOrigin++;
+    if (sent.fromOrigin && sent.headers.get("idempotent-replayed") !== "true") this.reachedOrigin++;
     return sent;
   }
 
