@@ -320,17 +320,31 @@ export class Campaign {
   }
 }
 
-/** Per-file tally, printed after the file: `fuzz: N requests`. */
+/**
+ * Per-file tally, printed after the file: `fuzz: N requests in <file>`, with the running total of
+ * this vitest run. Files run in separate isolates, so the running total is kept where they can all
+ * see it: the test origin records a `/fuzz-tally/<file>/<n>` call per file (no marker matches it).
+ */
 export class Ledger {
   readonly campaigns: Campaign[] = [];
 
   constructor(readonly file: string) {
-    afterAll(() => {
+    afterAll(async () => {
       const total = this.campaigns.reduce((n, c) => n + c.sent, 0);
+      await fetch(`${env.ORIGIN_URL}/fuzz-tally/${encodeURIComponent(file)}/${total}`);
+      const perFile = new Map<string, number>();
+      for (const call of await originCalls("/fuzz-tally/")) {
+        const [, , name, n] = call.path.split("/");
+        if (name !== undefined) perFile.set(name, Number(n));
+      }
+      const runTotal = [...perFile.values()].reduce((a, b) => a + b, 0);
       const lines = this.campaigns.map(
         (c) => `  ${c.name}: ${c.sent} (${c.reachedOrigin} reached the origin)`,
       );
-      console.log(`fuzz: ${total} requests in ${file}\n${lines.join("\n")}`);
+      console.log(
+        `fuzz: ${total} requests in ${file}\n${lines.join("\n")}\n` +
+          `fuzz: ${runTotal} requests in this run so far (${perFile.size} fuzz files)`,
+      );
     });
   }
 
