@@ -14,6 +14,6 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
-  queue: (batch, env) => consumeUsage(batch, env),
+  queue: (batch, env, ctx) => consumeUsage(batch, env, ctx),
   scheduled: (_controller, env, ctx) => ctx.waitUntil(reportUsage(env)),
 } satisfies ExportedHandler<Bindings, unknown>;

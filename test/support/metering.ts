@@ -41,7 +41,7 @@ export async function deliver(bodies: unknown[], bindings: Bindings = env) {
     bodies.map((body) => ({ id: `msg-${++sequence}`, timestamp: new Date(), attempts: 1, body })),
   );
   const ctx = createExecutionContext();
-  await worker.queue(batch, bindings);
+  await worker.queue(batch, bindings, ctx);
   return await getQueueResult(batch, ctx);
 }
 

@@ -28,7 +28,11 @@ async function deadLetter(env: Bindings, message: Message<unknown>, reason: stri
   }
 }
 
-export async function consumeUsage(batch: MessageBatch<unknown>, env: Bindings): Promise<void> {
+export async function consumeUsage(
+  batch: MessageBatch<unknown>,
+  env: Bindings,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+): Promise<void> {
   const valid: { message: Message<unknown>; event: UsageEvent }[] = [];
   for (const message of batch.messages) {
     const parsed = UsageEventSchema.safeParse(message.body);
@@ -64,6 +68,7 @@ export async function consumeUsage(batch: MessageBatch<unknown>, env: Bindings):
     );
     for (const { message } of valid) message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   } finally {
-    await handle.close();
+    // Closing resolves only when the socket has closed: the acks need not wait for that.
+    ctx.waitUntil(handle.close());
   }
 }
