@@ -1,0 +1,51 @@
+/**
+ * Bench-only producer for the metering throughput run: `POST /produce?n=K&tenant=…&key=…&run=…`
+ * sends K valid usage events (the shape of workers/queue/usage-event.ts) to the gateway's own usage
+ * queue in batches of 100, as fast as the queue accepts them, so the real consumer (the gateway
+ * Worker's `queue` handler) can be measured apart from the request path. Each event's `ts` is the
+ * time its batch was sent. Answers `{ sent, startedAt, finishedAt }` (ms since the epoch).
+ */
+
+/** 26 characters of [0-9a-z], unique per (run, i): the request-id format `req_…` the schema requires. */
+function eventId(run, i) {
+  return `req_${`${run}`.padStart(8, "0").slice(-8)}${i.toString(36).padStart(18, "0")}`;
+}
+
+export default {
+  /** @param {Request} request @param {{ USAGE_QUEUE: Queue }} env */
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const n = Number(url.searchParams.get("n") ?? 0);
+    const tenantId = url.searchParams.get("tenant") ?? "";
+    const keyId = url.searchParams.get("key") ?? "";
+    const run = (url.searchParams.get("run") ?? "0").toLowerCase().replace(/[^0-9a-z]/g, "");
+    if (request.method !== "POST" || !(n > 0) || !tenantId || !keyId)
+      return new Response("POST /produce?n=&tenant=&key=&run=\n", { status: 400 });
+    const startedAt = Date.now();
+    for (let i = 0; i < n; i += 100) {
+      const ts = new Date().toISOString();
+      const batch = [];
+      for (let j = i; j < Math.min(n, i + 100); j++)
+        batch.push({
+          contentType: "json",
+          body: {
+            id: eventId(run, j),
+            tenantId,
+            keyId,
+            env: "live",
+            method: "GET",
+            route: "/v1/",
+            status: 200,
+            billable: true,
+            units: 1,
+            bytesIn: 0,
+            bytesOut: 52,
+            latencyMs: 1,
+            ts,
+          },
+        });
+      await env.USAGE_QUEUE.sendBatch(batch);
+    }
+    return Response.json({ sent: n, startedAt, finishedAt: Date.now() });
+  },
+};
