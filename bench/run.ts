@@ -116,6 +116,7 @@ function plan(name: string, plannedS: number): void {
 }
 let stepStarted = 0;
 function beginStep(name: string): void {
+  if (interrupted) throw new Interrupted();
   stepStarted = Date.now();
   const remaining = steps.filter((s) => s.actualS === undefined);
   const done = steps.filter((s) => s.actualS !== undefined);
@@ -130,6 +131,7 @@ function endStep(name: string): void {
   if (step) step.actualS = (Date.now() - stepStarted) / 1000;
 }
 function log(message: string): void {
+  if (interrupted) return; // whatever was running when the signal came is not a result
   console.log(`[${fmtDuration((Date.now() - T0) / 1000)}] ${message}`);
 }
 
@@ -149,10 +151,23 @@ function cleanup(): Promise<void> {
   })();
   return cleaningUp;
 }
+// Last resort: an unexpected error still stops everything before the process goes.
+process.on("uncaughtException", (err) => {
+  console.error(`\nnpm run bench crashed: ${err.stack ?? err.message}`);
+  void cleanup().then(() => process.exit(1));
+});
+
+let interrupted = false;
+class Interrupted extends Error {}
 for (const signal of ["SIGINT", "SIGTERM"] as const)
   process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
     console.error(`\n${signal}: stopping everything the bench started…`);
-    void cleanup().then(() => process.exit(130));
+    void cleanup().then(() => {
+      console.error("Stopped; no results written (server logs: bench/results/logs/).");
+      process.exit(130);
+    });
   });
 
 // ------------------------------------------------------------------------------------------- main
@@ -211,6 +226,8 @@ async function main(): Promise<void> {
   ]);
   cleanups.push({ name: "database", fn: () => db.stop() });
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  // An idle client hung up on (the database is dropped at the end) must not crash the bench.
+  pool.on("error", () => {});
   cleanups.push({ name: "pg pool", fn: () => pool.end() });
   log(`Postgres: ${db.kind === "server" ? `fresh database on the server (${db.version})` : db.version}`);
 
@@ -340,6 +357,7 @@ async function main(): Promise<void> {
 
   // ------------------------------------------------------------------------------------- rounds
   const poller = new SnapshotPoller(pool, 50);
+  cleanups.push({ name: "snapshot poller", fn: () => poller.stop() });
   const runs: RunResult[] = [];
   const unloadedRuns: RunResult[] = [];
   const gatewayWindows: Array<[number, number]> = [];
@@ -600,6 +618,7 @@ async function main(): Promise<void> {
   beginStep("cleanup");
   await cleanup();
   endStep("cleanup");
+  if (interrupted) return;
   results.finishedAt = new Date().toISOString();
   results.wallTimeS = (Date.now() - T0) / 1000;
   results.machine["load average (end)"] = loadavg()
@@ -956,6 +975,7 @@ if (flags["report-only"]) {
   console.log(markdown);
 } else
   main().catch(async (err: unknown) => {
+    if (interrupted) return; // the signal handler cleans up and exits
     console.error(`\nnpm run bench failed: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
     await cleanup();
     console.error("logs: bench/results/logs/");
