@@ -47,18 +47,23 @@ export function decide(
 }
 
 /**
- * Parses the header value: the draft's structured-field string (`"8e03…"`) or the bare token
- * Stripe-style clients send. Returns the key, or null if malformed.
+ * Parses the header value: the draft's RFC 8941 sf-string (`"8e03…"`: printable ASCII including
+ * space, with `\"` and `\\` escapes) or the bare token Stripe-style clients send (printable ASCII,
+ * no space or quote). Returns the key, or null if malformed or blank.
  */
 export function parseIdempotencyKey(value: string): string | null {
-  let key = value.trim();
-  if (key.startsWith('"')) {
-    if (key.length < 3 || !key.endsWith('"')) return null;
-    key = key.slice(1, -1);
-    if (/["\\]/.test(key)) return null;
+  const raw = value.replace(/^[ \t]+|[ \t]+$/g, "");
+  let key: string;
+  if (raw.startsWith('"')) {
+    const match = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$/.exec(raw);
+    if (!match) return null;
+    key = (match[1] as string).replace(/\\(["\\])/g, "$1");
+  } else {
+    if (!/^[\x21\x23-\x7e]+$/.test(raw)) return null;
+    key = raw;
   }
-  if (key.length === 0 || key.length > MAX_KEY_LENGTH) return null;
-  return /^[\x21-\x7e]+$/.test(key) && !key.includes('"') ? key : null;
+  // A key of nothing but spaces is a client bug, not a key.
+  return key.trim().length > 0 && key.length <= MAX_KEY_LENGTH ? key : null;
 }
 
 /** SHA-256 over method, path with query, and the body: what makes two requests "the same". */

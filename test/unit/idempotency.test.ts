@@ -48,6 +48,9 @@ describe("idempotency state machine", () => {
       "8e03978e-40d5-43e8-bc93-6894a57f9324",
     );
     expect(parseIdempotencyKey("order-123_v2:retry")).toBe("order-123_v2:retry");
+    // The sf-string form may hold spaces and escaped quotes and backslashes.
+    expect(parseIdempotencyKey('"a b"')).toBe("a b");
+    expect(parseIdempotencyKey('"a\\"b\\\\c"')).toBe('a"b\\c');
     for (const bad of [
       "",
       '""',
@@ -56,7 +59,10 @@ describe("idempotency state machine", () => {
       "has space",
       "é",
       "x".repeat(256),
-      '"a\\"b"',
+      '"a"b"',
+      '"a\\xb"',
+      '"tab\there"',
+      '" "',
       "\u0000",
     ]) {
       expect(parseIdempotencyKey(bad), JSON.stringify(bad)).toBeNull();

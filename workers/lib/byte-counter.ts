@@ -7,8 +7,9 @@ export interface CountedStream {
   readable: ReadableStream<Uint8Array>;
   /** Resolves with the number of bytes that passed, however the stream ended. */
   done: Promise<number>;
-  /** True if more than `limit` bytes were offered (the stream is then errored). */
-  readonly exceeded: boolean;
+  /** Aborted as soon as more than `limit` bytes are offered (the stream is then errored): hand it to
+   * the fetch that consumes the stream, so an oversized upload is aborted, never sent cut short. */
+  overLimit: AbortSignal;
 }
 
 export function countBytes(
@@ -16,12 +17,12 @@ export function countBytes(
   limit = Number.POSITIVE_INFINITY,
 ): CountedStream {
   let bytes = 0;
-  let exceeded = false;
+  const overLimit = new AbortController();
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
       bytes += chunk.byteLength;
       if (bytes > limit) {
-        exceeded = true;
+        overLimit.abort();
         controller.error(new Error("body exceeds limit"));
         return;
       }
@@ -32,11 +33,5 @@ export function countBytes(
     () => bytes,
     () => bytes,
   );
-  return {
-    readable,
-    done,
-    get exceeded() {
-      return exceeded;
-    },
-  };
+  return { readable, done, overLimit: overLimit.signal };
 }

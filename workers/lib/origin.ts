@@ -40,6 +40,8 @@ const CLIENT_ONLY = [
   "x-request-id",
   "host",
   "content-length",
+  // A 100-continue handshake is between the client and us; the origin would answer 100 to fetch.
+  "expect",
 ];
 
 /** Copies headers minus hop-by-hop ones (including any the Connection header names) and `extra`. */
@@ -74,12 +76,25 @@ export function originUrl(
  * longer), never following redirects (the client gets the 3xx as the origin sent it).
  * Timeout → 504 `origin_timeout`; connection failure → 502 `origin_unavailable`.
  */
-export async function fetchOrigin(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+export async function fetchOrigin(
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+  cancel?: AbortSignal,
+): Promise<Response> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const signal = cancel ? AbortSignal.any([controller.signal, cancel]) : controller.signal;
   try {
-    return await fetch(url, { ...init, redirect: "manual", signal: controller.signal });
-  } catch {
+    const response = await fetch(url, { ...init, redirect: "manual", signal });
+    if (response.status < 200) {
+      // An interim (1xx) answer is not a response we can relay.
+      await response.body?.cancel();
+      throw new GatewayError("origin_unavailable", `The origin answered with an interim ${response.status}.`);
+    }
+    return response;
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
     if (controller.signal.aborted) {
       throw new GatewayError("origin_timeout", `The origin did not answer within ${timeoutMs} ms.`);
     }

@@ -26,7 +26,10 @@ export const admit = () =>
     // A declared oversize body is refused before admission: it costs no tokens and is not metered.
     const limit = maxBodyBytes(c.env);
     const declared = c.req.header("content-length");
-    if (declared !== undefined && !(/^\d+$/.test(declared) && Number(declared) <= limit)) {
+    if (declared !== undefined && !/^\d+$/.test(declared)) {
+      throw new GatewayError("bad_request", "Content-Length must be a single non-negative integer.");
+    }
+    if (declared !== undefined && Number(declared) > limit) {
       throw new GatewayError("payload_too_large", `Request bodies are limited to ${limit} bytes.`);
     }
 

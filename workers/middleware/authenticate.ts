@@ -23,8 +23,10 @@ function presentedKey(authorization: string | undefined, apiKey: string | undefi
     if (!match) throw reject("The Authorization header must use the Bearer scheme.", "invalid_request");
     bearer = match[1];
   }
-  const key = bearer ?? apiKey?.trim();
-  if (bearer !== undefined && apiKey !== undefined && apiKey.trim() !== bearer) {
+  // Only the optional whitespace HTTP allows around a field value (RFC 9110 §5.5): SP and HTAB.
+  const headerKey = apiKey?.replace(/^[ \t]+|[ \t]+$/g, "");
+  const key = bearer ?? headerKey;
+  if (bearer !== undefined && headerKey !== undefined && headerKey !== bearer) {
     throw reject("Authorization and X-API-Key carry different keys.", "invalid_request");
   }
   if (!key)

@@ -139,10 +139,15 @@ export function registerProxy(app: Hono<AppEnv>): void {
         target,
         { method: c.req.method, headers, body: buffered ?? counted?.readable ?? stream },
         originTimeoutMs(c.env, route),
+        counted?.overLimit,
       );
+      if (counted?.overLimit.aborted) {
+        await upstream.body?.cancel();
+        throw new Error("request body over the limit");
+      }
     } catch (error) {
       settleIdempotency(c, Promise.resolve(null));
-      const failure = counted?.exceeded
+      const failure = counted?.overLimit.aborted
         ? new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`)
         : error;
       meter(

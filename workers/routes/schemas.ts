@@ -8,6 +8,21 @@ import type { ApiKey, Plan, Tenant } from "../../schema";
 import { ERROR_CODES } from "../errors";
 import { parseCidr } from "../lib/cidr";
 
+/** A UTF-16 surrogate without its pair: valid in a JS string, not encodable as UTF-8. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Text from a client. Postgres text holds neither NUL nor lone surrogates: refuse them here (400),
+ * not in the driver (500).
+ */
+export const text = () =>
+  z
+    .string()
+    .refine(
+      (v) => !v.includes("\0") && !LONE_SURROGATE.test(v),
+      "must be valid Unicode text without NUL characters",
+    );
+
 const positiveInt = z.number().int().positive().max(1_000_000_000);
 const quota = z.number().int().min(0).max(1_000_000_000_000).nullable();
 const isoDate = z.string().openapi({ format: "date-time" });
@@ -41,8 +56,8 @@ const planFields = {
   refillPeriodSeconds: positiveInt,
   dailyQuota: quota,
   monthlyQuota: quota,
-  entitlements: z.array(z.string().min(1).max(64)).max(100),
-  stripePriceId: z.string().min(1).max(255).nullable(),
+  entitlements: z.array(text().min(1).max(64)).max(100),
+  stripePriceId: text().min(1).max(255).nullable(),
 };
 
 export const PlanInput = z
@@ -93,8 +108,8 @@ const slug = z
 export const TenantInput = z
   .object({
     slug,
-    name: z.string().trim().min(1).max(200),
-    planId: z.string().min(1),
+    name: text().trim().min(1).max(200),
+    planId: text().min(1).max(64),
     overrides: LimitOverridesInput.default({}),
   })
   .strict()
@@ -102,8 +117,8 @@ export const TenantInput = z
 
 export const TenantPatch = z
   .object({
-    name: z.string().trim().min(1).max(200),
-    planId: z.string().min(1),
+    name: text().trim().min(1).max(200),
+    planId: text().min(1).max(64),
     status: z.enum(["active", "suspended", "past_due"]),
     overrides: LimitOverridesInput,
   })
@@ -130,7 +145,7 @@ const cidr = z.string().refine((v) => parseCidr(v) !== null, "must be an IPv4 or
 export const KeyInput = z
   .object({
     env: z.enum(["live", "test"]).default("live"),
-    name: z.string().trim().min(1).max(200).nullable().default(null),
+    name: text().trim().min(1).max(200).nullable().default(null),
     role: z.enum(["admin", "member"]).default("member"),
     ipAllowlist: z.array(cidr).max(100).default([]),
     expiresAt: z.iso.datetime({ offset: true }).nullable().default(null),
@@ -175,7 +190,7 @@ export const CreatedKeySchema = KeySchema.extend({
   key: z.string().openapi({ description: "The plaintext key. Shown once; store it now." }),
 }).openapi("CreatedApiKey");
 
-export const IdParam = z.object({ id: z.string().min(1).max(64) });
+export const IdParam = z.object({ id: text().min(1).max(64) });
 
 export const listOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item) });
 

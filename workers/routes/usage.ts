@@ -17,7 +17,7 @@ import type { TenantRecord } from "../lib/auth-context";
 import { tenantRecord } from "../lib/projection";
 import { peek, tenantConfig } from "../lib/tenant-client";
 import { exportUsage, timeseries } from "../services/usage";
-import { adminSecurity, IdParam, json, problemResponses } from "./schemas";
+import { adminSecurity, IdParam, json, problemResponses, text } from "./schemas";
 
 const HOUR_MS = 3_600_000;
 const MAX_POINTS = { hour: 24 * 31, day: 366 } as const;
@@ -67,7 +67,7 @@ const TimeseriesQuery = z.object({
   granularity: z.enum(["hour", "day"]).default("hour"),
   from: z.iso.datetime({ offset: true }),
   to: z.iso.datetime({ offset: true }),
-  route: z.string().max(200).optional(),
+  route: text().max(200).optional(),
 });
 
 const ExportQuery = z.object({

@@ -3,7 +3,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { reconcile } from "../../services/reconciliation";
-import { json, problemResponses, adminSecurity as security } from "../schemas";
+import { json, problemResponses, adminSecurity as security, text } from "../schemas";
 
 const MAX_RANGE_MS = 31 * 86_400_000;
 
@@ -33,7 +33,7 @@ const route = createRoute({
     query: z.object({
       from: z.iso.datetime({ offset: true }),
       to: z.iso.datetime({ offset: true }),
-      tenant: z.string().max(64).optional(),
+      tenant: text().max(64).optional(),
     }),
   },
   responses: {

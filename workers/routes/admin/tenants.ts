@@ -24,6 +24,7 @@ import {
   TenantPatch,
   TenantSchema,
   tenantOut,
+  text,
 } from "../schemas";
 
 const tags = ["Admin: tenants"];
@@ -33,7 +34,7 @@ const list = createRoute({
   path: "/admin/v1/tenants",
   tags,
   security,
-  request: { query: z.object({ slug: z.string().max(64).optional() }) },
+  request: { query: z.object({ slug: text().max(64).optional() }) },
   responses: {
     200: { description: "Tenants", ...json(listOf(TenantSchema)) },
     ...problemResponses(400, 401),
