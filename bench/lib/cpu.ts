@@ -55,12 +55,12 @@ export function procTable(): Map<number, ProcStat> {
   return table;
 }
 
-/** utime+stime of `root` and every live descendant, in ticks. */
+/** utime+stime (+ reaped children's) of `root` and every live descendant, in ticks. */
 export function treeTicks(root: number, table: Map<number, ProcStat> = procTable()): number {
   return Object.values(treeTicksByCommand(root, table)).reduce((a, b) => a + b, 0);
 }
 
-/** utime+stime of `root` and every live descendant, in ticks, per command name (node, workerd, nginx…). */
+/** The same, per command name (node, workerd, nginx, postgres…). */
 export function treeTicksByCommand(
   root: number,
   table: Map<number, ProcStat> = procTable(),
@@ -79,7 +79,9 @@ export function treeTicksByCommand(
     if (seen.has(pid)) continue;
     seen.add(pid);
     const stat = table.get(pid);
-    if (stat) total[stat.comm] = (total[stat.comm] ?? 0) + stat.ticks;
+    // Own time plus that of children it has reaped: short-lived descendants (a Postgres backend per
+    // connection) end up in their parent's cutime/cstime once they exit.
+    if (stat) total[stat.comm] = (total[stat.comm] ?? 0) + stat.ticks + stat.childTicks;
     stack.push(...(children.get(pid) ?? []));
   }
   return total;
