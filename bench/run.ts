@@ -403,6 +403,8 @@ async function main(): Promise<void> {
       const ms = ticksToMs(afterDrain.server - before.server);
       cpu.serverMsAfterDrain = ms;
       cpu.serverMsByCommandAfterDrain = byCommandMs(before, afterDrain);
+      if (before.postgres !== null && afterDrain.postgres !== null)
+        cpu.postgresMsAfterDrain = ticksToMs(afterDrain.postgres - before.postgres);
       cpu.serverMsPer1kAfterDrain = (ms / wrk.requests) * 1000;
       result.drain = {
         expected,
@@ -525,7 +527,7 @@ async function main(): Promise<void> {
   ).flat();
   const finalRows = await countRows(pool, main.tenant.id);
   const finalExpected = (await originCounts(originUrl))["/v1/bench/gateway"] ?? 0;
-  const pgMs = gatewayRuns.map((r) => r.cpu.postgresMs).filter((v): v is number => v !== null);
+  const pgMs = gatewayRuns.map((r) => r.cpu.postgresMsAfterDrain).filter((v): v is number => v !== undefined);
   const metering: MeteringResult = {
     underLoad: {
       requests: finalExpected,

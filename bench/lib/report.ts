@@ -135,7 +135,7 @@ export function renderMarkdown(r: BenchResults): string {
     `Lag = first Postgres snapshot that sees the row − the event's \`ts\` (admission time); snapshots every ` +
       `~${fmt(u.lag.resolutionMs)} ms, so each lag is an upper bound within that resolution.` +
       (u.postgresCpuMsPer1kEvents !== null
-        ? ` Postgres server CPU during the gateway runs (the whole server, other users of it included): ${fmtMs(u.postgresCpuMsPer1kEvents)} ms per 1k requests.`
+        ? ` Postgres server CPU during the gateway runs and their drains (the whole server, other users of it included): ${fmtMs(u.postgresCpuMsPer1kEvents)} ms per 1k requests.`
         : ""),
   );
   const consumerLine = (label: string, k: ConsumerStats) =>

@@ -23,6 +23,8 @@ export interface CpuSample {
   serverMsAfterDrain?: number;
   serverMsPer1kAfterDrain?: number;
   serverMsByCommandAfterDrain?: Record<string, number>;
+  /** gateway only: Postgres server CPU including the metering drain */
+  postgresMsAfterDrain?: number;
 }
 
 export interface RunResult {
