@@ -1,6 +1,6 @@
 /**
  * The Worker's side of the tenant Durable Object: typed calls, one retry on errors the runtime
- * marks retryable, and mapping of failures to a 503. Counts calls so tests and the benchmark can
+ * marks retryable (except for `admit`), and mapping of failures to a 503. Counts calls so tests and the benchmark can
  * check the budget: one `admit` per admitted request (+1 `complete` when an Idempotency-Key
  * response is recorded or released), none for requests rejected before admission.
  */
@@ -35,13 +35,23 @@ function unavailable(error: unknown, tenantId: string): GatewayError {
   });
 }
 
-async function call<T>(env: TenantEnv, tenantId: string, fn: (stub: Stub) => Promise<T>): Promise<T> {
+/**
+ * One call, retried once on a retryable error when `retry` allows it. `admit` does not: a
+ * retryable error may come after the object already charged the request, and a retry would charge
+ * it twice — exactness comes first, the client gets a 503 with `Retry-After: 1` instead.
+ */
+async function call<T>(
+  env: TenantEnv,
+  tenantId: string,
+  fn: (stub: Stub) => Promise<T>,
+  retry = true,
+): Promise<T> {
   doCalls.count++;
   // A stub that has thrown is broken: the retry needs a fresh one.
   try {
     return await fn(env.TENANT.getByName(tenantId));
   } catch (error) {
-    if (!isRetryable(error)) throw unavailable(error, tenantId);
+    if (!retry || !isRetryable(error)) throw unavailable(error, tenantId);
     try {
       return await fn(env.TENANT.getByName(tenantId));
     } catch (again) {
@@ -56,7 +66,7 @@ export function tenantConfig(tenant: TenantRecord): TenantConfig {
 }
 
 export function admit(env: TenantEnv, tenantId: string, input: AdmitInput): Promise<AdmitResult> {
-  return call(env, tenantId, async (stub) => (await stub.admit(input)) as AdmitResult);
+  return call(env, tenantId, async (stub) => (await stub.admit(input)) as AdmitResult, false);
 }
 
 export function complete(
