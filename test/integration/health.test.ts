@@ -1,4 +1,7 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import worker from "../../workers/index";
 import { gateway } from "../support/gateway";
 
 describe("health", () => {
@@ -12,6 +15,17 @@ describe("health", () => {
     const body = await ready.json<{ status: string; checks: { postgres: { status: string } } }>();
     expect(ready.status).toBe(200);
     expect(body.checks.postgres.status).toBe("ok");
+  });
+
+  it("answers ready with 503 problem+json when Postgres is unreachable, live still 200", async () => {
+    const down = { ...env, PG_WS_PROXY: "127.0.0.1:1/v1" };
+    const call = (path: string) =>
+      worker.fetch(new Request(`https://gateway.test${path}`), down, createExecutionContext());
+    const ready = await call("/health/ready");
+    expect(ready.status).toBe(503);
+    expect(ready.headers.get("content-type")).toBe("application/problem+json");
+    expect((await ready.json<{ code: string }>()).code).toBe("service_unavailable");
+    expect((await call("/health/live")).status).toBe(200);
   });
 
   it("serves the OpenAPI document of the gateway's own API", async () => {

@@ -175,6 +175,26 @@ describe("metering pipeline", () => {
     expect(states.rows.map((r) => r.state)).toEqual(["sent"]);
   });
 
+  it("reports nothing, and says so, without a Stripe key", async () => {
+    const { events, tenant } = await traffic();
+    await deliver(events);
+    const { STRIPE_SECRET_KEY: _unused, ...noStripe } = env;
+    const logged: string[] = [];
+    const log = vi.spyOn(console, "log").mockImplementation((line: string) => logged.push(line));
+    try {
+      expect(await reportUsage(noStripe as typeof env)).toEqual({
+        enabled: false,
+        sent: 0,
+        retrying: 0,
+        failed: 0,
+      });
+    } finally {
+      log.mockRestore();
+    }
+    expect(logged.join("\n")).toContain("Stripe usage reporting is off");
+    expect((await count(tenant.tenantId)).outbox).toBe(12);
+  });
+
   it("sends poison messages to the dead-letter queue with their reason, and stores the rest", async () => {
     const { tenant, events } = await traffic();
     const dlq = vi.spyOn(env.USAGE_DLQ, "send");
