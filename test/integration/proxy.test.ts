@@ -165,7 +165,7 @@ describe("proxy", () => {
     const send = vi.spyOn(env.USAGE_QUEUE, "send");
     try {
       const res = await gateway(`/v1/reports-free/${uniq()}`, { headers: bearer(t.key) });
-      await res.text();
+      const body = await res.arrayBuffer();
       await vi.waitFor(() => expect(send).toHaveBeenCalled());
       const event = send.mock.calls.at(-1)?.[0] as UsageEvent;
       expect(event).toMatchObject({
@@ -180,7 +180,24 @@ describe("proxy", () => {
         units: 1,
         bytesIn: 0,
       });
-      expect(event.bytesOut).toBeGreaterThan(0);
+      // Declared length: metered from Content-Length, the body passing through untouched.
+      expect(event.bytesOut).toBe(body.byteLength);
+    } finally {
+      send.mockRestore();
+    }
+  });
+
+  it("meters the bytes of a streamed body of unknown length as they pass", async () => {
+    const t = await seedTenant();
+    const send = vi.spyOn(env.USAGE_QUEUE, "send");
+    try {
+      const res = await gateway(`/v1/stream/${uniq()}`, { headers: bearer(t.key) });
+      expect(res.headers.get("content-length")).toBeNull();
+      const body = await res.arrayBuffer();
+      await vi.waitFor(() => expect(send).toHaveBeenCalled());
+      const event = send.mock.calls.at(-1)?.[0] as UsageEvent;
+      expect(event.bytesOut).toBe(body.byteLength);
+      expect(body.byteLength).toBe(40);
     } finally {
       send.mockRestore();
     }

@@ -177,8 +177,15 @@ export function registerProxy(app: Hono<AppEnv>): void {
         settleIdempotency(c, readUpTo(toRecord, MAX_RECORDED_BODY_BYTES).then(record));
       }
     }
-    const counter = clientBody ? countBytes(clientBody) : undefined;
-    meter(c, upstream.status, "origin", bytesIn, counter?.done ?? Promise.resolve(0));
-    return new Response(counter?.readable ?? null, { status: upstream.status, headers: responseHeaders });
+    // A body of declared length passes through untouched (no JavaScript stream on the hot path);
+    // only a body of unknown length is counted as it streams.
+    const length = upstream.headers.get("content-length");
+    if (!clientBody || (length !== null && /^\d+$/.test(length))) {
+      meter(c, upstream.status, "origin", bytesIn, Promise.resolve(clientBody ? Number(length) : 0));
+      return new Response(clientBody, { status: upstream.status, headers: responseHeaders });
+    }
+    const counter = countBytes(clientBody);
+    meter(c, upstream.status, "origin", bytesIn, counter.done);
+    return new Response(counter.readable, { status: upstream.status, headers: responseHeaders });
   });
 }
