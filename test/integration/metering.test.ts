@@ -195,6 +195,27 @@ describe("metering pipeline", () => {
     expect((await count(tenant.tenantId)).outbox).toBe(12);
   });
 
+  it("marks units older than Stripe's 35-day meter event window failed instead of sending them", async () => {
+    const { tenant, events } = await traffic();
+    await deliver(events);
+    const { db, close } = openDb(env);
+    try {
+      await db.execute(
+        sql`UPDATE billing_outbox SET hour = now() - interval '40 days' WHERE tenant_id = ${tenant.tenantId}`,
+      );
+      await reportAll();
+      const rows = await db.execute<{ state: string; last_error: string }>(
+        sql`SELECT state, last_error FROM billing_outbox WHERE tenant_id = ${tenant.tenantId}`,
+      );
+      expect(rows.rows.length).toBeGreaterThan(0);
+      for (const row of rows.rows) {
+        expect(row).toEqual({ state: "failed", last_error: "older than Stripe's 35-day meter event window" });
+      }
+    } finally {
+      await close();
+    }
+  });
+
   it("sends poison messages to the dead-letter queue with their reason, and stores the rest", async () => {
     const { tenant, events } = await traffic();
     const dlq = vi.spyOn(env.USAGE_DLQ, "send");

@@ -4,6 +4,7 @@
  */
 import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
+import { CLAIMS_HEADER } from "./claims";
 import type { Route } from "./routes";
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -36,7 +37,7 @@ const HOP_BY_HOP = [
 const CLIENT_ONLY = [
   "authorization",
   "x-api-key",
-  "x-gateway-claims",
+  CLAIMS_HEADER,
   "x-request-id",
   "host",
   "content-length",

@@ -11,7 +11,7 @@ import { MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "../../durable-ob
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 import { countBytes } from "../lib/byte-counter";
-import { signGatewayClaims } from "../lib/claims";
+import { CLAIMS_HEADER, signGatewayClaims } from "../lib/claims";
 import {
   fetchOrigin,
   forwardableHeaders,
@@ -130,7 +130,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
     );
     const headers = originRequestHeaders(c.req.raw.headers, {
       "x-request-id": c.var.requestId,
-      "x-gateway-claims": claims,
+      [CLAIMS_HEADER]: claims,
     });
 
     let upstream: Response;
