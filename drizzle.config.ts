@@ -1,6 +1,6 @@
 import { defineConfig } from "drizzle-kit";
 
-/** drizzle-kit reads the schema modules and writes SQL migrations; they are applied from Node (scripts/lib/migrate.ts). */
+/** drizzle-kit reads the schema modules and writes SQL migrations; they are applied from Node (dev/migrate.ts). */
 export default defineConfig({
   dialect: "postgresql",
   schema: "./schema/index.ts",

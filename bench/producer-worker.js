@@ -1,6 +1,6 @@
 /**
  * Bench-only producer for the metering throughput run: `POST /produce?n=K&tenant=…&key=…&run=…`
- * sends K valid usage events (the shape of workers/queue/usage-event.ts) to the gateway's own usage
+ * sends K valid usage events (the shape of workers/metering/usage-event.ts) to the gateway's own usage
  * queue in batches of 100, as fast as the queue accepts them, so the real consumer (the gateway
  * Worker's `queue` handler) can be measured apart from the request path. Each event's `ts` is the
  * time its batch was sent. Answers `{ sent, startedAt, finishedAt }` (ms since the epoch).

@@ -7,7 +7,7 @@
  *   with the bindings of wrangler.toml as wrangler itself maps them for Miniflare
  *   (`unstable_getMiniflareWorkerOptions`): KV, the SQLite-backed TenantLimiter Durable Object, the
  *   usage queue producer + DLQ + consumer. Vars and secrets as `npm start` passes them, and the
- *   WebSocket→TCP bridge (scripts/lib/pg-bridge.ts) in front of Postgres, in this process too.
+ *   WebSocket→TCP bridge (dev/pg-bridge.ts) in front of Postgres, in this process too.
  *
  * Requests reach the Worker on a direct socket (`unsafeDirectSockets`), not through Miniflare's
  * entry worker, and per-request logging is off: what is measured is workerd running the Worker.
@@ -22,7 +22,7 @@ import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { startBridge } from "../scripts/lib/pg-bridge";
+import { startBridge } from "../dev/pg-bridge";
 
 export interface WorkersServerConfig {
   mode: "passthrough" | "gateway";

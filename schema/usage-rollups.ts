@@ -2,7 +2,7 @@
  * Hourly and daily usage per tenant × route × status class, maintained by the queue consumer in
  * the same statement that inserts the events — counting only rows actually inserted, so a
  * redelivered event never counts twice. Latency is kept as a fixed-bucket histogram
- * (workers/queue/latency-histogram.ts) so percentiles can be computed over any range.
+ * (workers/metering/latency-histogram.ts) so percentiles can be computed over any range.
  */
 import { sql } from "drizzle-orm";
 import {

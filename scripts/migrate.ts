@@ -1,5 +1,5 @@
 /** CLI: `tsx scripts/migrate.ts` applies `schema/migrations` to the database in `DATABASE_URL`. */
-import { migrate } from "./lib/migrate";
+import { migrate } from "../dev/migrate";
 
 const url = process.env.DATABASE_URL;
 if (!url) {

@@ -7,7 +7,7 @@
  * Reads ADMIN_TOKEN (default: the `npm start` dev token) and GATEWAY_URL from the environment.
  */
 import { parseArgs } from "node:util";
-import type { ReconciliationRow as Row } from "../workers/services/reconciliation";
+import type { ReconciliationRow as Row } from "../workers/metering/reconciliation";
 
 const DAY_MS = 86_400_000;
 const DEV_ADMIN_TOKEN = "dev-admin-token";

@@ -7,12 +7,12 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { startDemoOrigin } from "./lib/demo-origin";
-import { migrate } from "./lib/migrate";
-import { startBridge } from "./lib/pg-bridge";
-import { startPostgres } from "./lib/postgres";
-import { spawnInGroup, waitForOk } from "./lib/processes";
-import { startStripeStandIn } from "./lib/stripe-standin";
+import { startDemoOrigin } from "../dev/demo-origin";
+import { migrate } from "../dev/migrate";
+import { startBridge } from "../dev/pg-bridge";
+import { startPostgres } from "../dev/postgres";
+import { spawnInGroup, waitForOk } from "../dev/processes";
+import { startStripeStandIn } from "../dev/stripe-standin";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PORT = Number(process.env.PORT ?? 8787);
@@ -141,7 +141,7 @@ async function startOrigin(): Promise<{ live: string; sandbox: string; label: st
 
 /**
  * `STRIPE_SECRET_KEY` set: real Stripe (api.stripe.com) with that key. Unset: a local Stripe stand-in
- * (scripts/lib/stripe-standin.ts) and a test key for it.
+ * (dev/stripe-standin.ts) and a test key for it.
  */
 async function startStripe(): Promise<{ vars: Record<string, string>; label: string }> {
   const key = process.env.STRIPE_SECRET_KEY;

@@ -1,9 +1,9 @@
 /**
  * `tsx scripts/stripe-standin.ts [--port N] [--host H] [--state FILE]`: runs the local Stripe stand-in
- * (scripts/lib/stripe-standin.ts) and prints its URL; `--state` keeps its data in FILE across runs. Point a `stripe` client at it with
+ * (dev/stripe-standin.ts) and prints its URL; `--state` keeps its data in FILE across runs. Point a `stripe` client at it with
  * `host`/`port`/`protocol: "http"` and any `sk_test_…` key. Ctrl-C stops it.
  */
-import { startStripeStandIn } from "./lib/stripe-standin";
+import { startStripeStandIn } from "../dev/stripe-standin";
 
 function parseArgs(argv: string[]): { port?: number; host?: string; stateFile?: string } {
   const out: { port?: number; host?: string; stateFile?: string } = {};

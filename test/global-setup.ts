@@ -4,10 +4,10 @@
  * Their addresses are provided to vitest.config.ts (Worker bindings) and to tests via `inject()`.
  */
 import type { TestProject } from "vitest/node";
-import { migrate } from "../scripts/lib/migrate";
-import { startBridge } from "../scripts/lib/pg-bridge";
-import { startPostgres } from "../scripts/lib/postgres";
-import { startStripeStandIn } from "../scripts/lib/stripe-standin";
+import { migrate } from "../dev/migrate";
+import { startBridge } from "../dev/pg-bridge";
+import { startPostgres } from "../dev/postgres";
+import { startStripeStandIn } from "../dev/stripe-standin";
 import { deadOriginUrl, startOriginServer } from "./support/origin-server";
 
 declare module "vitest" {
@@ -20,7 +20,7 @@ declare module "vitest" {
     originUrl: string;
     /** `http://127.0.0.1:<port>` where nothing listens. */
     deadOriginUrl: string;
-    /** `http://127.0.0.1:<port>` of the Stripe stand-in (scripts/lib/stripe-standin.ts), shared by all test files. */
+    /** `http://127.0.0.1:<port>` of the Stripe stand-in (dev/stripe-standin.ts), shared by all test files. */
     stripeUrl: string;
   }
 }

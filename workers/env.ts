@@ -2,10 +2,10 @@
  * The one AppEnv type: Worker bindings (from wrangler.toml) and per-request context variables.
  */
 import type { TenantLimiter } from "../durable-objects/tenant";
-import type { AuthContext } from "./lib/auth-context";
-import type { Db } from "./lib/db";
-import type { Route } from "./lib/routes";
-import type { UsageEvent } from "./queue/usage-event";
+import type { Route } from "./edge/route-table";
+import type { UsageEvent } from "./metering/usage-event";
+import type { AuthContext } from "./shared/auth-context";
+import type { Db } from "./shared/db";
 
 export interface Bindings {
   /** `apikey:<sha256>` and `tenant:<id>` records, projected from Postgres by the admin API. */
@@ -18,7 +18,7 @@ export interface Bindings {
   USAGE_DLQ: Queue<unknown>;
   /** Secret. Stripe API key; unset = usage reporting to Stripe is off. */
   STRIPE_SECRET_KEY?: string;
-  /** Local only: base URL of the Stripe stand-in (scripts/lib/stripe-standin.ts). Unset = api.stripe.com. */
+  /** Local only: base URL of the Stripe stand-in (dev/stripe-standin.ts). Unset = api.stripe.com. */
   STRIPE_API_URL?: string;
   /** Stripe billing meter event name usage is reported under (default `gateway_units`). */
   STRIPE_METER_EVENT_NAME?: string;
@@ -36,7 +36,7 @@ export interface Bindings {
   SANDBOX_ORIGIN_URL: string;
   /** Default origin timeout; a route may set its own `timeoutMs`. */
   ORIGIN_TIMEOUT_MS?: string;
-  /** JSON route table; see workers/lib/routes.ts. */
+  /** JSON route table; see workers/edge/route-table.ts. */
   ROUTES: string;
   /** Largest request body proxied, in bytes (default 10 MiB). */
   MAX_BODY_BYTES?: string;

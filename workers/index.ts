@@ -5,8 +5,8 @@
 
 import { createApp } from "./app";
 import type { Bindings } from "./env";
-import { consumeUsage } from "./queue/consumer";
-import { reportUsage } from "./queue/stripe-reporter";
+import { consumeUsage } from "./metering/consumer";
+import { reportUsage } from "./metering/stripe-reporter";
 
 export { TenantLimiter } from "../durable-objects/tenant";
 

@@ -5,8 +5,8 @@
  * metering numbers from it are not comparable).
  */
 import pg from "pg";
-import { migrate } from "../../scripts/lib/migrate";
-import { startPostgres } from "../../scripts/lib/postgres";
+import { migrate } from "../../dev/migrate";
+import { startPostgres } from "../../dev/postgres";
 
 export interface BenchDatabase {
   url: string;

@@ -1,7 +1,7 @@
 /** Authentication: every bad credential is a 401 problem+json and the origin is never called. */
 import { describe, expect, it } from "vitest";
-import { generateKey } from "../../workers/lib/api-keys";
-import { kvReads } from "../../workers/lib/key-store";
+import { generateKey } from "../../workers/shared/api-keys";
+import { kvReads } from "../../workers/shared/key-store";
 import {
   admin,
   bearer,

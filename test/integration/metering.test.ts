@@ -6,9 +6,9 @@
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
-import { openDb } from "../../workers/lib/db";
-import { reportUsage } from "../../workers/queue/stripe-reporter";
-import type { UsageEvent } from "../../workers/queue/usage-event";
+import { reportUsage } from "../../workers/metering/stripe-reporter";
+import type { UsageEvent } from "../../workers/metering/usage-event";
+import { openDb } from "../../workers/shared/db";
 import { bearer, createKey, gateway, seedTenant, uniq } from "../support/gateway";
 import { captureUsage, deliver, reconciliation, stripeFailNext } from "../support/metering";
 

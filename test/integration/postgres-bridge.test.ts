@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { eq, inArray, sql } from "drizzle-orm";
 import { afterAll, describe, expect, it } from "vitest";
 import { apiKeys, plans, tenants } from "../../schema";
-import { type DbHandle, openDb, withTenant } from "../../workers/lib/db";
+import { type DbHandle, openDb, withTenant } from "../../workers/shared/db";
 
 const handles: DbHandle[] = [];
 

@@ -1,8 +1,8 @@
 /** Proxy hygiene: credentials stay with us, claims verify, hop-by-hop headers go, bodies stream. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { verifyGatewayClaims } from "../../workers/lib/claims";
-import type { UsageEvent } from "../../workers/queue/usage-event";
+import { verifyGatewayClaims } from "../../workers/edge/claims";
+import type { UsageEvent } from "../../workers/metering/usage-event";
 import { bearer, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
 
 describe("proxy", () => {

@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { parseList } from "structured-headers";
 import { describe, expect, it } from "vitest";
 import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
-import { doCalls } from "../../workers/lib/tenant-client";
+import { doCalls } from "../../workers/shared/tenant-client";
 import {
   admin,
   bearer,

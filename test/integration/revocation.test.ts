@@ -5,9 +5,9 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { hashKey } from "../../workers/lib/api-keys";
-import { keyKvName, tenantKvName } from "../../workers/lib/auth-context";
-import { forgetKey, forgetTenant } from "../../workers/lib/key-store";
+import { hashKey } from "../../workers/shared/api-keys";
+import { keyKvName, tenantKvName } from "../../workers/shared/auth-context";
+import { forgetKey, forgetTenant } from "../../workers/shared/key-store";
 import { admin, bearer, expectJson, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
 
 async function restoreStale(name: string, stale: string | null, forget: () => void) {

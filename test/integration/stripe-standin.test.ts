@@ -1,5 +1,5 @@
 /**
- * The Stripe stand-in (scripts/lib/stripe-standin.ts), driven from inside workerd by the real
+ * The Stripe stand-in (dev/stripe-standin.ts), driven from inside workerd by the real
  * `stripe` package exactly as production drives api.stripe.com: `createFetchHttpClient()` with
  * `host`/`port`/`protocol` taken from the stand-in's URL. The stand-in is shared by every test file,
  * so nothing here resets it: each test works on its own customers and meters.

@@ -1,9 +1,9 @@
 /** The usage APIs: current windows, timeseries, streamed export, and tenant isolation on all of them. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { openDb } from "../../workers/lib/db";
-import { writeUsageBatch } from "../../workers/queue/postgres-sink";
-import type { UsageEvent } from "../../workers/queue/usage-event";
+import { writeUsageBatch } from "../../workers/metering/postgres-sink";
+import type { UsageEvent } from "../../workers/metering/usage-event";
+import { openDb } from "../../workers/shared/db";
 import { admin, bearer, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
 
 const HOUR = 3_600_000;

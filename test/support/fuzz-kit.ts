@@ -15,9 +15,9 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll } from "vitest";
+import { type GatewayClaims, verifyGatewayClaims } from "../../workers/edge/claims";
 import { ERROR_CODES, PROBLEM_TYPE_BASE } from "../../workers/errors";
 import worker from "../../workers/index";
-import { type GatewayClaims, verifyGatewayClaims } from "../../workers/lib/claims";
 import { BASE, gateway, type OriginCall, originCalls, uniq } from "./gateway";
 
 export { BASE };

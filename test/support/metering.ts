@@ -8,8 +8,8 @@ import { env } from "cloudflare:workers";
 import { vi } from "vitest";
 import type { Bindings } from "../../workers/env";
 import worker from "../../workers/index";
-import type { UsageEvent } from "../../workers/queue/usage-event";
-import type { ReconciliationRow } from "../../workers/services/reconciliation";
+import type { ReconciliationRow } from "../../workers/metering/reconciliation";
+import type { UsageEvent } from "../../workers/metering/usage-event";
 import { admin, expectJson } from "./gateway";
 
 /** Runs `fn` with queue sends captured; returns the events the gateway produced meanwhile. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { displayParts, generateKey, hashKey, MAX_KEY_LENGTH, parseKey } from "../../workers/lib/api-keys";
+import { displayParts, generateKey, hashKey, MAX_KEY_LENGTH, parseKey } from "../../workers/shared/api-keys";
 
 describe("api key format", () => {
   it("generates live and test keys that parse back to their env", () => {

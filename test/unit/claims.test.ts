@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { signGatewayClaims, verifyGatewayClaims } from "../../workers/lib/claims";
+import { signGatewayClaims, verifyGatewayClaims } from "../../workers/edge/claims";
 
 const input = {
   sub: "ten_1",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { IsolateCache } from "../../workers/lib/isolate-cache";
+import { IsolateCache } from "../../workers/shared/isolate-cache";
 
 describe("isolate cache", () => {
   it("distinguishes not-cached from a cached miss, with separate TTLs", () => {

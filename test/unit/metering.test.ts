@@ -1,9 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { backoffSeconds } from "../../workers/queue/consumer";
-import { addHistograms, bucketOf, emptyHistogram, percentile } from "../../workers/queue/latency-histogram";
-import { rollUp } from "../../workers/queue/rollup";
-import type { UsageEvent } from "../../workers/queue/usage-event";
-import { differs } from "../../workers/services/reconciliation";
+import { backoffSeconds } from "../../workers/metering/consumer";
+import {
+  addHistograms,
+  bucketOf,
+  emptyHistogram,
+  percentile,
+} from "../../workers/metering/latency-histogram";
+import { differs } from "../../workers/metering/reconciliation";
+import { rollUp } from "../../workers/metering/rollup";
+import type { UsageEvent } from "../../workers/metering/usage-event";
 
 const event = (over: Partial<UsageEvent>): UsageEvent => ({
   id: "req_01jabcdefghjkmnpqrstvwxyz0",

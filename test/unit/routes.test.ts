@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadRoutes, matchRoute } from "../../workers/lib/routes";
+import { loadRoutes, matchRoute } from "../../workers/edge/route-table";
 
 describe("route table", () => {
   const routes = loadRoutes(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isBillable, UsageEventSchema } from "../../workers/queue/usage-event";
+import { isBillable, UsageEventSchema } from "../../workers/metering/usage-event";
 
 describe("usage events", () => {
   it("bills origin 2xx and 4xx on billable routes for live keys only", () => {

@@ -1,0 +1,132 @@
+/**
+ * Keys: `/admin/v1/tenants/{id}/keys` (create live/test, list by prefix + last 4 only) and
+ * `/admin/v1/keys/{id}` (read, revoke with DELETE, rotate with a grace period for the old key).
+ */
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { desc, eq } from "drizzle-orm";
+import { apiKeys, tenants } from "../../../schema";
+import type { AppEnv } from "../../env";
+import { GatewayError } from "../../errors";
+import { createKey, revokeKey, rotateKey } from "../key-lifecycle";
+import {
+  CreatedKeySchema,
+  IdParam,
+  json,
+  KeyInput,
+  KeySchema,
+  keyOut,
+  listOf,
+  problemResponses,
+  RotateInput,
+  adminSecurity as security,
+} from "../schemas";
+
+const tags = ["Admin: keys"];
+
+const create = createRoute({
+  method: "post",
+  path: "/admin/v1/tenants/{id}/keys",
+  tags,
+  security,
+  request: { params: IdParam, body: { required: true, ...json(KeyInput) } },
+  responses: {
+    201: { description: "Created (plaintext shown once)", ...json(CreatedKeySchema) },
+    ...problemResponses(400, 401, 404),
+  },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/admin/v1/tenants/{id}/keys",
+  tags,
+  security,
+  request: { params: IdParam },
+  responses: {
+    200: { description: "The tenant's keys", ...json(listOf(KeySchema)) },
+    ...problemResponses(401, 404),
+  },
+});
+
+const read = createRoute({
+  method: "get",
+  path: "/admin/v1/keys/{id}",
+  tags,
+  security,
+  request: { params: IdParam },
+  responses: { 200: { description: "The key", ...json(KeySchema) }, ...problemResponses(401, 404) },
+});
+
+const revoke = createRoute({
+  method: "delete",
+  path: "/admin/v1/keys/{id}",
+  tags,
+  security,
+  request: { params: IdParam },
+  responses: { 200: { description: "Revoked", ...json(KeySchema) }, ...problemResponses(401, 404) },
+});
+
+const rotate = createRoute({
+  method: "post",
+  path: "/admin/v1/keys/{id}/rotate",
+  tags,
+  security,
+  request: { params: IdParam, body: { required: false, ...json(RotateInput) } },
+  responses: {
+    201: {
+      description: "The new key (shown once) and the old one with its grace-period expiry",
+      ...json(z.object({ key: CreatedKeySchema, previous: KeySchema })),
+    },
+    ...problemResponses(400, 401, 404, 409),
+  },
+});
+
+export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(create, async (c) => {
+    const { id } = c.req.valid("param");
+    const input = c.req.valid("json");
+    const tenant = await c.var.db.query.tenants.findFirst({ where: eq(tenants.id, id) });
+    if (!tenant) throw new GatewayError("not_found", "No such tenant.");
+    const { row, plaintext } = await createKey(c.var.db, c.env, id, input);
+    return c.json({ ...keyOut(row), key: plaintext }, 201);
+  });
+
+  app.openapi(list, async (c) => {
+    const { id } = c.req.valid("param");
+    const tenant = await c.var.db.query.tenants.findFirst({ where: eq(tenants.id, id) });
+    if (!tenant) throw new GatewayError("not_found", "No such tenant.");
+    const rows = await c.var.db
+      .select()
+      .from(apiKeys)
+      .where(eq(apiKeys.tenantId, id))
+      .orderBy(desc(apiKeys.createdAt));
+    return c.json({ data: rows.map(keyOut) }, 200);
+  });
+
+  app.openapi(read, async (c) => {
+    const row = await c.var.db.query.apiKeys.findFirst({ where: eq(apiKeys.id, c.req.valid("param").id) });
+    if (!row) throw new GatewayError("not_found", "No such key.");
+    return c.json(keyOut(row), 200);
+  });
+
+  app.openapi(revoke, async (c) => {
+    const row = await revokeKey(c.var.db, c.env, c.req.valid("param").id);
+    if (!row) throw new GatewayError("not_found", "No such key.");
+    return c.json(keyOut(row), 200);
+  });
+
+  app.openapi(rotate, async (c) => {
+    const { id } = c.req.valid("param");
+    const { gracePeriodSeconds } = RotateInput.parse(c.req.valid("json") ?? {});
+    const result = await rotateKey(c.var.db, c.env, id, gracePeriodSeconds);
+    if (result === undefined) throw new GatewayError("not_found", "No such key.");
+    if (result === null)
+      throw new GatewayError("conflict", "The key is revoked or expired; issue a new one instead.");
+    return c.json(
+      {
+        key: { ...keyOut(result.created.row), key: result.created.plaintext },
+        previous: keyOut(result.previous),
+      },
+      201,
+    );
+  });
+}

@@ -1,0 +1,69 @@
+/** `GET /admin/v1/reconciliation`: the per tenant, per hour reconciliation table (see services/reconciliation). */
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../../env";
+import { GatewayError } from "../../errors";
+import { reconcile } from "../../metering/reconciliation";
+import { json, problemResponses, adminSecurity as security, text } from "../schemas";
+
+const MAX_RANGE_MS = 31 * 86_400_000;
+
+const RowSchema = z
+  .object({
+    tenantId: z.string(),
+    slug: z.string(),
+    hour: z.string(),
+    admittedRequests: z.number().int(),
+    usageRows: z.number().int(),
+    billableUnits: z.number().int(),
+    outboxUnits: z.number().int(),
+    outboxPendingUnits: z.number().int(),
+    stripeUnits: z.number().int().nullable(),
+    difference: z.boolean(),
+  })
+  .openapi("ReconciliationRow");
+
+const route = createRoute({
+  method: "get",
+  path: "/admin/v1/reconciliation",
+  tags: ["Admin: billing"],
+  security,
+  description:
+    "Per tenant and hour: requests admitted by the tenant object, usage rows, billable units, billing outbox units and what Stripe reports. A row with `difference: true` breaks the invariant admitted = rows and billable units = outbox = Stripe. At most 31 days per call.",
+  request: {
+    query: z.object({
+      from: z.iso.datetime({ offset: true }),
+      to: z.iso.datetime({ offset: true }),
+      tenant: text().max(64).optional(),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The reconciliation table",
+      ...json(
+        z.object({
+          from: z.string(),
+          to: z.string(),
+          differences: z.number().int(),
+          rows: z.array(RowSchema),
+        }),
+      ),
+    },
+    ...problemResponses(400, 401),
+  },
+});
+
+export function registerAdminReconciliation(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(route, async (c) => {
+    const q = c.req.valid("query");
+    const from = Date.parse(q.from);
+    const to = Date.parse(q.to);
+    if (!(to > from) || to - from > MAX_RANGE_MS) {
+      throw new GatewayError("validation_failed", "`to` must be after `from`, at most 31 days later.");
+    }
+    const rows = await reconcile(c.env, c.var.db, { from, to, ...(q.tenant ? { tenantId: q.tenant } : {}) });
+    return c.json(
+      { from: q.from, to: q.to, differences: rows.filter((r) => r.difference).length, rows },
+      200,
+    );
+  });
+}

@@ -1,0 +1,169 @@
+/**
+ * `/admin/v1/tenants`: create (returns the first key, once), list, read, update plan/limits/status.
+ * Every change is projected into KV in the same request.
+ */
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { eq } from "drizzle-orm";
+import { type Plan, plans, tenants } from "../../../schema";
+import type { AppEnv } from "../../env";
+import { GatewayError } from "../../errors";
+import type { Db } from "../../shared/db";
+import { newId } from "../../shared/ids";
+import { createCustomer, stripeClient } from "../../shared/stripe";
+import { issueKey } from "../key-lifecycle";
+import { projectKey, projectTenant } from "../projection";
+import {
+  CreatedKeySchema,
+  IdParam,
+  json,
+  keyOut,
+  listOf,
+  problemResponses,
+  adminSecurity as security,
+  TenantInput,
+  TenantPatch,
+  TenantSchema,
+  tenantOut,
+  text,
+} from "../schemas";
+
+const tags = ["Admin: tenants"];
+
+const list = createRoute({
+  method: "get",
+  path: "/admin/v1/tenants",
+  tags,
+  security,
+  request: { query: z.object({ slug: text().max(64).optional() }) },
+  responses: {
+    200: { description: "Tenants", ...json(listOf(TenantSchema)) },
+    ...problemResponses(400, 401),
+  },
+});
+
+const create = createRoute({
+  method: "post",
+  path: "/admin/v1/tenants",
+  tags,
+  security,
+  request: { body: { required: true, ...json(TenantInput) } },
+  responses: {
+    201: {
+      description: "Created, with its first live key (shown once)",
+      ...json(z.object({ tenant: TenantSchema, key: CreatedKeySchema })),
+    },
+    ...problemResponses(400, 401, 409),
+  },
+});
+
+const read = createRoute({
+  method: "get",
+  path: "/admin/v1/tenants/{id}",
+  tags,
+  security,
+  request: { params: IdParam },
+  responses: { 200: { description: "The tenant", ...json(TenantSchema) }, ...problemResponses(401, 404) },
+});
+
+const update = createRoute({
+  method: "patch",
+  path: "/admin/v1/tenants/{id}",
+  tags,
+  security,
+  request: { params: IdParam, body: { required: true, ...json(TenantPatch) } },
+  responses: { 200: { description: "Updated", ...json(TenantSchema) }, ...problemResponses(400, 401, 404) },
+});
+
+/** With Stripe configured, every tenant gets a Stripe customer at creation; without, none. */
+async function linkStripeCustomer(
+  env: AppEnv["Bindings"],
+  tenant: { slug: string; name: string },
+): Promise<string | null> {
+  const stripe = stripeClient(env);
+  if (!stripe) return null;
+  try {
+    return await createCustomer(stripe, tenant);
+  } catch (error) {
+    console.error(
+      JSON.stringify({ msg: "Stripe customer not created", slug: tenant.slug, error: String(error) }),
+    );
+    throw new GatewayError("service_unavailable", "Stripe could not create the customer. Retry shortly.", {
+      headers: { "retry-after": "5" },
+    });
+  }
+}
+
+async function requirePlan(db: Db, planId: string): Promise<Plan> {
+  const plan = await db.query.plans.findFirst({ where: eq(plans.id, planId) });
+  if (!plan)
+    throw new GatewayError("validation_failed", "No such plan.", {
+      errors: [{ path: "planId", message: "unknown plan" }],
+    });
+  return plan;
+}
+
+export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(list, async (c) => {
+    const { slug } = c.req.valid("query");
+    const rows = await c.var.db
+      .select()
+      .from(tenants)
+      .where(slug === undefined ? undefined : eq(tenants.slug, slug))
+      .orderBy(tenants.createdAt);
+    return c.json({ data: rows.map(tenantOut) }, 200);
+  });
+
+  app.openapi(create, async (c) => {
+    const input = c.req.valid("json");
+    const db = c.var.db;
+    const plan = await requirePlan(db, input.planId);
+    const existing = await db.query.tenants.findFirst({ where: eq(tenants.slug, input.slug) });
+    if (existing) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
+    const stripeCustomerId = await linkStripeCustomer(c.env, input);
+    const created = await db.transaction(async (tx) => {
+      const [tenant] = await tx
+        .insert(tenants)
+        .values({ id: newId("ten"), ...input, stripeCustomerId })
+        .onConflictDoNothing({ target: tenants.slug })
+        .returning();
+      if (!tenant) return null;
+      const key = await issueKey(tx, tenant.id, {
+        env: "live",
+        name: "default",
+        role: "admin",
+        ipAllowlist: [],
+        expiresAt: null,
+        rateLimit: null,
+      });
+      return { tenant, key };
+    });
+    if (!created) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
+    await projectTenant(c.env, created.tenant, plan);
+    await projectKey(c.env, created.key.row);
+    return c.json(
+      { tenant: tenantOut(created.tenant), key: { ...keyOut(created.key.row), key: created.key.plaintext } },
+      201,
+    );
+  });
+
+  app.openapi(read, async (c) => {
+    const row = await c.var.db.query.tenants.findFirst({ where: eq(tenants.id, c.req.valid("param").id) });
+    if (!row) throw new GatewayError("not_found", "No such tenant.");
+    return c.json(tenantOut(row), 200);
+  });
+
+  app.openapi(update, async (c) => {
+    const { id } = c.req.valid("param");
+    const patch = c.req.valid("json");
+    const db = c.var.db;
+    if (patch.planId) await requirePlan(db, patch.planId);
+    const [row] = await db
+      .update(tenants)
+      .set({ ...patch, updatedAt: new Date() })
+      .where(eq(tenants.id, id))
+      .returning();
+    if (!row) throw new GatewayError("not_found", "No such tenant.");
+    await projectTenant(c.env, row, await requirePlan(db, row.planId));
+    return c.json(tenantOut(row), 200);
+  });
+}

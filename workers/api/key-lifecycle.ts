@@ -1,0 +1,117 @@
+/**
+ * Key lifecycle against Postgres (issue, revoke, rotate) plus the KV projection of each change.
+ * The plaintext exists only in the return value of `issueKey`; only its SHA-256 is stored.
+ */
+import { and, eq, isNull } from "drizzle-orm";
+import { type ApiKey, apiKeys } from "../../schema";
+import type { Bindings } from "../env";
+import { displayParts, generateKey, hashKey, type KeyEnv } from "../shared/api-keys";
+import type { Db, Tx } from "../shared/db";
+import { newId } from "../shared/ids";
+import { projectKey } from "./projection";
+
+export interface KeyOptions {
+  env: KeyEnv;
+  name: string | null;
+  role: "admin" | "member";
+  ipAllowlist: string[];
+  expiresAt: Date | null;
+  rateLimit: ApiKey["rateLimit"];
+  rotatedFromId?: string | null;
+}
+
+/** Inserts a new key for `tenantId`; returns the row and the plaintext (the only time it exists). */
+export async function issueKey(
+  tx: Db | Tx,
+  tenantId: string,
+  options: KeyOptions,
+): Promise<{ row: ApiKey; plaintext: string }> {
+  const plaintext = generateKey(options.env);
+  const { prefix, last4 } = displayParts(plaintext);
+  const [row] = await tx
+    .insert(apiKeys)
+    .values({
+      id: newId("key"),
+      tenantId,
+      hash: await hashKey(plaintext),
+      prefix,
+      last4,
+      name: options.name,
+      env: options.env,
+      role: options.role,
+      ipAllowlist: options.ipAllowlist,
+      expiresAt: options.expiresAt,
+      rateLimit: options.rateLimit,
+      rotatedFromId: options.rotatedFromId ?? null,
+    })
+    .returning();
+  return { row: row as ApiKey, plaintext };
+}
+
+/** Revokes a key (idempotent: an already revoked key keeps its first revocation time). */
+export async function revokeKey(
+  db: Db,
+  env: Pick<Bindings, "API_KEYS" | "TENANT">,
+  keyId: string,
+): Promise<ApiKey | undefined> {
+  const [updated] = await db
+    .update(apiKeys)
+    .set({ revokedAt: new Date() })
+    .where(and(eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)))
+    .returning();
+  const row = updated ?? (await db.query.apiKeys.findFirst({ where: eq(apiKeys.id, keyId) }));
+  if (row) await projectKey(env, row);
+  return row;
+}
+
+/**
+ * Rotates a key: a new key with the same attributes, and the old one expiring after the grace
+ * period (never later than it already would). Returns undefined if the key is unknown,
+ * and null if it is revoked or expired (nothing to rotate).
+ */
+export async function rotateKey(
+  db: Db,
+  env: Pick<Bindings, "API_KEYS" | "TENANT">,
+  keyId: string,
+  gracePeriodSeconds: number,
+  now: Date = new Date(),
+): Promise<{ created: { row: ApiKey; plaintext: string }; previous: ApiKey } | null | undefined> {
+  const result = await db.transaction(async (tx) => {
+    const [old] = await tx.select().from(apiKeys).where(eq(apiKeys.id, keyId)).for("update");
+    if (!old) return undefined;
+    if (old.revokedAt || (old.expiresAt && old.expiresAt <= now)) return null;
+    const graceEnd = new Date(now.getTime() + gracePeriodSeconds * 1000);
+    const expiresAt = old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
+    const [previous] = await tx.update(apiKeys).set({ expiresAt }).where(eq(apiKeys.id, keyId)).returning();
+    const created = await issueKey(tx, old.tenantId, {
+      env: old.env,
+      name: old.name,
+      role: old.role,
+      ipAllowlist: old.ipAllowlist,
+      expiresAt: old.expiresAt,
+      rateLimit: old.rateLimit,
+      rotatedFromId: old.id,
+    });
+    return { created, previous: previous as ApiKey };
+  });
+  if (result) {
+    await projectKey(env, result.previous);
+    await projectKey(env, result.created.row);
+  }
+  return result;
+}
+
+/** Issues a key from API input (ISO expiry) and projects it to the edge: ready on the next request. */
+export async function createKey(
+  db: Db,
+  env: Pick<Bindings, "API_KEYS" | "TENANT">,
+  tenantId: string,
+  input: Omit<KeyOptions, "expiresAt"> & { expiresAt: string | null },
+): Promise<{ row: ApiKey; plaintext: string }> {
+  const created = await issueKey(db, tenantId, {
+    ...input,
+    expiresAt: input.expiresAt === null ? null : new Date(input.expiresAt),
+  });
+  await projectKey(env, created.row);
+  return created;
+}

@@ -1,0 +1,238 @@
+/**
+ * Wire schemas for the admin and tenant APIs (request bodies, responses, problem+json), shared by
+ * the validators and the OpenAPI document. Serializers turn rows into these shapes; a key's hash
+ * never leaves the database.
+ */
+import { z } from "@hono/zod-openapi";
+import type { ApiKey, Plan, Tenant } from "../../schema";
+import { ERROR_CODES } from "../errors";
+import { parseCidr } from "../shared/cidr";
+
+/** A UTF-16 surrogate without its pair: valid in a JS string, not encodable as UTF-8. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Text from a client. Postgres text holds neither NUL nor lone surrogates: refuse them here (400),
+ * not in the driver (500).
+ */
+export const text = () =>
+  z
+    .string()
+    .refine(
+      (v) => !v.includes("\0") && !LONE_SURROGATE.test(v),
+      "must be valid Unicode text without NUL characters",
+    );
+
+const positiveInt = z.number().int().positive().max(1_000_000_000);
+const quota = z.number().int().min(0).max(1_000_000_000_000).nullable();
+const isoDate = z.string().openapi({ format: "date-time" });
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES]),
+    request_id: z.string(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem");
+
+export const RateLimitInput = z
+  .object({ burstCapacity: positiveInt, refillTokens: positiveInt, refillPeriodSeconds: positiveInt })
+  .strict();
+
+const planFields = {
+  // Shown in the X-RateLimit-Plan header: printable ASCII only.
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(64)
+    .regex(/^[\x20-\x7e]+$/, "printable ASCII only"),
+  burstCapacity: positiveInt,
+  refillTokens: positiveInt,
+  refillPeriodSeconds: positiveInt,
+  dailyQuota: quota,
+  monthlyQuota: quota,
+  entitlements: z.array(text().min(1).max(64)).max(100),
+  stripePriceId: text().min(1).max(255).nullable(),
+};
+
+export const PlanInput = z
+  .object({
+    ...planFields,
+    dailyQuota: planFields.dailyQuota.default(null),
+    monthlyQuota: planFields.monthlyQuota.default(null),
+    entitlements: planFields.entitlements.default([]),
+    stripePriceId: planFields.stripePriceId.default(null),
+  })
+  .strict()
+  .openapi("PlanInput");
+
+/** Only the fields sent change (no defaults here, or a partial update would reset them). */
+export const PlanPatch = z.object(planFields).partial().strict().openapi("PlanPatch");
+
+export const PlanSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    burstCapacity: z.number().int(),
+    refillTokens: z.number().int(),
+    refillPeriodSeconds: z.number().int(),
+    dailyQuota: z.number().int().nullable(),
+    monthlyQuota: z.number().int().nullable(),
+    entitlements: z.array(z.string()),
+    stripePriceId: z.string().nullable(),
+    createdAt: isoDate,
+    updatedAt: isoDate,
+  })
+  .openapi("Plan");
+
+export const LimitOverridesInput = z
+  .object({
+    burstCapacity: positiveInt,
+    refillTokens: positiveInt,
+    refillPeriodSeconds: positiveInt,
+    dailyQuota: quota,
+    monthlyQuota: quota,
+  })
+  .partial()
+  .strict();
+
+const slug = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, "lower-case letters, digits and inner dashes, at most 40");
+
+export const TenantInput = z
+  .object({
+    slug,
+    name: text().trim().min(1).max(200),
+    planId: text().min(1).max(64),
+    overrides: LimitOverridesInput.default({}),
+  })
+  .strict()
+  .openapi("TenantInput");
+
+export const TenantPatch = z
+  .object({
+    name: text().trim().min(1).max(200),
+    planId: text().min(1).max(64),
+    status: z.enum(["active", "suspended", "past_due"]),
+    overrides: LimitOverridesInput,
+  })
+  .partial()
+  .strict()
+  .openapi("TenantPatch");
+
+export const TenantSchema = z
+  .object({
+    id: z.string(),
+    slug: z.string(),
+    name: z.string(),
+    status: z.enum(["active", "suspended", "past_due"]),
+    planId: z.string(),
+    overrides: LimitOverridesInput,
+    stripeCustomerId: z.string().nullable(),
+    createdAt: isoDate,
+    updatedAt: isoDate,
+  })
+  .openapi("Tenant");
+
+const cidr = z.string().refine((v) => parseCidr(v) !== null, "must be an IPv4 or IPv6 address or CIDR block");
+
+export const KeyInput = z
+  .object({
+    env: z.enum(["live", "test"]).default("live"),
+    name: text().trim().min(1).max(200).nullable().default(null),
+    role: z.enum(["admin", "member"]).default("member"),
+    ipAllowlist: z.array(cidr).max(100).default([]),
+    expiresAt: z.iso.datetime({ offset: true }).nullable().default(null),
+    rateLimit: RateLimitInput.nullable().default(null),
+  })
+  .strict()
+  .openapi("KeyInput");
+
+export const RotateInput = z
+  .object({
+    /** How long the old key keeps working; 0 = stops at once. */
+    gracePeriodSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .default(86_400),
+  })
+  .strict()
+  .openapi("RotateInput");
+
+export const KeySchema = z
+  .object({
+    id: z.string(),
+    tenantId: z.string(),
+    prefix: z.string(),
+    last4: z.string(),
+    name: z.string().nullable(),
+    env: z.enum(["live", "test"]),
+    role: z.enum(["admin", "member"]),
+    ipAllowlist: z.array(z.string()),
+    rateLimit: RateLimitInput.nullable(),
+    expiresAt: isoDate.nullable(),
+    revokedAt: isoDate.nullable(),
+    rotatedFromId: z.string().nullable(),
+    createdAt: isoDate,
+  })
+  .openapi("ApiKey");
+
+/** A key as returned once, at creation: the plaintext is never retrievable again. */
+export const CreatedKeySchema = KeySchema.extend({
+  key: z.string().openapi({ description: "The plaintext key. Shown once; store it now." }),
+}).openapi("CreatedApiKey");
+
+export const IdParam = z.object({ id: text().min(1).max(64) });
+
+export const listOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item) });
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+export function planOut(p: Plan): z.infer<typeof PlanSchema> {
+  return { ...p, createdAt: p.createdAt.toISOString(), updatedAt: p.updatedAt.toISOString() };
+}
+
+export function tenantOut(t: Tenant): z.infer<typeof TenantSchema> {
+  return { ...t, createdAt: t.createdAt.toISOString(), updatedAt: t.updatedAt.toISOString() };
+}
+
+export function keyOut(k: ApiKey): z.infer<typeof KeySchema> {
+  return {
+    id: k.id,
+    tenantId: k.tenantId,
+    prefix: k.prefix,
+    last4: k.last4,
+    name: k.name,
+    env: k.env,
+    role: k.role,
+    ipAllowlist: k.ipAllowlist,
+    rateLimit: k.rateLimit,
+    expiresAt: iso(k.expiresAt),
+    revokedAt: iso(k.revokedAt),
+    rotatedFromId: k.rotatedFromId,
+    createdAt: k.createdAt.toISOString(),
+  };
+}
+
+/** Standard error responses for the OpenAPI document. */
+export const problemResponses = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      { description: "Problem", content: { "application/problem+json": { schema: ProblemSchema } } },
+    ]),
+  );
+
+/** `content` of a JSON request body or response in a route definition. */
+export const json = <T>(schema: T) => ({ content: { "application/json": { schema } } });
+
+/** OpenAPI security requirement of the admin API. */
+export const adminSecurity = [{ adminToken: [] }];

@@ -1,0 +1,92 @@
+/**
+ * `/gateway/v1/keys`: a tenant manages its own keys with its own API key. Reads carry no tenant
+ * filter of their own: row-level security (withTenant) is what limits them to the caller, so a key
+ * of another tenant is simply "not found". Creating and revoking need an `admin`-role key.
+ */
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { desc, eq } from "drizzle-orm";
+import type { Context } from "hono";
+import { apiKeys } from "../../../schema";
+import type { AppEnv } from "../../env";
+import { GatewayError } from "../../errors";
+import { withTenant } from "../../shared/db";
+import { createKey, revokeKey } from "../key-lifecycle";
+import {
+  CreatedKeySchema,
+  IdParam,
+  json,
+  KeyInput,
+  KeySchema,
+  keyOut,
+  listOf,
+  problemResponses,
+} from "../schemas";
+
+const tags = ["Tenant API"];
+const security = [{ apiKey: [] }];
+
+const list = createRoute({
+  method: "get",
+  path: "/gateway/v1/keys",
+  tags,
+  security,
+  responses: {
+    200: { description: "Your keys (prefix and last 4 only)", ...json(listOf(KeySchema)) },
+    ...problemResponses(401),
+  },
+});
+
+const create = createRoute({
+  method: "post",
+  path: "/gateway/v1/keys",
+  tags,
+  security,
+  request: { body: { required: true, ...json(KeyInput) } },
+  responses: {
+    201: { description: "Created (plaintext shown once)", ...json(CreatedKeySchema) },
+    ...problemResponses(400, 401, 403),
+  },
+});
+
+const revoke = createRoute({
+  method: "delete",
+  path: "/gateway/v1/keys/{id}",
+  tags,
+  security,
+  request: { params: IdParam },
+  responses: { 200: { description: "Revoked", ...json(KeySchema) }, ...problemResponses(401, 403, 404) },
+});
+
+function requireAdminKey(c: Context<AppEnv>): void {
+  if (c.var.auth.key.role !== "admin") {
+    throw new GatewayError("forbidden", "Only a key with the admin role can create or revoke keys.");
+  }
+}
+
+export function registerGatewayKeys(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(list, async (c) => {
+    const rows = await withTenant(c.var.db, c.var.auth.tenant.id, (tx) =>
+      tx.select().from(apiKeys).orderBy(desc(apiKeys.createdAt)),
+    );
+    return c.json({ data: rows.map(keyOut) }, 200);
+  });
+
+  app.openapi(create, async (c) => {
+    requireAdminKey(c);
+    const input = c.req.valid("json");
+    const { row, plaintext } = await createKey(c.var.db, c.env, c.var.auth.tenant.id, input);
+    return c.json({ ...keyOut(row), key: plaintext }, 201);
+  });
+
+  app.openapi(revoke, async (c) => {
+    requireAdminKey(c);
+    const { id } = c.req.valid("param");
+    const own = await withTenant(c.var.db, c.var.auth.tenant.id, (tx) =>
+      tx.select({ id: apiKeys.id }).from(apiKeys).where(eq(apiKeys.id, id)),
+    );
+    if (own.length === 0) throw new GatewayError("not_found", "No such key.");
+    const row = await revokeKey(c.var.db, c.env, id);
+    if (!row) throw new GatewayError("not_found", "No such key.");
+    return c.json(keyOut(row), 200);
+  });
+}

@@ -1,0 +1,119 @@
+/**
+ * Admission: the one call to the tenant's Durable Object per request, which decides revocation,
+ * tenant status, idempotency, token buckets and quotas atomically. Stamps the rate-limit headers
+ * on every response it lets through (and on its 429s), and answers idempotent replays itself
+ * without calling the origin.
+ */
+import { createMiddleware } from "hono/factory";
+import { fingerprint, parseIdempotencyKey } from "../../durable-objects/idempotency";
+import type { AppEnv } from "../env";
+import { GatewayError } from "../errors";
+import { admit as admitRequest, tenantConfig } from "../shared/tenant-client";
+import { reject } from "./authenticate";
+import { maxBodyBytes, originTimeoutMs } from "./origin";
+import { rateLimitHeaders } from "./rate-limit-headers";
+import { readUpTo } from "./read-body";
+
+const IDEMPOTENT_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+/** An in-flight idempotency lease outlives the origin timeout, so only a dead request loses it. */
+const LEASE_MARGIN_MS = 60_000;
+
+export const admit = () =>
+  createMiddleware<AppEnv>(async function admit(c, next) {
+    const { key, tenant } = c.var.auth;
+    const route = c.var.route;
+
+    // A declared oversize body is refused before admission: it costs no tokens and is not metered.
+    const limit = maxBodyBytes(c.env);
+    const declared = c.req.header("content-length");
+    if (declared !== undefined && !/^\d+$/.test(declared)) {
+      throw new GatewayError("bad_request", "Content-Length must be a single non-negative integer.");
+    }
+    if (declared !== undefined && Number(declared) > limit) {
+      throw new GatewayError("payload_too_large", `Request bodies are limited to ${limit} bytes.`);
+    }
+
+    let idempotency: { key: string; fingerprint: string; leaseMs: number } | null = null;
+    const header = c.req.header("idempotency-key");
+    if (header !== undefined && IDEMPOTENT_METHODS.has(c.req.method)) {
+      const idempotencyKey = parseIdempotencyKey(header);
+      if (!idempotencyKey) {
+        throw new GatewayError(
+          "bad_request",
+          "Idempotency-Key must be 1-255 printable ASCII characters, optionally quoted.",
+        );
+      }
+      // The fingerprint covers the body, so an idempotent request's body is read before admission.
+      const body = await readUpTo(c.req.raw.body, limit);
+      if (!body) throw new GatewayError("payload_too_large", `Request bodies are limited to ${limit} bytes.`);
+      c.set("requestBody", body);
+      const url = new URL(c.req.url);
+      idempotency = {
+        key: idempotencyKey,
+        fingerprint: await fingerprint(c.req.method, url.pathname + url.search, body),
+        leaseMs: originTimeoutMs(c.env, route) + LEASE_MARGIN_MS,
+      };
+    }
+
+    const result = await admitRequest(c.env, tenant.id, {
+      keyId: key.keyId,
+      keyLimit: key.rateLimit,
+      cost: route.cost,
+      config: tenantConfig(tenant),
+      idempotency,
+    });
+    const labels = { slug: tenant.slug, planName: tenant.plan.name };
+
+    switch (result.outcome) {
+      case "revoked":
+        throw reject("The API key has been revoked.");
+      case "expired":
+        throw reject("The API key has expired.");
+      case "suspended":
+        throw new GatewayError("tenant_suspended", "This account is suspended. Contact the API provider.");
+      case "past_due":
+        throw new GatewayError(
+          "payment_required",
+          "This account has an unpaid balance. Update billing to continue.",
+        );
+      case "idempotency_in_flight":
+        throw new GatewayError(
+          "idempotency_key_in_use",
+          "A request with this Idempotency-Key is still in progress. Retry after it completes.",
+          { headers: { "retry-after": "1" } },
+        );
+      case "idempotency_mismatch":
+        throw new GatewayError(
+          "idempotency_key_mismatch",
+          "This Idempotency-Key was used with a different request (method, path or body).",
+        );
+      case "rate_limited":
+      case "quota_exceeded":
+        throw new GatewayError(
+          result.outcome,
+          result.outcome === "rate_limited"
+            ? `Too many requests. Retry in ${result.retryAfter} s.`
+            : `The ${tenant.plan.name} plan's quota is used up. It resets in ${result.retryAfter} s.`,
+          {
+            headers: { ...rateLimitHeaders(result.limits, labels), "retry-after": String(result.retryAfter) },
+          },
+        );
+      case "replay": {
+        const headers = new Headers(result.response.headers);
+        for (const [name, value] of Object.entries(rateLimitHeaders(result.limits, labels)))
+          headers.set(name, value);
+        headers.set("idempotent-replayed", "true");
+        return new Response(result.response.body, { status: result.response.status, headers });
+      }
+      case "admitted": {
+        c.set("admission", {
+          leaseToken: result.leaseToken,
+          idempotencyKey: idempotency?.key ?? null,
+          admittedAt: result.admittedAt,
+        });
+        await next();
+        for (const [name, value] of Object.entries(rateLimitHeaders(result.limits, labels)))
+          c.res.headers.set(name, value);
+      }
+    }
+  });

@@ -1,0 +1,106 @@
+/**
+ * Talking to the origin: which URL, which headers, and how failures map to gateway errors.
+ * Bodies are streamed both ways; nothing here buffers a body.
+ */
+import type { Bindings } from "../env";
+import { GatewayError } from "../errors";
+import { CLAIMS_HEADER } from "./claims";
+import type { Route } from "./route-table";
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+/** Time to the origin's response headers before a 504: the route's own, else `ORIGIN_TIMEOUT_MS`. */
+export function originTimeoutMs(env: Pick<Bindings, "ORIGIN_TIMEOUT_MS">, route: Route): number {
+  return route.timeoutMs ?? Number(env.ORIGIN_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS);
+}
+
+/** Largest request body the gateway proxies (`MAX_BODY_BYTES`). */
+export function maxBodyBytes(env: Pick<Bindings, "MAX_BODY_BYTES">): number {
+  return Number(env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES);
+}
+
+/** RFC 9110 §7.6.1 hop-by-hop headers, plus the legacy ones proxies also drop. */
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+];
+
+/** Client headers the origin must never see: its credentials and anything it could use to impersonate us. */
+const CLIENT_ONLY = [
+  "authorization",
+  "x-api-key",
+  CLAIMS_HEADER,
+  "x-request-id",
+  "host",
+  "content-length",
+  // A 100-continue handshake is between the client and us; the origin would answer 100 to fetch.
+  "expect",
+];
+
+/** Copies headers minus hop-by-hop ones (including any the Connection header names) and `extra`. */
+export function forwardableHeaders(source: Headers, extra: readonly string[] = []): Headers {
+  const drop = new Set([...HOP_BY_HOP, ...extra]);
+  for (const name of (source.get("connection") ?? "").split(",")) drop.add(name.trim().toLowerCase());
+  const out = new Headers();
+  for (const [name, value] of source) if (!drop.has(name)) out.append(name, value);
+  return out;
+}
+
+/** Headers for the origin request: the client's, minus credentials and hop-by-hop, plus ours. */
+export function originRequestHeaders(client: Headers, ours: Record<string, string>): Headers {
+  const headers = forwardableHeaders(client, CLIENT_ONLY);
+  for (const [name, value] of Object.entries(ours)) headers.set(name, value);
+  return headers;
+}
+
+/** The origin URL for a request path and query. Test keys go to the sandbox origin. */
+export function originUrl(
+  route: Route,
+  env: "live" | "test",
+  origins: { live: string; sandbox: string },
+  pathAndQuery: string,
+): string {
+  const base = env === "test" ? (route.sandboxOrigin ?? origins.sandbox) : (route.origin ?? origins.live);
+  return base.replace(/\/+$/, "") + pathAndQuery;
+}
+
+/**
+ * Fetches from the origin with a timeout on the response headers (a streaming body may take
+ * longer), never following redirects (the client gets the 3xx as the origin sent it).
+ * Timeout → 504 `origin_timeout`; connection failure → 502 `origin_unavailable`.
+ */
+export async function fetchOrigin(
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+  cancel?: AbortSignal,
+): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const signal = cancel ? AbortSignal.any([controller.signal, cancel]) : controller.signal;
+  try {
+    const response = await fetch(url, { ...init, redirect: "manual", signal });
+    if (response.status < 200) {
+      // An interim (1xx) answer is not a response we can relay.
+      await response.body?.cancel();
+      throw new GatewayError("origin_unavailable", `The origin answered with an interim ${response.status}.`);
+    }
+    return response;
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    if (controller.signal.aborted) {
+      throw new GatewayError("origin_timeout", `The origin did not answer within ${timeoutMs} ms.`);
+    }
+    throw new GatewayError("origin_unavailable", "The origin could not be reached.");
+  } finally {
+    clearTimeout(timer);
+  }
+}

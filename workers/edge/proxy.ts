@@ -1,0 +1,191 @@
+/**
+ * The proxy: everything that is not a gateway endpoint. In order: resolve the route, authenticate,
+ * authorize, admit (one tenant Durable Object call), then stream to the origin and back, and meter
+ * after the response.
+ *
+ * Hot path budget: 0 KV reads when the key is warm, exactly 1 Durable Object call (plus 1 to record
+ * the response of an Idempotency-Key request), 0 Postgres queries, 0 Stripe calls.
+ */
+import type { Context, Hono } from "hono";
+import { MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "../../durable-objects/idempotency";
+import type { AppEnv } from "../env";
+import { GatewayError } from "../errors";
+import { sendUsageEvent } from "../metering/producer";
+import { isBillable } from "../metering/usage-event";
+import { complete } from "../shared/tenant-client";
+import { admit } from "./admit";
+import { authenticate } from "./authenticate";
+import { authorize } from "./authorize";
+import { countBytes } from "./byte-counter";
+import { CLAIMS_HEADER, signGatewayClaims } from "./claims";
+import {
+  fetchOrigin,
+  forwardableHeaders,
+  maxBodyBytes,
+  originRequestHeaders,
+  originTimeoutMs,
+  originUrl,
+} from "./origin";
+import { readUpTo } from "./read-body";
+import { resolveRoute } from "./resolve-route";
+
+/** RFC 9745 `Deprecation` is a structured-field date (`@<unix seconds>`); RFC 8594 `Sunset` is an HTTP-date. */
+function lifecycleHeaders(headers: Headers, route: { deprecation?: string; sunset?: string }): void {
+  if (route.deprecation) headers.set("deprecation", `@${Math.floor(Date.parse(route.deprecation) / 1000)}`);
+  if (route.sunset) headers.set("sunset", new Date(route.sunset).toUTCString());
+}
+
+/**
+ * Queues the usage event of an admitted request once its bodies are done. Every admitted request
+ * gets exactly one (reconciliation counts them against the tenant object's ledger); only an
+ * origin's answer can be billable.
+ */
+function meter(
+  c: Context<AppEnv>,
+  status: number,
+  answeredBy: "origin" | "gateway",
+  bytesIn: Promise<number>,
+  bytesOut: Promise<number>,
+): void {
+  const { key } = c.var.auth;
+  const route = c.var.route;
+  c.executionCtx.waitUntil(
+    Promise.all([bytesIn, bytesOut]).then(([inBytes, outBytes]) =>
+      sendUsageEvent(c.env.USAGE_QUEUE, {
+        id: c.var.requestId,
+        tenantId: key.tenantId,
+        keyId: key.keyId,
+        env: key.env,
+        method: c.req.method,
+        route: route.prefix,
+        status,
+        billable:
+          answeredBy === "origin" && isBillable({ status, routeBillable: route.billable, env: key.env }),
+        units: route.cost,
+        bytesIn: inBytes,
+        bytesOut: outBytes,
+        latencyMs: Math.round(performance.now() - c.var.startedAt),
+        // The tenant object's clock, so the event lands in the same hour as its ledger entry.
+        ts: new Date(c.var.admission.admittedAt).toISOString(),
+      }),
+    ),
+  );
+}
+
+/**
+ * Settles an Idempotency-Key lease: records a non-5xx response for replay, or releases the key
+ * (5xx, gateway error, or a body too large to record) so a retry runs again.
+ */
+function settleIdempotency(c: Context<AppEnv>, recorded: Promise<RecordedResponse | null>): void {
+  const { leaseToken, idempotencyKey } = c.var.admission;
+  if (!leaseToken || !idempotencyKey) return;
+  c.executionCtx.waitUntil(
+    recorded
+      .catch(() => null)
+      .then((response) => complete(c.env, c.var.auth.tenant.id, idempotencyKey, leaseToken, response))
+      .catch((error) =>
+        console.error(
+          JSON.stringify({
+            msg: "idempotency settle failed",
+            request_id: c.var.requestId,
+            error: String(error),
+          }),
+        ),
+      ),
+  );
+}
+
+export function registerProxy(app: Hono<AppEnv>): void {
+  app.all("*", resolveRoute(), authenticate(), authorize(), admit(), async function proxy(c) {
+    const { key, tenant } = c.var.auth;
+    const route = c.var.route;
+    const maxBody = maxBodyBytes(c.env);
+    const declared = c.req.header("content-length");
+    // Admission already read the body of an Idempotency-Key request. Otherwise a body with a
+    // declared length is passed through as is (the origin gets its Content-Length); only a
+    // chunked body of unknown length is counted, and cut off at the limit.
+    const buffered = c.var.requestBody;
+    const stream = buffered ? null : c.req.raw.body;
+    const counted = stream && declared === undefined ? countBytes(stream, maxBody) : undefined;
+    const bytesIn = counted?.done ?? Promise.resolve(buffered?.byteLength ?? Number(declared ?? 0));
+
+    const claims = await signGatewayClaims(
+      {
+        sub: tenant.id,
+        tenant: tenant.slug,
+        key_id: key.keyId,
+        plan: tenant.plan.name,
+        role: key.role,
+        env: key.env,
+        request_id: c.var.requestId,
+      },
+      c.env.CLAIMS_SECRET,
+    );
+    const url = new URL(c.req.url);
+    const target = originUrl(
+      route,
+      key.env,
+      { live: c.env.ORIGIN_URL, sandbox: c.env.SANDBOX_ORIGIN_URL },
+      url.pathname + url.search,
+    );
+    const headers = originRequestHeaders(c.req.raw.headers, {
+      "x-request-id": c.var.requestId,
+      [CLAIMS_HEADER]: claims,
+    });
+
+    let upstream: Response;
+    try {
+      upstream = await fetchOrigin(
+        target,
+        { method: c.req.method, headers, body: buffered ?? counted?.readable ?? stream },
+        originTimeoutMs(c.env, route),
+        counted?.overLimit,
+      );
+      if (counted?.overLimit.aborted) {
+        await upstream.body?.cancel();
+        throw new Error("request body over the limit");
+      }
+    } catch (error) {
+      settleIdempotency(c, Promise.resolve(null));
+      const failure = counted?.overLimit.aborted
+        ? new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`)
+        : error;
+      meter(
+        c,
+        failure instanceof GatewayError ? failure.status : 500,
+        "gateway",
+        bytesIn,
+        Promise.resolve(0),
+      );
+      throw failure;
+    }
+
+    const responseHeaders = forwardableHeaders(upstream.headers);
+    lifecycleHeaders(responseHeaders, route);
+    let clientBody = upstream.body;
+    if (c.var.admission.leaseToken) {
+      const status = upstream.status;
+      const record = (body: ArrayBuffer | null) =>
+        body ? { status, headers: [...responseHeaders], body } : null;
+      if (status >= 500) {
+        settleIdempotency(c, Promise.resolve(null));
+      } else if (!clientBody) {
+        settleIdempotency(c, Promise.resolve(record(new ArrayBuffer(0))));
+      } else {
+        const [toClient, toRecord] = clientBody.tee();
+        clientBody = toClient;
+        settleIdempotency(c, readUpTo(toRecord, MAX_RECORDED_BODY_BYTES).then(record));
+      }
+    }
+    // A body of declared length passes through untouched (no JavaScript stream on the hot path);
+    // only a body of unknown length is counted as it streams.
+    const length = upstream.headers.get("content-length");
+    if (!clientBody || (length !== null && /^\d+$/.test(length))) {
+      meter(c, upstream.status, "origin", bytesIn, Promise.resolve(clientBody ? Number(length) : 0));
+      return new Response(clientBody, { status: upstream.status, headers: responseHeaders });
+    }
+    const counter = countBytes(clientBody);
+    meter(c, upstream.status, "origin", bytesIn, counter.done);
+    return new Response(counter.readable, { status: upstream.status, headers: responseHeaders });
+  });
+}

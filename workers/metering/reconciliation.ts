@@ -1,0 +1,138 @@
+/**
+ * Reconciliation: per tenant per hour, what the tenant object admitted, what the usage rows say,
+ * what went into the billing outbox, and what Stripe has. The invariant the product promises:
+ * admitted requests = usage rows, and billable units in the rows = units in the outbox = units
+ * Stripe reports. Any other line is a difference (including units still pending in the outbox).
+ */
+import { sql } from "drizzle-orm";
+import type Stripe from "stripe";
+import type { Bindings } from "../env";
+import type { Db } from "../shared/db";
+import { ensureMeter, meterEventName, stripeClient } from "../shared/stripe";
+import { ledger } from "../shared/tenant-client";
+
+export interface ReconciliationRow {
+  tenantId: string;
+  slug: string;
+  /** ISO start of the hour. */
+  hour: string;
+  admittedRequests: number;
+  usageRows: number;
+  billableUnits: number;
+  outboxUnits: number;
+  outboxPendingUnits: number;
+  /** Null when Stripe reporting is off or the tenant has no Stripe customer. */
+  stripeUnits: number | null;
+  difference: boolean;
+}
+
+type Counts = Omit<ReconciliationRow, "tenantId" | "slug" | "hour" | "difference">;
+
+const HOUR_MS = 3_600_000;
+const empty = (stripe: boolean): Counts => ({
+  admittedRequests: 0,
+  usageRows: 0,
+  billableUnits: 0,
+  outboxUnits: 0,
+  outboxPendingUnits: 0,
+  stripeUnits: stripe ? 0 : null,
+});
+
+/** A row differs when any leg of the chain disagrees with the one before it. */
+export function differs(c: Counts): boolean {
+  return (
+    c.admittedRequests !== c.usageRows ||
+    c.billableUnits !== c.outboxUnits ||
+    (c.stripeUnits !== null && c.stripeUnits !== c.billableUnits)
+  );
+}
+
+async function stripeHours(
+  stripe: Stripe,
+  meterId: string,
+  customer: string,
+  from: number,
+  to: number,
+): Promise<Map<number, number>> {
+  const hours = new Map<number, number>();
+  for await (const summary of stripe.billing.meters.listEventSummaries(meterId, {
+    customer,
+    start_time: from / 1000,
+    end_time: to / 1000,
+    value_grouping_window: "hour",
+  })) {
+    hours.set(
+      summary.start_time * 1000,
+      (hours.get(summary.start_time * 1000) ?? 0) + summary.aggregated_value,
+    );
+  }
+  return hours;
+}
+
+/** Reconciles [from, to) (rounded out to whole hours), for one tenant or all. */
+export async function reconcile(
+  env: Bindings,
+  db: Db,
+  range: { from: number; to: number; tenantId?: string },
+): Promise<ReconciliationRow[]> {
+  const from = Math.floor(range.from / HOUR_MS) * HOUR_MS;
+  const to = Math.ceil(range.to / HOUR_MS) * HOUR_MS;
+  const tenantFilter = range.tenantId ? sql`AND tenant_id = ${range.tenantId}` : sql``;
+  const [tenants, usage, outbox] = await Promise.all([
+    db.execute<{ id: string; slug: string; stripe_customer_id: string | null }>(
+      sql`SELECT id, slug, stripe_customer_id FROM tenants ${range.tenantId ? sql`WHERE id = ${range.tenantId}` : sql``} ORDER BY slug`,
+    ),
+    db.execute<{ tenant_id: string; hour: string; rows: string; billable_units: string }>(sql`
+      SELECT tenant_id, date_trunc('hour', ts) AS hour, count(*) AS rows,
+        coalesce(sum(units) FILTER (WHERE billable), 0) AS billable_units
+      FROM usage_events WHERE ts >= ${new Date(from)} AND ts < ${new Date(to)} ${tenantFilter}
+      GROUP BY 1, 2`),
+    db.execute<{ tenant_id: string; hour: string; units: string; pending: string }>(sql`
+      SELECT tenant_id, hour, sum(units) AS units, coalesce(sum(units) FILTER (WHERE state <> 'sent'), 0) AS pending
+      FROM billing_outbox WHERE hour >= ${new Date(from)} AND hour < ${new Date(to)} ${tenantFilter}
+      GROUP BY 1, 2`),
+  ]);
+
+  const stripe = stripeClient(env);
+  const meterId = stripe ? await ensureMeter(stripe, meterEventName(env)) : null;
+
+  const rows: ReconciliationRow[] = [];
+  for (const tenant of tenants.rows) {
+    const hasStripe = stripe !== null && tenant.stripe_customer_id !== null;
+    const byHour = new Map<number, Counts>();
+    const at = (hour: number) => {
+      let counts = byHour.get(hour);
+      if (!counts) {
+        counts = empty(hasStripe);
+        byHour.set(hour, counts);
+      }
+      return counts;
+    };
+    for (const h of await ledger(env, tenant.id, from, to)) at(h.hour).admittedRequests = h.requests;
+    for (const u of usage.rows.filter((r) => r.tenant_id === tenant.id)) {
+      const counts = at(new Date(u.hour).getTime());
+      counts.usageRows = Number(u.rows);
+      counts.billableUnits = Number(u.billable_units);
+    }
+    for (const o of outbox.rows.filter((r) => r.tenant_id === tenant.id)) {
+      const counts = at(new Date(o.hour).getTime());
+      counts.outboxUnits = Number(o.units);
+      counts.outboxPendingUnits = Number(o.pending);
+    }
+    if (hasStripe && stripe && meterId && tenant.stripe_customer_id && byHour.size > 0) {
+      for (const [hour, units] of await stripeHours(stripe, meterId, tenant.stripe_customer_id, from, to)) {
+        at(hour).stripeUnits = units;
+      }
+    }
+    for (const [hour, counts] of [...byHour.entries()].sort((a, b) => a[0] - b[0])) {
+      rows.push({
+        tenantId: tenant.id,
+        slug: tenant.slug,
+        hour: new Date(hour).toISOString(),
+        ...counts,
+        difference: differs(counts),
+      });
+    }
+  }
+  return rows;
+}
