@@ -4,6 +4,7 @@ import { sql } from "drizzle-orm";
 import type { Hono } from "hono";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
+import { log } from "../log";
 import { openDb } from "../shared/db";
 
 const READY_TIMEOUT_MS = 3_000;
@@ -20,9 +21,7 @@ export function registerHealth(app: Hono<AppEnv>): void {
       );
       await Promise.race([handle.db.execute(sql`select 1`), timeout]);
     } catch (error) {
-      console.error(
-        JSON.stringify({ msg: "readiness check failed", request_id: c.var.requestId, error: String(error) }),
-      );
+      log.error("readiness check failed", { request_id: c.var.requestId, error: String(error) });
       throw new GatewayError("service_unavailable", "Postgres is not reachable.");
     } finally {
       c.executionCtx.waitUntil(handle.close());

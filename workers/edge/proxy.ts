@@ -10,6 +10,7 @@ import type { Context, Hono } from "hono";
 import { MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "../../durable-objects/idempotency";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
+import { log } from "../log";
 import { sendUsageEvent } from "../metering/producer";
 import { isBillable } from "../metering/usage-event";
 import { complete } from "../shared/tenant-client";
@@ -84,13 +85,7 @@ function settleIdempotency(c: Context<AppEnv>, recorded: Promise<RecordedRespons
       .catch(() => null)
       .then((response) => complete(c.env, c.var.auth.tenant.id, idempotencyKey, leaseToken, response))
       .catch((error) =>
-        console.error(
-          JSON.stringify({
-            msg: "idempotency settle failed",
-            request_id: c.var.requestId,
-            error: String(error),
-          }),
-        ),
+        log.error("idempotency settle failed", { request_id: c.var.requestId, error: String(error) }),
       ),
   );
 }

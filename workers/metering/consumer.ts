@@ -5,6 +5,7 @@
  * one transaction; on failure each is retried on its own with exponential backoff.
  */
 import type { Bindings } from "../env";
+import { log } from "../log";
 import { openDb } from "../shared/db";
 import { writeUsageBatch } from "./postgres-sink";
 import { type UsageEvent, UsageEventSchema } from "./usage-event";
@@ -16,14 +17,12 @@ export const backoffSeconds = (attempts: number) => Math.min(MAX_BACKOFF_S, 2 **
 
 /** Copies a message that can never be stored to the DLQ with its reason, then acks it (retries if the DLQ is down). */
 async function deadLetter(env: Bindings, message: Message<unknown>, reason: string): Promise<void> {
-  console.error(JSON.stringify({ msg: "usage message dead-lettered", message_id: message.id, reason }));
+  log.error("usage message dead-lettered", { message_id: message.id, reason });
   try {
     await env.USAGE_DLQ.send({ reason, messageId: message.id, body: message.body }, { contentType: "json" });
     message.ack();
   } catch (error) {
-    console.error(
-      JSON.stringify({ msg: "dead-letter queue unavailable", message_id: message.id, error: String(error) }),
-    );
+    log.error("dead-letter queue unavailable", { message_id: message.id, error: String(error) });
     message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   }
 }
@@ -58,14 +57,11 @@ export async function consumeUsage(
       else message.ack();
     }
   } catch (error) {
-    console.error(
-      JSON.stringify({
-        msg: "usage batch not written; retrying",
-        messages: valid.length,
-        // Cut: a failed query's message carries the whole batch as its parameters.
-        error: String(error).slice(0, 300),
-      }),
-    );
+    log.error("usage batch not written; retrying", {
+      messages: valid.length,
+      // Cut: a failed query's message carries the whole batch as its parameters.
+      error: String(error).slice(0, 300),
+    });
     for (const { message } of valid) message.retry({ delaySeconds: backoffSeconds(message.attempts) });
   } finally {
     // Closing resolves only when the socket has closed: the acks need not wait for that.

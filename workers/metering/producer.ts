@@ -3,19 +3,19 @@
  * the client never waits for metering. The event is validated here, so a malformed event is a bug
  * caught at the source, not a poison message downstream.
  */
+
+import { log } from "../log";
 import { type UsageEvent, UsageEventSchema } from "./usage-event";
 
 export async function sendUsageEvent(queue: Queue<UsageEvent>, event: UsageEvent): Promise<void> {
   const parsed = UsageEventSchema.safeParse(event);
   if (!parsed.success) {
-    console.error(
-      JSON.stringify({ msg: "usage event rejected by schema", id: event.id, issues: parsed.error.issues }),
-    );
+    log.error("usage event rejected by schema", { request_id: event.id, issues: parsed.error.issues });
     return;
   }
   try {
     await queue.send(parsed.data, { contentType: "json" });
   } catch (error) {
-    console.error(JSON.stringify({ msg: "usage event not queued", id: event.id, error: String(error) }));
+    log.error("usage event not queued", { request_id: event.id, error: String(error) });
   }
 }

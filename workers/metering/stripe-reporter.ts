@@ -11,6 +11,7 @@
 import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
 import type { Bindings } from "../env";
+import { log } from "../log";
 import { openDb } from "../shared/db";
 import { ensureMeter, meterEventName, stripeClient } from "../shared/stripe";
 
@@ -80,7 +81,7 @@ async function send(stripe: Stripe, eventName: string, row: DueRow, now: number)
 export async function reportUsage(env: Bindings, now: number = Date.now()): Promise<ReportSummary> {
   const stripe = stripeClient(env);
   if (!stripe) {
-    console.log(JSON.stringify({ msg: "Stripe usage reporting is off: STRIPE_SECRET_KEY is not set" }));
+    log.info("Stripe usage reporting is off: STRIPE_SECRET_KEY is not set");
     return { enabled: false, sent: 0, retrying: 0, failed: 0 };
   }
   const summary: ReportSummary = { enabled: true, sent: 0, retrying: 0, failed: 0 };
@@ -115,9 +116,7 @@ export async function reportUsage(env: Bindings, now: number = Date.now()): Prom
           );
         } else {
           summary.failed++;
-          console.error(
-            JSON.stringify({ msg: "billing outbox row failed", id: row.id, error: outcome.error }),
-          );
+          log.error("billing outbox row failed", { outbox_id: row.id, error: outcome.error });
           await handle.db.execute(
             sql`UPDATE billing_outbox SET state = 'failed', last_error = ${outcome.error} WHERE id = ${row.id}`,
           );

@@ -4,6 +4,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { Bindings } from "../env";
+import { log } from "../log";
 import { type Db, openDb, withTenant } from "../shared/db";
 import { addHistograms, emptyHistogram, percentile } from "./latency-histogram";
 
@@ -163,7 +164,7 @@ export function exportUsage(
           await handle.close();
         }
       } catch (error) {
-        console.error(JSON.stringify({ msg: "usage export failed", tenant: tenantId, error: String(error) }));
+        log.error("usage export failed", { tenant_id: tenantId, error: String(error) });
         controller.error(error);
         await handle.close();
       }

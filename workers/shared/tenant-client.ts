@@ -15,6 +15,7 @@ import type {
 } from "../../durable-objects/tenant";
 import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
+import { log } from "../log";
 import type { TenantRecord } from "./auth-context";
 
 /** Durable Object calls made by this isolate. */
@@ -29,7 +30,7 @@ function isRetryable(error: unknown): boolean {
 }
 
 function unavailable(error: unknown, tenantId: string): GatewayError {
-  console.error(JSON.stringify({ msg: "tenant object call failed", tenant: tenantId, error: String(error) }));
+  log.error("tenant object call failed", { tenant_id: tenantId, error: String(error) });
   return new GatewayError("service_unavailable", "Admission is temporarily unavailable. Retry shortly.", {
     headers: { "retry-after": "1" },
   });

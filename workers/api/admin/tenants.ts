@@ -7,6 +7,7 @@ import { eq } from "drizzle-orm";
 import { type Plan, plans, tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
+import { log } from "../../log";
 import type { Db } from "../../shared/db";
 import { newId } from "../../shared/ids";
 import { createCustomer, stripeClient } from "../../shared/stripe";
@@ -84,9 +85,7 @@ async function linkStripeCustomer(
   try {
     return await createCustomer(stripe, tenant);
   } catch (error) {
-    console.error(
-      JSON.stringify({ msg: "Stripe customer not created", slug: tenant.slug, error: String(error) }),
-    );
+    log.error("Stripe customer not created", { slug: tenant.slug, error: String(error) });
     throw new GatewayError("service_unavailable", "Stripe could not create the customer. Retry shortly.", {
       headers: { "retry-after": "5" },
     });
