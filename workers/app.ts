@@ -2,7 +2,6 @@
  * Builds the Hono app: global middleware in request order, the gateway's own endpoints, then the
  * proxy catch-all. `onError` is the only place errors become responses (problem+json).
  */
-import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
@@ -13,6 +12,7 @@ import { registerAdminTenants } from "./api/admin/tenants";
 import { adminAuth } from "./api/admin-auth";
 import { database } from "./api/database";
 import { registerHealth } from "./api/health";
+import { registerOpenApi } from "./api/openapi";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
 import { authenticate } from "./edge/authenticate";
@@ -20,6 +20,7 @@ import { registerProxy } from "./edge/proxy";
 import { requestId } from "./edge/request-id";
 import type { AppEnv } from "./env";
 import { type ErrorCode, GatewayError, problemResponse } from "./errors";
+import { log } from "./log";
 import { newId } from "./shared/ids";
 
 /** Admin and tenant API bodies are small JSON documents. */
@@ -73,17 +74,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerGatewayKeys(app);
   registerUsage(app);
 
-  app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer" });
-  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer" });
-  app.doc31("/gateway/openapi.json", {
-    openapi: "3.1.0",
-    info: {
-      title: "Edge API gateway",
-      version: "1.0.0",
-      description: "Admin and tenant APIs of the gateway.",
-    },
-  });
-  app.get("/gateway/docs", swaggerUI({ url: "/gateway/openapi.json", title: "Edge API gateway" }));
+  registerOpenApi(app);
 
   registerProxy(app);
 
@@ -91,14 +82,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
     const id = c.var.requestId ?? newId("req");
     const known = toGatewayError(error);
     if (known) return problemResponse(known, id);
-    console.error(
-      JSON.stringify({
-        msg: "unhandled error",
-        request_id: id,
-        error: String(error),
-        stack: (error as Error)?.stack,
-      }),
-    );
+    log.error("unhandled error", { request_id: id, error: String(error), stack: (error as Error)?.stack });
     return problemResponse(new GatewayError("internal", "An internal error occurred."), id);
   });
   return app;
