@@ -12,6 +12,7 @@ import { registerAdminTenants } from "./api/admin/tenants";
 import { adminAuth } from "./api/admin-auth";
 import { database } from "./api/database";
 import { registerHealth } from "./api/health";
+import { registerMethodNotAllowed } from "./api/method-not-allowed";
 import { registerOpenApi } from "./api/openapi";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
@@ -75,6 +76,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerUsage(app);
 
   registerOpenApi(app);
+  // Wrong method on a gateway path → 405 with Allow, not the proxy's 404 (workers/api/method-not-allowed.ts).
+  registerMethodNotAllowed(app);
 
   registerProxy(app);
 

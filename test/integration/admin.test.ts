@@ -34,6 +34,28 @@ describe("admin API", () => {
     expect((await admin("GET", "/admin/v1/plans")).status).toBe(200);
   });
 
+  it("takes the Bearer scheme in any case, the token only exactly", async () => {
+    for (const scheme of ["Bearer", "bearer", "BEARER", "bEaReR"]) {
+      const res = await gateway("/admin/v1/plans", {
+        headers: { authorization: `${scheme} test-admin-token` },
+      });
+      expect({ scheme, status: res.status }).toEqual({ scheme, status: 200 });
+    }
+    for (const header of ["bearer TEST-ADMIN-TOKEN", "Basic test-admin-token", "bearer"]) {
+      const res = await gateway("/admin/v1/plans", { headers: { authorization: header } });
+      expect({ header, status: res.status }).toEqual({ header, status: 401 });
+      expect(res.headers.get("www-authenticate")).toBe('Bearer realm="gateway-admin"');
+      expect(await res.json()).toEqual({
+        type: "https://gateway.dev/problems/unauthorized",
+        title: "Unauthorized",
+        status: 401,
+        detail: "A valid admin token is required.",
+        code: "unauthorized",
+        request_id: res.headers.get("x-request-id"),
+      });
+    }
+  });
+
   it("creates a tenant with its first key shown once, then lists keys by prefix and last 4 only", async () => {
     const plan = await createPlan();
     const slug = `acme-${uniq()}`;
