@@ -115,12 +115,31 @@ export const TenantInput = z
   .strict()
   .openapi("TenantInput");
 
+/**
+ * `overrides` in a tenant PATCH is a JSON Merge Patch (RFC 7396) of the current overrides: fields sent
+ * are set, `null` removes a field (back to the plan's value), absent fields stay; `overrides: null`
+ * removes them all. (So a PATCH cannot set an override of "unlimited" — null — on a quota; create can.)
+ */
+export const LimitOverridesPatch = z
+  .object({
+    burstCapacity: positiveInt.nullable(),
+    refillTokens: positiveInt.nullable(),
+    refillPeriodSeconds: positiveInt.nullable(),
+    dailyQuota: quota,
+    monthlyQuota: quota,
+  })
+  .partial()
+  .strict()
+  .openapi("LimitOverridesPatch", {
+    description: "JSON Merge Patch (RFC 7396) of the tenant's overrides: null removes a field.",
+  });
+
 export const TenantPatch = z
   .object({
     name: text().trim().min(1).max(200),
     planId: text().min(1).max(64),
     status: z.enum(["active", "suspended", "past_due"]),
-    overrides: LimitOverridesInput,
+    overrides: LimitOverridesPatch.nullable(),
   })
   .partial()
   .strict()
@@ -148,7 +167,11 @@ export const KeyInput = z
     name: text().trim().min(1).max(200).nullable().default(null),
     role: z.enum(["admin", "member"]).default("member"),
     ipAllowlist: z.array(cidr).max(100).default([]),
-    expiresAt: z.iso.datetime({ offset: true }).nullable().default(null),
+    expiresAt: z.iso
+      .datetime({ offset: true })
+      .refine((v) => Date.parse(v) > Date.now(), "must be in the future")
+      .nullable()
+      .default(null),
     rateLimit: RateLimitInput.nullable().default(null),
   })
   .strict()
@@ -191,8 +214,6 @@ export const CreatedKeySchema = KeySchema.extend({
 }).openapi("CreatedApiKey");
 
 export const IdParam = z.object({ id: text().min(1).max(64) });
-
-export const listOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item) });
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 

@@ -3,11 +3,12 @@
  * `/admin/v1/keys/{id}` (read, revoke with DELETE, rotate with a grace period for the old key).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { desc, eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { apiKeys, tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { createKey, revokeKey, rotateKey } from "../key-lifecycle";
+import { keyset, PageQuery, pageOf } from "../pagination";
 import {
   CreatedKeySchema,
   IdParam,
@@ -15,7 +16,6 @@ import {
   KeyInput,
   KeySchema,
   keyOut,
-  listOf,
   problemResponses,
   RotateInput,
   adminSecurity as security,
@@ -40,10 +40,10 @@ const list = createRoute({
   path: "/admin/v1/tenants/{id}/keys",
   tags,
   security,
-  request: { params: IdParam },
+  request: { params: IdParam, query: PageQuery },
   responses: {
-    200: { description: "The tenant's keys", ...json(listOf(KeySchema)) },
-    ...problemResponses(401, 404),
+    200: { description: "The tenant's keys, newest first", ...json(pageOf(KeySchema)) },
+    ...problemResponses(400, 401, 404),
   },
 });
 
@@ -94,12 +94,17 @@ export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
     const { id } = c.req.valid("param");
     const tenant = await c.var.db.query.tenants.findFirst({ where: eq(tenants.id, id) });
     if (!tenant) throw new GatewayError("not_found", "No such tenant.");
+    const page = keyset("tenant-keys", apiKeys, c.req.valid("query"), "desc");
     const rows = await c.var.db
-      .select()
+      .select({ row: apiKeys, position: page.position })
       .from(apiKeys)
-      .where(eq(apiKeys.tenantId, id))
-      .orderBy(desc(apiKeys.createdAt));
-    return c.json({ data: rows.map(keyOut) }, 200);
+      .where(and(eq(apiKeys.tenantId, id), page.where))
+      .orderBy(...page.orderBy)
+      .limit(page.take);
+    return c.json(
+      page.page(rows, keyOut, (k) => k.id),
+      200,
+    );
   });
 
   app.openapi(read, async (c) => {

@@ -5,11 +5,11 @@ import { plans, tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { newId } from "../../shared/ids";
+import { keyset, PageQuery, pageOf } from "../pagination";
 import { projectTenant } from "../projection";
 import {
   IdParam,
   json,
-  listOf,
   PlanInput,
   PlanPatch,
   PlanSchema,
@@ -23,7 +23,11 @@ const list = createRoute({
   path: "/admin/v1/plans",
   tags: ["Admin: plans"],
   security,
-  responses: { 200: { description: "All plans", ...json(listOf(PlanSchema)) }, ...problemResponses(401) },
+  request: { query: PageQuery },
+  responses: {
+    200: { description: "Plans, oldest first", ...json(pageOf(PlanSchema)) },
+    ...problemResponses(400, 401),
+  },
 });
 
 const create = createRoute({
@@ -58,8 +62,17 @@ const update = createRoute({
 
 export function registerAdminPlans(app: OpenAPIHono<AppEnv>): void {
   app.openapi(list, async (c) => {
-    const rows = await c.var.db.select().from(plans).orderBy(plans.createdAt);
-    return c.json({ data: rows.map(planOut) }, 200);
+    const page = keyset("plans", plans, c.req.valid("query"), "asc");
+    const rows = await c.var.db
+      .select({ row: plans, position: page.position })
+      .from(plans)
+      .where(page.where)
+      .orderBy(...page.orderBy)
+      .limit(page.take);
+    return c.json(
+      page.page(rows, planOut, (p) => p.id),
+      200,
+    );
   });
 
   app.openapi(create, async (c) => {

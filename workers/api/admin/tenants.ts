@@ -3,7 +3,7 @@
  * Every change is projected into KV in the same request.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { eq } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import { type Plan, plans, tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
@@ -12,13 +12,13 @@ import type { Db } from "../../shared/db";
 import { newId } from "../../shared/ids";
 import { createCustomer, stripeClient } from "../../shared/stripe";
 import { issueKey } from "../key-lifecycle";
+import { keyset, PageQuery, pageOf } from "../pagination";
 import { projectKey, projectTenant } from "../projection";
 import {
   CreatedKeySchema,
   IdParam,
   json,
   keyOut,
-  listOf,
   problemResponses,
   adminSecurity as security,
   TenantInput,
@@ -35,9 +35,9 @@ const list = createRoute({
   path: "/admin/v1/tenants",
   tags,
   security,
-  request: { query: z.object({ slug: text().max(64).optional() }) },
+  request: { query: PageQuery.extend({ slug: text().max(64).optional() }) },
   responses: {
-    200: { description: "Tenants", ...json(listOf(TenantSchema)) },
+    200: { description: "Tenants, oldest first", ...json(pageOf(TenantSchema)) },
     ...problemResponses(400, 401),
   },
 });
@@ -72,8 +72,22 @@ const update = createRoute({
   tags,
   security,
   request: { params: IdParam, body: { required: true, ...json(TenantPatch) } },
+  description:
+    "Fields sent change, absent fields stay. `overrides` is merged as a JSON Merge Patch (RFC 7396): a field set to null goes back to the plan's value; `overrides: null` removes them all.",
   responses: { 200: { description: "Updated", ...json(TenantSchema) }, ...problemResponses(400, 401, 404) },
 });
+
+/**
+ * The SQL that merges an overrides patch (RFC 7396) into the stored object in the same UPDATE, so two
+ * concurrent PATCHes of different fields both stick. Overrides are flat, so a flat merge is the RFC's.
+ */
+function mergeOverrides(patch: Record<string, number | null | undefined> | null): SQL {
+  if (patch === null) return sql`'{}'::jsonb`;
+  const removed = Object.keys(patch).filter((k) => patch[k] === null);
+  const set = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== null && v !== undefined));
+  const kept = removed.reduce<SQL>((acc, field) => sql`(${acc} - ${field}::text)`, sql`${tenants.overrides}`);
+  return sql`${kept} || ${JSON.stringify(set)}::jsonb`;
+}
 
 /** With Stripe configured, every tenant gets a Stripe customer at creation; without, none. */
 async function linkStripeCustomer(
@@ -103,13 +117,18 @@ async function requirePlan(db: Db, planId: string): Promise<Plan> {
 
 export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
   app.openapi(list, async (c) => {
-    const { slug } = c.req.valid("query");
+    const { slug, ...query } = c.req.valid("query");
+    const page = keyset("tenants", tenants, query, "asc");
     const rows = await c.var.db
-      .select()
+      .select({ row: tenants, position: page.position })
       .from(tenants)
-      .where(slug === undefined ? undefined : eq(tenants.slug, slug))
-      .orderBy(tenants.createdAt);
-    return c.json({ data: rows.map(tenantOut) }, 200);
+      .where(and(slug === undefined ? undefined : eq(tenants.slug, slug), page.where))
+      .orderBy(...page.orderBy)
+      .limit(page.take);
+    return c.json(
+      page.page(rows, tenantOut, (t) => t.id),
+      200,
+    );
   });
 
   app.openapi(create, async (c) => {
@@ -153,12 +172,16 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
 
   app.openapi(update, async (c) => {
     const { id } = c.req.valid("param");
-    const patch = c.req.valid("json");
+    const { overrides, ...patch } = c.req.valid("json");
     const db = c.var.db;
     if (patch.planId) await requirePlan(db, patch.planId);
     const [row] = await db
       .update(tenants)
-      .set({ ...patch, updatedAt: new Date() })
+      .set({
+        ...patch,
+        ...(overrides === undefined ? {} : { overrides: mergeOverrides(overrides) }),
+        updatedAt: new Date(),
+      })
       .where(eq(tenants.id, id))
       .returning();
     if (!row) throw new GatewayError("not_found", "No such tenant.");

@@ -4,13 +4,14 @@
  * of another tenant is simply "not found". Creating and revoking need an `admin`-role key.
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import { desc, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { Context } from "hono";
 import { apiKeys } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { withTenant } from "../../shared/db";
 import { createKey, revokeKey } from "../key-lifecycle";
+import { keyset, PageQuery, pageOf } from "../pagination";
 import {
   CreatedKeySchema,
   IdParam,
@@ -18,7 +19,6 @@ import {
   KeyInput,
   KeySchema,
   keyOut,
-  listOf,
   problemResponses,
 } from "../schemas";
 
@@ -30,9 +30,10 @@ const list = createRoute({
   path: "/gateway/v1/keys",
   tags,
   security,
+  request: { query: PageQuery },
   responses: {
-    200: { description: "Your keys (prefix and last 4 only)", ...json(listOf(KeySchema)) },
-    ...problemResponses(401),
+    200: { description: "Your keys (prefix and last 4 only), newest first", ...json(pageOf(KeySchema)) },
+    ...problemResponses(400, 401),
   },
 });
 
@@ -65,10 +66,19 @@ function requireAdminKey(c: Context<AppEnv>): void {
 
 export function registerGatewayKeys(app: OpenAPIHono<AppEnv>): void {
   app.openapi(list, async (c) => {
+    const page = keyset("keys", apiKeys, c.req.valid("query"), "desc");
     const rows = await withTenant(c.var.db, c.var.auth.tenant.id, (tx) =>
-      tx.select().from(apiKeys).orderBy(desc(apiKeys.createdAt)),
+      tx
+        .select({ row: apiKeys, position: page.position })
+        .from(apiKeys)
+        .where(page.where)
+        .orderBy(...page.orderBy)
+        .limit(page.take),
     );
-    return c.json({ data: rows.map(keyOut) }, 200);
+    return c.json(
+      page.page(rows, keyOut, (k) => k.id),
+      200,
+    );
   });
 
   app.openapi(create, async (c) => {
