@@ -1,8 +1,14 @@
 /**
- * The control plane as a good API: cursor pagination on every list, tenant overrides as a JSON Merge
- * Patch, keys that cannot expire in the past.
+ * The control plane as a good API: Idempotency-Key on the creating POSTs (admin and tenant), cursor
+ * pagination on every list, tenant overrides as a JSON Merge Patch, keys that cannot expire in the past.
  */
+import { env } from "cloudflare:workers";
+import { and, eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { fingerprint } from "../../durable-objects/idempotency";
+import { idempotencyKeys } from "../../schema";
+import { idempotencyKeyHash } from "../../workers/api/idempotency";
+import { openDb } from "../../workers/shared/db";
 import {
   admin,
   bearer,
@@ -13,6 +19,7 @@ import {
   seedTenant,
   uniq,
 } from "../support/gateway";
+import { stripeFailNext } from "../support/metering";
 
 interface Key {
   id: string;
@@ -25,6 +32,19 @@ interface Key {
 interface Page<T> {
   data: T[];
   next_cursor: string | null;
+}
+
+/** An admin call with an Idempotency-Key. */
+function adminIdem(method: string, path: string, key: string, body?: unknown): Promise<Response> {
+  return gateway(path, {
+    method,
+    headers: {
+      authorization: `Bearer ${env.ADMIN_TOKEN}`,
+      "content-type": "application/json",
+      "idempotency-key": key,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
 /** A tenant API call with the tenant's key and, optionally, an Idempotency-Key. */
@@ -67,6 +87,240 @@ async function allKeysOf(tenantId: string): Promise<Key[]> {
     await expectJson<Page<Key>>(await admin("GET", `/admin/v1/tenants/${tenantId}/keys?limit=200`), 200)
   ).data;
 }
+
+async function withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
+  const handle = openDb(env);
+  try {
+    return await fn(handle.db);
+  } finally {
+    await handle.close();
+  }
+}
+
+describe("Idempotency-Key on the control plane", () => {
+  it("replays a tenant create: one tenant, the same key id and plaintext, nothing stored in the clear", async () => {
+    const plan = await createPlan();
+    const slug = `idem-${uniq()}`;
+    const idem = `create-${uniq()}`;
+    const body = { slug, name: "Idem", planId: plan.id };
+    const first = await adminIdem("POST", "/admin/v1/tenants", idem, body);
+    const firstText = await first.text();
+    expect(first.status).toBe(201);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+
+    const again = await adminIdem("POST", "/admin/v1/tenants", idem, body);
+    expect(again.status).toBe(201);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.headers.get("content-type")).toBe(first.headers.get("content-type"));
+    expect(again.headers.get("x-request-id")).not.toBe(first.headers.get("x-request-id"));
+    expect(await again.text()).toBe(firstText);
+
+    const created = JSON.parse(firstText) as { tenant: { id: string }; key: Key };
+    const bySlug = await expectJson<Page<{ id: string }>>(
+      await admin("GET", `/admin/v1/tenants?slug=${slug}`),
+      200,
+    );
+    expect(bySlug.data.map((t) => t.id)).toEqual([created.tenant.id]);
+    expect((await allKeysOf(created.tenant.id)).map((k) => k.id)).toEqual([created.key.id]);
+    // The replayed plaintext is the working key.
+    expect((await gateway("/v1/idem", { headers: bearer(created.key.key as string) })).status).toBe(200);
+
+    const keyHash = await idempotencyKeyHash(idem);
+    const rows = await withDb((db) =>
+      db
+        .select()
+        .from(idempotencyKeys)
+        .where(and(eq(idempotencyKeys.scope, "admin"), eq(idempotencyKeys.keyHash, keyHash))),
+    );
+    expect(rows).toHaveLength(1);
+    const stored = JSON.stringify(rows);
+    expect(stored).not.toContain(created.key.key);
+    expect(stored).not.toContain(idem);
+    expect(stored).not.toContain(slug);
+    expect(rows[0]?.state).toBe("done");
+  });
+
+  it("replays an admin key create and a rotation: a retry never makes a second key", async () => {
+    const t = await seedTenant();
+    const idem = uniq();
+    const input = { env: "test", name: "ci" };
+    const path = `/admin/v1/tenants/${t.tenantId}/keys`;
+    const first = await expectJson<Key>(await adminIdem("POST", path, idem, input), 201);
+    const replayed = await adminIdem("POST", path, `"${idem}"`, input); // the draft's quoted form is the same key
+    expect(replayed.headers.get("idempotent-replayed")).toBe("true");
+    expect(await expectJson<Key>(replayed, 201)).toEqual(first);
+    expect((await allKeysOf(t.tenantId)).map((k) => k.id).sort()).toEqual([t.keyId, first.id].sort());
+
+    const rotateIdem = uniq();
+    const rotated = await expectJson<{ key: Key; previous: Key }>(
+      await adminIdem("POST", `/admin/v1/keys/${t.keyId}/rotate`, rotateIdem, { gracePeriodSeconds: 60 }),
+      201,
+    );
+    const rerotated = await adminIdem("POST", `/admin/v1/keys/${t.keyId}/rotate`, rotateIdem, {
+      gracePeriodSeconds: 60,
+    });
+    expect(rerotated.headers.get("idempotent-replayed")).toBe("true");
+    expect(await expectJson(rerotated, 201)).toEqual(rotated);
+    const keys = await allKeysOf(t.tenantId);
+    expect(keys).toHaveLength(3);
+    expect(keys.filter((k) => k.rotatedFromId === t.keyId).map((k) => k.id)).toEqual([rotated.key.id]);
+    expect((await gateway("/v1/rotated", { headers: bearer(rotated.key.key as string) })).status).toBe(200);
+  });
+
+  it("replays a tenant's own key create, scoped to that tenant", async () => {
+    const a = await seedTenant();
+    const b = await seedTenant();
+    const idem = uniq();
+    const input = { env: "test", name: "from-tenant" };
+    const first = await expectJson<Key>(await asTenant(a.key, "POST", "/gateway/v1/keys", input, idem), 201);
+    const again = await asTenant(a.key, "POST", "/gateway/v1/keys", input, idem);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await expectJson<Key>(again, 201)).toEqual(first);
+    expect(await allKeysOf(a.tenantId)).toHaveLength(2);
+
+    // Tenant B with the same Idempotency-Key and body gets its own key, never A's response.
+    const other = await asTenant(b.key, "POST", "/gateway/v1/keys", input, idem);
+    expect(other.headers.get("idempotent-replayed")).toBeNull();
+    const otherKey = await expectJson<Key>(other, 201);
+    expect(otherKey.tenantId).toBe(b.tenantId);
+    expect(otherKey.id).not.toBe(first.id);
+
+    // The admin scope is apart from the tenant's: same key on an admin create is a new request…
+    const viaAdmin = await adminIdem("POST", `/admin/v1/tenants/${a.tenantId}/keys`, idem, input);
+    expect(viaAdmin.headers.get("idempotent-replayed")).toBeNull();
+    expect((await expectJson<Key>(viaAdmin, 201)).id).not.toBe(first.id);
+    // …and shared by every admin route: the same key on another admin path is a mismatch.
+    await expectProblem(await adminIdem("POST", `/admin/v1/tenants/${b.tenantId}/keys`, idem, input), 422, {
+      code: "idempotency_key_mismatch",
+      title: "Idempotency key reused with a different request",
+      detail: "This Idempotency-Key was used with a different request (method, path or body).",
+    });
+  });
+
+  it("refuses a different body with the same key (422) and a malformed key (400)", async () => {
+    const t = await seedTenant();
+    const path = `/admin/v1/tenants/${t.tenantId}/keys`;
+    const idem = uniq();
+    await expectJson(await adminIdem("POST", path, idem, { name: "one" }), 201);
+    await expectProblem(await adminIdem("POST", path, idem, { name: "two" }), 422, {
+      code: "idempotency_key_mismatch",
+      title: "Idempotency key reused with a different request",
+      detail: "This Idempotency-Key was used with a different request (method, path or body).",
+    });
+    for (const bad of ['"unterminated', "x".repeat(256), '""', "a b"]) {
+      await expectProblem(await adminIdem("POST", path, bad, { name: "bad" }), 400, {
+        code: "bad_request",
+        title: "Bad request",
+        detail: "Idempotency-Key must be 1-255 printable ASCII characters, optionally quoted.",
+      });
+    }
+    await expectProblem(await asTenant(t.key, "POST", "/gateway/v1/keys", { env: "test" }, '"open'), 400, {
+      code: "bad_request",
+      title: "Bad request",
+      detail: "Idempotency-Key must be 1-255 printable ASCII characters, optionally quoted.",
+    });
+    expect(await allKeysOf(t.tenantId)).toHaveLength(2);
+  });
+
+  it("answers 409 while the first request is in flight, and lets a retry take over a lapsed lease", async () => {
+    const t = await seedTenant();
+    const idem = uniq();
+    const path = `/admin/v1/tenants/${t.tenantId}/keys`;
+    const body = { name: "held" };
+    const now = Date.now();
+    await withDb(async (db) =>
+      db.insert(idempotencyKeys).values({
+        scope: "admin",
+        keyHash: await idempotencyKeyHash(idem),
+        fingerprint: await fingerprint(
+          "POST",
+          path,
+          new TextEncoder().encode(JSON.stringify(body)).buffer as ArrayBuffer,
+        ),
+        leaseToken: "someone-else",
+        leaseUntil: new Date(now + 60_000),
+        expiresAt: new Date(now + 86_400_000),
+      }),
+    );
+    const busy = await adminIdem("POST", path, idem, body);
+    expect(busy.headers.get("retry-after")).toBe("1");
+    await expectProblem(busy, 409, {
+      code: "idempotency_key_in_use",
+      title: "Idempotency key in use",
+      detail: "A request with this Idempotency-Key is still in progress. Retry after it completes.",
+    });
+    expect(await allKeysOf(t.tenantId)).toHaveLength(1);
+
+    // The holder died: once its lease lapses, a retry runs (once) and is recorded.
+    await withDb(async (db) =>
+      db
+        .update(idempotencyKeys)
+        .set({ leaseUntil: new Date(now - 1) })
+        .where(eq(idempotencyKeys.keyHash, await idempotencyKeyHash(idem))),
+    );
+    const created = await expectJson<Key>(await adminIdem("POST", path, idem, body), 201);
+    const replay = await adminIdem("POST", path, idem, body);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect((await expectJson<Key>(replay, 201)).id).toBe(created.id);
+    expect(await allKeysOf(t.tenantId)).toHaveLength(2);
+  });
+
+  it("treats a record past its 24 h as gone, even with another request", async () => {
+    const t = await seedTenant();
+    const idem = uniq();
+    const path = `/admin/v1/tenants/${t.tenantId}/keys`;
+    const old = Date.now() - 86_400_000 - 1;
+    await withDb(async (db) =>
+      db.insert(idempotencyKeys).values({
+        scope: "admin",
+        keyHash: await idempotencyKeyHash(idem),
+        fingerprint: "another request",
+        state: "done",
+        leaseToken: "old",
+        leaseUntil: new Date(old),
+        expiresAt: new Date(old + 86_400_000),
+        responseStatus: 201,
+        responseHeaders: [],
+        responseBody: "",
+      }),
+    );
+    const res = await adminIdem("POST", path, idem, { name: "fresh" });
+    expect(res.headers.get("idempotent-replayed")).toBeNull();
+    expect((await expectJson<Key>(res, 201)).tenantId).toBe(t.tenantId);
+  });
+
+  it("releases the key on a 5xx, so the retry creates the tenant once", async () => {
+    const plan = await createPlan();
+    const slug = `idem5-${uniq()}`;
+    const idem = uniq();
+    const body = { slug, name: "Flaky", planId: plan.id };
+    await stripeFailNext(1, 503);
+    const failed = await adminIdem("POST", "/admin/v1/tenants", idem, body);
+    expect(failed.status).toBe(503);
+    const retried = await adminIdem("POST", "/admin/v1/tenants", idem, body);
+    expect(retried.headers.get("idempotent-replayed")).toBeNull();
+    const created = await expectJson<{ tenant: { id: string } }>(retried, 201);
+    const replay = await adminIdem("POST", "/admin/v1/tenants", idem, body);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect((await expectJson<{ tenant: { id: string } }>(replay, 201)).tenant.id).toBe(created.tenant.id);
+  });
+
+  it("documents the header on all four routes in the OpenAPI document", async () => {
+    const doc = await expectJson<{
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>>;
+    }>(await gateway("/gateway/openapi.json"), 200);
+    for (const [path, method] of [
+      ["/admin/v1/tenants", "post"],
+      ["/admin/v1/tenants/{id}/keys", "post"],
+      ["/admin/v1/keys/{id}/rotate", "post"],
+      ["/gateway/v1/keys", "post"],
+    ] as const) {
+      expect(doc.paths[path]?.[method]?.parameters).toEqual(
+        expect.arrayContaining([expect.objectContaining({ name: "idempotency-key", in: "header" })]),
+      );
+    }
+  });
+});
 
 describe("cursor pagination", () => {
   /** Walks every page of `path` with `limit`, calling `between` after the first page. */

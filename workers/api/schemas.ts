@@ -215,6 +215,24 @@ export const CreatedKeySchema = KeySchema.extend({
 
 export const IdParam = z.object({ id: text().min(1).max(64) });
 
+/** The `Idempotency-Key` request header of the creating POSTs (workers/api/idempotency.ts). */
+export const IdempotencyHeaders = z.object({
+  "idempotency-key": z.string().optional().openapi({
+    description:
+      "Makes a retry safe (IETF Idempotency-Key draft; quoted or bare, 1-255 printable ASCII). The first request's response is recorded for 24 h and replayed, with `Idempotent-Replayed: true`, to a retry with the same key, method, path and body; a retry never creates a second resource. Same key while the first is in flight → 409 `idempotency_key_in_use`; with a different request → 422 `idempotency_key_mismatch`; a 5xx releases the key. Admin calls share one scope; each tenant has its own.",
+    example: "8e03978e-40d5-43e8-bc93-6894a57f9324",
+  }),
+});
+
+/** Response header documentation of a replayed response. */
+export const replayedHeaders = {
+  "Idempotent-Replayed": {
+    description:
+      "`true` when this is the recorded response of an earlier request with the same Idempotency-Key.",
+    schema: { type: "string" as const, enum: ["true"] },
+  },
+};
+
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 export function planOut(p: Plan): z.infer<typeof PlanSchema> {

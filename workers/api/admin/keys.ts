@@ -7,10 +7,12 @@ import { and, eq } from "drizzle-orm";
 import { apiKeys, tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
+import { adminScope, idempotent } from "../idempotency";
 import { createKey, revokeKey, rotateKey } from "../key-lifecycle";
 import { keyset, PageQuery, pageOf } from "../pagination";
 import {
   CreatedKeySchema,
+  IdempotencyHeaders,
   IdParam,
   json,
   KeyInput,
@@ -18,6 +20,7 @@ import {
   keyOut,
   problemResponses,
   RotateInput,
+  replayedHeaders,
   adminSecurity as security,
 } from "../schemas";
 
@@ -28,10 +31,15 @@ const create = createRoute({
   path: "/admin/v1/tenants/{id}/keys",
   tags,
   security,
-  request: { params: IdParam, body: { required: true, ...json(KeyInput) } },
+  middleware: [idempotent(adminScope)] as const,
+  request: { params: IdParam, headers: IdempotencyHeaders, body: { required: true, ...json(KeyInput) } },
   responses: {
-    201: { description: "Created (plaintext shown once)", ...json(CreatedKeySchema) },
-    ...problemResponses(400, 401, 404),
+    201: {
+      description: "Created (plaintext shown once, and in a replay of the same Idempotency-Key)",
+      headers: replayedHeaders,
+      ...json(CreatedKeySchema),
+    },
+    ...problemResponses(400, 401, 404, 409, 422),
   },
 });
 
@@ -70,13 +78,19 @@ const rotate = createRoute({
   path: "/admin/v1/keys/{id}/rotate",
   tags,
   security,
-  request: { params: IdParam, body: { required: false, ...json(RotateInput) } },
+  middleware: [idempotent(adminScope)] as const,
+  request: {
+    params: IdParam,
+    headers: IdempotencyHeaders,
+    body: { required: false, ...json(RotateInput) },
+  },
   responses: {
     201: {
       description: "The new key (shown once) and the old one with its grace-period expiry",
+      headers: replayedHeaders,
       ...json(z.object({ key: CreatedKeySchema, previous: KeySchema })),
     },
-    ...problemResponses(400, 401, 404, 409),
+    ...problemResponses(400, 401, 404, 409, 422),
   },
 });
 

@@ -11,15 +11,18 @@ import { log } from "../../log";
 import type { Db } from "../../shared/db";
 import { newId } from "../../shared/ids";
 import { createCustomer, stripeClient } from "../../shared/stripe";
+import { adminScope, idempotent } from "../idempotency";
 import { issueKey } from "../key-lifecycle";
 import { keyset, PageQuery, pageOf } from "../pagination";
 import { projectKey, projectTenant } from "../projection";
 import {
   CreatedKeySchema,
+  IdempotencyHeaders,
   IdParam,
   json,
   keyOut,
   problemResponses,
+  replayedHeaders,
   adminSecurity as security,
   TenantInput,
   TenantPatch,
@@ -47,13 +50,16 @@ const create = createRoute({
   path: "/admin/v1/tenants",
   tags,
   security,
-  request: { body: { required: true, ...json(TenantInput) } },
+  middleware: [idempotent(adminScope)] as const,
+  request: { headers: IdempotencyHeaders, body: { required: true, ...json(TenantInput) } },
   responses: {
     201: {
-      description: "Created, with its first live key (shown once)",
+      description:
+        "Created, with its first live key (shown once, and in a replay of the same Idempotency-Key)",
+      headers: replayedHeaders,
       ...json(z.object({ tenant: TenantSchema, key: CreatedKeySchema })),
     },
-    ...problemResponses(400, 401, 409),
+    ...problemResponses(400, 401, 409, 422, 503),
   },
 });
 

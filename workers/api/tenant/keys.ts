@@ -10,16 +10,19 @@ import { apiKeys } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { withTenant } from "../../shared/db";
+import { idempotent, tenantScope } from "../idempotency";
 import { createKey, revokeKey } from "../key-lifecycle";
 import { keyset, PageQuery, pageOf } from "../pagination";
 import {
   CreatedKeySchema,
+  IdempotencyHeaders,
   IdParam,
   json,
   KeyInput,
   KeySchema,
   keyOut,
   problemResponses,
+  replayedHeaders,
 } from "../schemas";
 
 const tags = ["Tenant API"];
@@ -42,10 +45,15 @@ const create = createRoute({
   path: "/gateway/v1/keys",
   tags,
   security,
-  request: { body: { required: true, ...json(KeyInput) } },
+  middleware: [idempotent(tenantScope)] as const,
+  request: { headers: IdempotencyHeaders, body: { required: true, ...json(KeyInput) } },
   responses: {
-    201: { description: "Created (plaintext shown once)", ...json(CreatedKeySchema) },
-    ...problemResponses(400, 401, 403),
+    201: {
+      description: "Created (plaintext shown once, and in a replay of the same Idempotency-Key)",
+      headers: replayedHeaders,
+      ...json(CreatedKeySchema),
+    },
+    ...problemResponses(400, 401, 403, 409, 422),
   },
 });
 
