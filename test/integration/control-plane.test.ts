@@ -289,6 +289,49 @@ describe("Idempotency-Key on the control plane", () => {
     expect((await expectJson<Key>(res, 201)).tenantId).toBe(t.tenantId);
   });
 
+  it("creates once for 8 concurrent identical requests; the rest replay or get 409", async () => {
+    const t = await seedTenant();
+    const idem = uniq();
+    const path = `/admin/v1/tenants/${t.tenantId}/keys`;
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => adminIdem("POST", path, idem, { env: "test", name: "race" })),
+    );
+    const ids = new Set<string>();
+    let fresh = 0;
+    for (const res of answers) {
+      if (res.status === 409) {
+        expect((await res.json<{ code: string }>()).code).toBe("idempotency_key_in_use");
+        continue;
+      }
+      ids.add((await expectJson<Key>(res, 201)).id);
+      if (res.headers.get("idempotent-replayed") === null) fresh++;
+    }
+    expect({ fresh, distinctIds: ids.size }).toEqual({ fresh: 1, distinctIds: 1 });
+    expect(await allKeysOf(t.tenantId)).toHaveLength(2);
+  });
+
+  it("prunes expired records when it claims a new key", async () => {
+    const t = await seedTenant();
+    const stale = `stale-${uniq()}`;
+    const staleHash = await idempotencyKeyHash(stale);
+    const old = Date.now() - 2 * 86_400_000;
+    await withDb(async (db) =>
+      db.insert(idempotencyKeys).values({
+        scope: "admin",
+        keyHash: staleHash,
+        fingerprint: "old",
+        leaseToken: "old",
+        leaseUntil: new Date(old),
+        expiresAt: new Date(old + 86_400_000),
+      }),
+    );
+    await expectJson(await adminIdem("POST", `/admin/v1/tenants/${t.tenantId}/keys`, uniq(), {}), 201);
+    const left = await withDb((db) =>
+      db.select().from(idempotencyKeys).where(eq(idempotencyKeys.keyHash, staleHash)),
+    );
+    expect(left).toEqual([]);
+  });
+
   it("releases the key on a 5xx, so the retry creates the tenant once", async () => {
     const plan = await createPlan();
     const slug = `idem5-${uniq()}`;
