@@ -3,10 +3,10 @@
  * pagination on every list, tenant overrides as a JSON Merge Patch, keys that cannot expire in the past.
  */
 import { env } from "cloudflare:workers";
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { fingerprint } from "../../durable-objects/idempotency";
-import { idempotencyKeys } from "../../schema";
+import { idempotencyKeys, plans } from "../../schema";
 import { idempotencyKeyHash } from "../../workers/api/idempotency";
 import { openDb } from "../../workers/shared/db";
 import {
@@ -426,6 +426,33 @@ describe("cursor pagination", () => {
     const tenants = await walk((q) => admin("GET", `/admin/v1/tenants?${q}`), 2);
     expect(new Set(tenants.ids).size).toBe(tenants.ids.length);
     expect(tenants.ids.at(-1)).toBe(a.tenantId);
+  });
+
+  it("keeps rows created in the same millisecond apart (positions to the microsecond)", async () => {
+    // Before every other plan, three plans 100 µs apart: one JS millisecond.
+    const ids = [`plan_us_${uniq()}`, `plan_us_${uniq()}`, `plan_us_${uniq()}`].sort().reverse();
+    await withDb(async (db) => {
+      for (const [i, id] of ids.entries()) {
+        await db.insert(plans).values({
+          id,
+          name: id,
+          burstCapacity: 1,
+          refillTokens: 1,
+          refillPeriodSeconds: 1,
+          createdAt: sql`${`2000-01-01T00:00:00.000${i + 1}00Z`}::timestamptz` as unknown as Date,
+        });
+      }
+    });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let i = 0; i < 3; i++) {
+      const url: string = `/admin/v1/plans?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const page: Page<{ id: string }> = await expectJson<Page<{ id: string }>>(await admin("GET", url), 200);
+      seen.push(...page.data.map((p) => p.id));
+      cursor = page.next_cursor;
+    }
+    // Ordered by time, not id (the ids were made to sort the other way).
+    expect(seen).toEqual(ids);
   });
 
   it("defaults to 50, allows 200, and refuses bad limits and cursors with 400", async () => {
