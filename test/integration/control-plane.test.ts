@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { and, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { fingerprint } from "../../durable-objects/idempotency";
-import { idempotencyKeys, plans } from "../../schema";
+import { apiKeys, idempotencyKeys, plans } from "../../schema";
 import { idempotencyKeyHash } from "../../workers/api/idempotency";
 import { openDb } from "../../workers/shared/db";
 import {
@@ -462,6 +462,34 @@ describe("cursor pagination", () => {
       200,
     );
     expect(first).toEqual({ data: [expect.objectContaining({ id: t.keyId })], next_cursor: null });
+    // 55 more keys (straight into Postgres: only their listing matters here) → 50, then 6.
+    await withDb(async (db) =>
+      db.insert(apiKeys).values(
+        Array.from({ length: 55 }, (_, i) => ({
+          id: `key_bulk_${uniq()}_${i}`,
+          tenantId: t.tenantId,
+          hash: `bulk-${uniq()}-${i}`,
+          prefix: "gw_test_bulk",
+          last4: "0000",
+          env: "test" as const,
+        })),
+      ),
+    );
+    const page1 = await expectJson<Page<Key>>(
+      await admin("GET", `/admin/v1/tenants/${t.tenantId}/keys`),
+      200,
+    );
+    expect(page1.data).toHaveLength(50);
+    const page2 = await expectJson<Page<Key>>(
+      await admin(
+        "GET",
+        `/admin/v1/tenants/${t.tenantId}/keys?cursor=${encodeURIComponent(page1.next_cursor as string)}`,
+      ),
+      200,
+    );
+    expect(page2.data).toHaveLength(6);
+    expect(page2.next_cursor).toBeNull();
+    expect(await allKeysOf(t.tenantId)).toHaveLength(56);
     const plans = await expectJson<Page<{ id: string }>>(await admin("GET", "/admin/v1/plans"), 200);
     expect(plans.data.length).toBeLessThanOrEqual(50);
     await expectJson(await admin("GET", "/admin/v1/plans?limit=200"), 200);
@@ -472,6 +500,7 @@ describe("cursor pagination", () => {
       expect(body.code).toBe("validation_failed");
       expect(body.errors.map((e) => e.path)).toEqual(["limit"]);
     }
+    await createPlan(); // at least two plans, so a page of 1 has a next_cursor
     const plansPage = await expectJson<Page<{ id: string }>>(
       await admin("GET", "/admin/v1/plans?limit=1"),
       200,
