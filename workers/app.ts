@@ -15,6 +15,7 @@ import { registerHealth } from "./api/health";
 import { registerOpenApi } from "./api/openapi";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
+import { config } from "./config";
 import { authenticate } from "./edge/authenticate";
 import { registerProxy } from "./edge/proxy";
 import { requestId } from "./edge/request-id";
@@ -55,7 +56,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
     },
   });
 
-  app.use("*", requestId());
+  app.use("*", requestId(), config());
   registerHealth(app);
 
   const apiBodyLimit = bodyLimit({

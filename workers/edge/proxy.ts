@@ -19,14 +19,7 @@ import { authenticate } from "./authenticate";
 import { authorize } from "./authorize";
 import { countBytes } from "./byte-counter";
 import { CLAIMS_HEADER, signGatewayClaims } from "./claims";
-import {
-  fetchOrigin,
-  forwardableHeaders,
-  maxBodyBytes,
-  originRequestHeaders,
-  originTimeoutMs,
-  originUrl,
-} from "./origin";
+import { fetchOrigin, forwardableHeaders, originRequestHeaders, originUrl } from "./origin";
 import { readUpTo } from "./read-body";
 import { resolveRoute } from "./resolve-route";
 
@@ -94,7 +87,8 @@ export function registerProxy(app: Hono<AppEnv>): void {
   app.all("*", resolveRoute(), authenticate(), authorize(), admit(), async function proxy(c) {
     const { key, tenant } = c.var.auth;
     const route = c.var.route;
-    const maxBody = maxBodyBytes(c.env);
+    const config = c.var.config;
+    const maxBody = config.maxBodyBytes;
     const declared = c.req.header("content-length");
     // Admission already read the body of an Idempotency-Key request. Otherwise a body with a
     // declared length is passed through as is (the origin gets its Content-Length); only a
@@ -120,7 +114,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
     const target = originUrl(
       route,
       key.env,
-      { live: c.env.ORIGIN_URL, sandbox: c.env.SANDBOX_ORIGIN_URL },
+      { live: config.originUrl, sandbox: config.sandboxOriginUrl },
       url.pathname + url.search,
     );
     const headers = originRequestHeaders(c.req.raw.headers, {
@@ -133,7 +127,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
       upstream = await fetchOrigin(
         target,
         { method: c.req.method, headers, body: buffered ?? counted?.readable ?? stream },
-        originTimeoutMs(c.env, route),
+        route.timeoutMs ?? config.originTimeoutMs,
         counted?.overLimit,
       );
       if (counted?.overLimit.aborted) {

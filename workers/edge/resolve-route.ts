@@ -6,7 +6,7 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
-import { loadRoutes, matchRoute } from "./route-table";
+import { matchRoute } from "./route-table";
 
 const AMBIGUOUS_PATH = /%2f|%5c|%2e|%00|\\|\/\//i;
 
@@ -28,7 +28,7 @@ export const resolveRoute = () =>
         "The request path contains encoded separators or empty segments.",
       );
     }
-    const route = matchRoute(loadRoutes(c.env.ROUTES), path);
+    const route = matchRoute(c.var.config.routes, path);
     if (!route) throw new GatewayError("not_found", "No API route matches this path.");
     c.set("route", route);
     await next();
