@@ -187,6 +187,22 @@ export function checkRefused(sent: Sent, ...codes: string[]): void {
   );
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+/**
+ * A request whose key must not authenticate: 401, or 400 when a header value carries a control
+ * character (workers/edge/request-shape.ts refuses those before the key is looked at).
+ */
+export function checkKeyRefused(sent: Sent): void {
+  checkRefused(sent, hasControlValue(sent.request) ? "bad_request" : "unauthorized");
+}
+
+/** Whether a header value carries a control character the runtime let through (refused with 400 first). */
+export function hasControlValue(request: FuzzRequest): boolean {
+  return request.headers.some(([, value]) => CONTROL.test(value));
+}
+
 /** What the test origin echoes back: the request as it received it. */
 export interface Echo {
   method: string;
@@ -258,8 +274,11 @@ export function inRouteTable(pathname: string): boolean {
   return ROUTE_PREFIXES.some((p) => pathname.startsWith(p) || `${pathname}/` === p);
 }
 
-/** Anything a path normaliser might read differently from a prefix match. */
-export const AMBIGUOUS = /%2f|%5c|%2e|%00|\\|\/\/|(^|\/)\.\.?(\/|$)/i;
+/**
+ * Anything a path normaliser might read differently from a prefix match, `;` path parameters
+ * (raw or encoded) included: a servlet-style origin strips them, so `/v1/..;/admin` climbs there.
+ */
+export const AMBIGUOUS = /%2f|%5c|%2e|%00|%3b|;|\\|\/\/|(^|\/)\.\.?(\/|$)/i;
 
 /** Origin paths carry `/sandbox` in front for test keys (SANDBOX_ORIGIN_URL = origin + /sandbox). */
 export function originPathname(call: OriginCall): string {

@@ -21,6 +21,7 @@ import { countBytes } from "./byte-counter";
 import { CLAIMS_HEADER, signGatewayClaims } from "./claims";
 import { fetchOrigin, forwardableHeaders, originRequestHeaders, originUrl } from "./origin";
 import { readUpTo } from "./read-body";
+import { requestShape } from "./request-shape";
 import { resolveRoute } from "./resolve-route";
 
 /** RFC 9745 `Deprecation` is a structured-field date (`@<unix seconds>`); RFC 8594 `Sunset` is an HTTP-date. */
@@ -84,7 +85,7 @@ function settleIdempotency(c: Context<AppEnv>, recorded: Promise<RecordedRespons
 }
 
 export function registerProxy(app: Hono<AppEnv>): void {
-  app.all("*", resolveRoute(), authenticate(), authorize(), admit(), async function proxy(c) {
+  app.all("*", requestShape(), resolveRoute(), authenticate(), authorize(), admit(), async function proxy(c) {
     const { key, tenant } = c.var.auth;
     const route = c.var.route;
     const config = c.var.config;
@@ -94,7 +95,10 @@ export function registerProxy(app: Hono<AppEnv>): void {
     // declared length is passed through as is (the origin gets its Content-Length); only a
     // chunked body of unknown length is counted, and cut off at the limit.
     const buffered = c.var.requestBody;
-    const stream = buffered ? null : c.req.raw.body;
+    // GET and HEAD carry no body (requestShape refused any announced one), but the runtime may
+    // still hand over an empty stream (`Content-Length: 0`), which fetch refuses for these methods.
+    const bodiless = c.req.method === "GET" || c.req.method === "HEAD";
+    const stream = buffered || bodiless ? null : c.req.raw.body;
     const counted = stream && declared === undefined ? countBytes(stream, maxBody) : undefined;
     const bytesIn = counted?.done ?? Promise.resolve(buffered?.byteLength ?? Number(declared ?? 0));
 
