@@ -82,6 +82,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.onError((error, c) => {
     const id = c.var.requestId ?? newId("req");
     const known = toGatewayError(error);
+    // The request log line (workers/edge/request-id.ts) reports this code.
+    c.set("problemCode", known?.code ?? "internal");
     if (known) return problemResponse(known, id);
     log.error("unhandled error", { request_id: id, error: String(error), stack: (error as Error)?.stack });
     return problemResponse(new GatewayError("internal", "An internal error occurred."), id);

@@ -21,6 +21,7 @@ import { countBytes } from "./byte-counter";
 import { CLAIMS_HEADER, signGatewayClaims } from "./claims";
 import { fetchOrigin, forwardableHeaders, originRequestHeaders, originUrl } from "./origin";
 import { readUpTo } from "./read-body";
+import { recordOriginTime, timed } from "./request-id";
 import { requestShape } from "./request-shape";
 import { resolveRoute } from "./resolve-route";
 
@@ -85,7 +86,15 @@ function settleIdempotency(c: Context<AppEnv>, recorded: Promise<RecordedRespons
 }
 
 export function registerProxy(app: Hono<AppEnv>): void {
-  app.all("*", requestShape(), resolveRoute(), authenticate(), authorize(), admit(), async function proxy(c) {
+  // Server-Timing `auth` covers authenticate + authorize, `admit` the tenant object's decision.
+  const chain = [
+    requestShape(),
+    resolveRoute(),
+    timed("auth", authenticate()),
+    timed("auth", authorize()),
+    timed("admit", admit()),
+  ] as const;
+  app.all("*", ...chain, async function proxy(c) {
     const { key, tenant } = c.var.auth;
     const route = c.var.route;
     const config = c.var.config;
@@ -127,6 +136,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
     });
 
     let upstream: Response;
+    const originStart = performance.now();
     try {
       upstream = await fetchOrigin(
         target,
@@ -139,6 +149,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
         throw new Error("request body over the limit");
       }
     } catch (error) {
+      recordOriginTime(c, originStart);
       settleIdempotency(c, Promise.resolve(null));
       const failure = counted?.overLimit.aborted
         ? new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`)
@@ -153,6 +164,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
       throw failure;
     }
 
+    recordOriginTime(c, originStart);
     const responseHeaders = forwardableHeaders(upstream.headers);
     lifecycleHeaders(responseHeaders, route);
     let clientBody = upstream.body;
@@ -174,10 +186,13 @@ export function registerProxy(app: Hono<AppEnv>): void {
     // only a body of unknown length is counted as it streams.
     const length = upstream.headers.get("content-length");
     if (!clientBody || (length !== null && /^\d+$/.test(length))) {
-      meter(c, upstream.status, "origin", bytesIn, Promise.resolve(clientBody ? Number(length) : 0));
+      const bytesOut = Promise.resolve(clientBody ? Number(length) : 0);
+      c.set("bytes", { in: bytesIn, out: bytesOut });
+      meter(c, upstream.status, "origin", bytesIn, bytesOut);
       return new Response(clientBody, { status: upstream.status, headers: responseHeaders });
     }
     const counter = countBytes(clientBody);
+    c.set("bytes", { in: bytesIn, out: counter.done });
     meter(c, upstream.status, "origin", bytesIn, counter.done);
     return new Response(counter.readable, { status: upstream.status, headers: responseHeaders });
   });
