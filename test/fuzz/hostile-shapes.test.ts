@@ -7,9 +7,9 @@
  * What `new Request()` (and so every test here) normalises or refuses before the Worker sees it:
  * - a body on GET/HEAD: the constructor throws. Sent instead as what announces one on the wire,
  *   `Content-Length` ≠ 0 or `Transfer-Encoding` (RFC 9112 §6.3); the Worker refuses those
- *   whatever the stream holds. (Over a raw socket against `wrangler dev`, a GET with a real body,
- *   by Content-Length or chunked, is answered 400 the same way; that check is manual, see the
- *   README's "Known limits".)
+ *   whatever the stream holds. A real body on the wire (Content-Length or chunked) is sent as raw
+ *   bytes by `npm run test:wire` (test/wire/hostile-wire.ts), with the other shapes below that a
+ *   Request cannot carry.
  * - CR, LF, NUL in a value, and names with separators, spaces or controls: `Headers` throws
  *   (test/fuzz/headers.test.ts asserts it). obs-fold (CRLF + SP inside a value) is unrepresentable
  *   for the same reason; on the wire, workerd's parser unfolds it into SP before the Worker runs
