@@ -10,6 +10,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../workers/config";
 import worker from "../../workers/index";
+import { reportUsage } from "../../workers/metering/stripe-reporter";
 import { BASE, bearer, originCalls, seedTenant, type TenantFixture, uniq } from "../support/gateway";
 
 let tenant: TenantFixture;
@@ -128,6 +129,16 @@ describe("config: a bad var is refused at the door", () => {
       body: "x".repeat(11),
     });
     expect(smallLimit.res.status).toBe(413);
+  });
+});
+
+describe("config outside HTTP", () => {
+  it("the cron reporter refuses a bad STRIPE_METER_EVENT_NAME instead of creating a meter under it", async () => {
+    await expect(
+      reportUsage({ ...env, STRIPE_METER_EVENT_NAME: "gateway units" } as typeof env),
+    ).rejects.toThrow(
+      "The gateway is misconfigured: STRIPE_METER_EVENT_NAME: must be 1-100 letters, digits or _ . : -.",
+    );
   });
 });
 
