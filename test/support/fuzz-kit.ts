@@ -197,11 +197,14 @@ export function checkRefused(sent: Sent, ...codes: string[]): void {
 const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 /**
- * A request whose key must not authenticate: 401, or 400 when a header value carries a control
- * character (workers/edge/request-shape.ts refuses those before the key is looked at).
+ * A request whose key must not authenticate: 401 `unauthorized` (or 400 `invalid_request`, the
+ * code for a malformed Authorization header once the door work lands), or 400 `bad_request` when a
+ * header value carries a control character (workers/edge/request-shape.ts refuses those before the
+ * key is looked at).
  */
 export function checkKeyRefused(sent: Sent): void {
-  checkRefused(sent, hasControlValue(sent.request) ? "bad_request" : "unauthorized");
+  if (hasControlValue(sent.request)) checkRefused(sent, "bad_request");
+  else checkRefused(sent, "unauthorized", "invalid_request");
 }
 
 /** Whether a header value carries a control character the runtime let through (refused with 400 first). */
