@@ -13,6 +13,7 @@ import { startBridge } from "../dev/pg-bridge";
 import { startPostgres } from "../dev/postgres";
 import { spawnInGroup, waitForOk } from "../dev/processes";
 import { startStripeStandIn } from "../dev/stripe-standin";
+import { assertConfig } from "./check-config";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PORT = Number(process.env.PORT ?? 8787);
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
     CLAIMS_SECRET,
     ...stripe.vars,
   };
+  assertConfig(vars); // the Worker's own schema (npm run check:config): a bad var stops here, not per request
   const args = [
     "dev",
     "--port",

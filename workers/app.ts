@@ -16,6 +16,7 @@ import { registerMethodNotAllowed } from "./api/method-not-allowed";
 import { registerOpenApi } from "./api/openapi";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
+import { config } from "./config";
 import { authenticate } from "./edge/authenticate";
 import { registerProxy } from "./edge/proxy";
 import { requestId } from "./edge/request-id";
@@ -56,7 +57,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
     },
   });
 
-  app.use("*", requestId());
+  app.use("*", requestId(), config());
   registerHealth(app);
 
   const apiBodyLimit = bodyLimit({
@@ -84,6 +85,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.onError((error, c) => {
     const id = c.var.requestId ?? newId("req");
     const known = toGatewayError(error);
+    // The request log line (workers/edge/request-id.ts) reports this code.
+    c.set("problemCode", known?.code ?? "internal");
     if (known) return problemResponse(known, id);
     log.error("unhandled error", { request_id: id, error: String(error), stack: (error as Error)?.stack });
     return problemResponse(new GatewayError("internal", "An internal error occurred."), id);

@@ -2,6 +2,7 @@
  * The one AppEnv type: Worker bindings (from wrangler.toml) and per-request context variables.
  */
 import type { TenantLimiter } from "../durable-objects/tenant";
+import type { Config } from "./config";
 import type { Route } from "./edge/route-table";
 import type { UsageEvent } from "./metering/usage-event";
 import type { AuthContext } from "./shared/auth-context";
@@ -40,11 +41,29 @@ export interface Bindings {
   ROUTES: string;
   /** Largest request body proxied, in bytes (default 10 MiB). */
   MAX_BODY_BYTES?: string;
+  /** Lowest log level written: debug, info (default), warn, error. */
+  LOG_LEVEL?: string;
+  /** Share (0..1, default 1) of `ok` request lines written; error lines are always written. */
+  LOG_SAMPLE_RATE?: string;
+}
+
+/** Milliseconds spent per step of the proxy chain, for `Server-Timing` and the request log line. */
+export interface Timings {
+  auth?: number;
+  admit?: number;
+  origin?: number;
 }
 
 export interface Variables {
   requestId: string;
   startedAt: number;
+  /** The parsed vars (workers/config.ts), set before anything else reads them. */
+  config: Config;
+  timings: Timings;
+  /** Byte counts of a proxied request, settled when its bodies are done (the request log line waits). */
+  bytes?: { in: Promise<number>; out: Promise<number> };
+  /** The problem code `app.onError` answered with. */
+  problemCode?: string;
   auth: AuthContext;
   route: Route;
   /** The body, when admission had to read it to fingerprint an Idempotency-Key request. */

@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   origin_timeout: { status: 504, title: "Origin timeout" },
   origin_unavailable: { status: 502, title: "Origin unavailable" },
   service_unavailable: { status: 503, title: "Service unavailable" },
+  /** A var or secret fails workers/config.ts's schema; the detail names it. */
+  misconfigured: { status: 503, title: "Gateway misconfigured" },
   internal: { status: 500, title: "Internal error" },
 } as const;
 

@@ -4,7 +4,8 @@
  * request or tenant, whichever module wrote it. Workers Logs indexes these fields as they are.
  *
  * The level is set once per isolate from the `LOG_LEVEL` var (workers/config.ts); lines below it
- * are dropped before they are serialised.
+ * are dropped before they are serialised. `LOG_SAMPLE_RATE` keeps a share of the `ok` request lines
+ * (workers/edge/request-id.ts asks `sampled()`); lines about errors are always written.
  */
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -31,10 +32,21 @@ export interface LogFields {
 }
 
 let threshold = ORDER.info;
+let sampleRate = 1;
 
 /** Sets the lowest level written by this isolate. */
 export function setLogLevel(level: LogLevel): void {
   threshold = ORDER[level];
+}
+
+/** Sets the share (0..1) of sampled lines written by this isolate. */
+export function setLogSampleRate(rate: number): void {
+  sampleRate = rate;
+}
+
+/** Whether a sampled line (an `ok` request line) is written this time. */
+export function sampled(): boolean {
+  return sampleRate >= 1 || (sampleRate > 0 && Math.random() < sampleRate);
 }
 
 function write(level: LogLevel, msg: string, fields: LogFields): void {

@@ -22,10 +22,12 @@ import {
   type Caller,
   check,
   checkEcho,
+  checkKeyRefused,
   checkOriginCalls,
   checkRefused,
   checkResponse,
   FUZZ_PLAN,
+  hasControlValue,
   inRouteTable,
   Ledger,
   type Sent,
@@ -148,9 +150,10 @@ describe("fuzz: paths", () => {
         check(!sent.fromOrigin, "reached the origin without a key", sent);
         const outcome = expectedOutcome(path);
         if (outcome === "endpoint") return; // /health answers anyone; the admin token may be right
+        if (hasControlValue(sent.request)) return checkRefused(sent, "bad_request");
         if (outcome === "ambiguous") return checkRefused(sent, "bad_request");
         if (outcome === "unrouted") return checkRefused(sent, "not_found");
-        checkRefused(sent, "unauthorized");
+        checkKeyRefused(sent);
       }),
       { numRuns: 2000, seed: 0x70617432 },
     );

@@ -248,9 +248,9 @@ function isControl(c: string): boolean {
 }
 
 /**
- * RFC 9110 field values (VCHAR, SP, HTAB and obs-text): what can reach the gateway over HTTP, so
- * what it may forward. (Headers also accepts other control characters; an origin's HTTP parser
- * refuses them with its own bare 400, which the gateway passes through as an origin error.)
+ * RFC 9110 field values (VCHAR, SP, HTAB and obs-text): what the gateway may forward. (Headers
+ * also accepts other control characters; the gateway refuses those with 400 before admission —
+ * test/fuzz/hostile-shapes.test.ts — so the properties that expect a forward generate none.)
  */
 export const fieldValue = (maxLength = 64) =>
   fc
@@ -435,15 +435,15 @@ export const hostilePath = (marker: string) =>
 
 /**
  * Paths under a route prefix built from segments that are odd but not ambiguous (unicode,
- * double-encodings, overlong UTF-8, `;` parameters, names of gateway endpoints): most of them
- * must be proxied, and reach the origin exactly as normalised.
+ * double-encodings, overlong UTF-8, names of gateway endpoints): most of them must be proxied, and
+ * reach the origin exactly as normalised. (`;` path parameters are ambiguous: see `pathParamPath`.)
  */
 export const plausiblePath = (marker: string) =>
   fc
     .tuple(
       fc.constantFrom("/v1/", "/v1/old/", "/v1/reports/", "/v1"),
       fc.array(
-        segment.filter((s) => s.length > 0 && !/%(2e|2f|5c|00)|\\|^\.{1,2}$|\//i.test(s)),
+        segment.filter((s) => s.length > 0 && !/%(2e|2f|5c|00|3b)|;|\\|^\.{1,2}$|\//i.test(s)),
         { maxLength: 6 },
       ),
       junkQuery,
@@ -454,9 +454,11 @@ export const plausiblePath = (marker: string) =>
       return !touchesOriginBehaviour(url.pathname) && !hasOriginQuery(url);
     });
 
-/** Dot-dot in every spelling a normaliser might honour. */
+/** Dot-dot in every spelling a normaliser might honour (`..;` is `..` to a servlet container). */
 const DOT_DOT = [
   "..",
+  "..;",
+  "..;x=1",
   "%2e%2e",
   "%2E%2e",
   ".%2e",
@@ -539,3 +541,57 @@ export function hasOriginQuery(url: URL): boolean {
 export const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 export const method = fc.constantFrom(...METHODS);
 export const methodWithBody = fc.constantFrom("POST", "PUT", "PATCH", "DELETE");
+
+// ---- Shapes refused before admission (workers/edge/request-shape.ts, resolve-route.ts) -------------
+
+/** C0 controls the runtime's `Headers` accepts in a value (all but HTAB, CR, LF, NUL), and DEL. */
+export const ACCEPTED_CONTROLS = [
+  ...Array.from({ length: 31 }, (_, i) => String.fromCharCode(i + 1)).filter((c) => !"\t\r\n".includes(c)),
+  "\u007f",
+];
+
+/** A field value with at least one such control character somewhere in it. */
+export const controlValue = fc
+  .tuple(fieldValue(16), fc.constantFrom(...ACCEPTED_CONTROLS), fieldValue(16))
+  .map(([a, c, b]) => `x${a}${c}${b}`)
+  .filter(headerSafe);
+
+/** Header names the runtime accepts that are not RFC 9110 tokens: a byte ≥ 0x80 inside a token. */
+export const nonTokenName = fc
+  .tuple(base62(0, 6), fc.integer({ min: 0x80, max: 0xff }), base62(0, 6))
+  .map(([a, b, c]) => `x-${a}${String.fromCharCode(b)}${c}`.toLowerCase())
+  .filter((name) => {
+    try {
+      new Headers([[name, "v"]]);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
+/** What announces a body on the wire (RFC 9112 §6.3): a non-zero Content-Length or any Transfer-Encoding. */
+export const bodyAnnouncement: fc.Arbitrary<[string, string][]> = fc.oneof(
+  fc
+    .oneof(
+      fc.integer({ min: 1, max: 1_000_000_000 }).map(String),
+      fc.constantFrom("01", "1 ", "5, 5", "abc", "-1"),
+    )
+    .map((n): [string, string][] => [["content-length", n]]),
+  fc
+    .constantFrom("chunked", "gzip, chunked", "identity", "Chunked", "x")
+    .map((te): [string, string][] => [["transfer-encoding", te]]),
+  fc.constant<[string, string][]>([
+    ["content-length", "0"],
+    ["transfer-encoding", "chunked"],
+  ]),
+);
+
+/** A path under a route prefix with a `;` path parameter (raw or encoded) in some segment. */
+export const pathParamPath = (marker: string) =>
+  fc
+    .tuple(
+      fc.constantFrom("/v1/", "/v1/old/", "/v1/reports/", "/v1/x/"),
+      fc.constantFrom(";", "..;", ".;", "..;x=1", "a;b", "a;jsessionid=1", "%3b", "%3B", "..%3b", ";/"),
+      fc.constantFrom("admin/v1/plans", "gateway/v1/keys", "x", "", "..;/admin", "health"),
+    )
+    .map(([lead, param, tail]) => `${lead}${param}/${tail}?fz=${marker}`);

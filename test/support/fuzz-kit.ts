@@ -22,6 +22,12 @@ import { BASE, gateway, type OriginCall, originCalls, uniq } from "./gateway";
 
 export { BASE };
 
+/**
+ * The test env with `LOG_LEVEL=error`: the gateway writes one log line per request, and ten thousand
+ * of them through the pool's console only slow the run. One object, so the parsed config is cached.
+ */
+const QUIET_ENV = { ...env, LOG_LEVEL: "error" };
+
 /** One request as generated: what a failure message needs to reproduce it. */
 export interface FuzzRequest {
   method: string;
@@ -87,7 +93,7 @@ export async function send(r: FuzzRequest, options: { settle?: boolean; via?: Vi
     body = await response.text();
   } else {
     const ctx = createExecutionContext();
-    response = await worker.fetch(toRequest(r), env as never, ctx);
+    response = await worker.fetch(toRequest(r), QUIET_ENV as never, ctx);
     // Metering waits for the body to be read, so read it before waiting on waitUntil.
     body = await response.text();
     if (options.settle) await waitOnExecutionContext(ctx);
@@ -187,6 +193,25 @@ export function checkRefused(sent: Sent, ...codes: string[]): void {
   );
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+/**
+ * A request whose key must not authenticate: 401 `unauthorized` (or 400 `invalid_request`, the
+ * code for a malformed Authorization header once the door work lands), or 400 `bad_request` when a
+ * header value carries a control character (workers/edge/request-shape.ts refuses those before the
+ * key is looked at).
+ */
+export function checkKeyRefused(sent: Sent): void {
+  if (hasControlValue(sent.request)) checkRefused(sent, "bad_request");
+  else checkRefused(sent, "unauthorized", "invalid_request");
+}
+
+/** Whether a header value carries a control character the runtime let through (refused with 400 first). */
+export function hasControlValue(request: FuzzRequest): boolean {
+  return request.headers.some(([, value]) => CONTROL.test(value));
+}
+
 /** What the test origin echoes back: the request as it received it. */
 export interface Echo {
   method: string;
@@ -258,8 +283,11 @@ export function inRouteTable(pathname: string): boolean {
   return ROUTE_PREFIXES.some((p) => pathname.startsWith(p) || `${pathname}/` === p);
 }
 
-/** Anything a path normaliser might read differently from a prefix match. */
-export const AMBIGUOUS = /%2f|%5c|%2e|%00|\\|\/\/|(^|\/)\.\.?(\/|$)/i;
+/**
+ * Anything a path normaliser might read differently from a prefix match, `;` path parameters
+ * (raw or encoded) included: a servlet-style origin strips them, so `/v1/..;/admin` climbs there.
+ */
+export const AMBIGUOUS = /%2f|%5c|%2e|%00|%3b|;|\\|\/\/|(^|\/)\.\.?(\/|$)/i;
 
 /** Origin paths carry `/sandbox` in front for test keys (SANDBOX_ORIGIN_URL = origin + /sandbox). */
 export function originPathname(call: OriginCall): string {

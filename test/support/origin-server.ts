@@ -28,6 +28,10 @@ export async function startOriginServer(): Promise<OriginServer> {
   const server = createServer((req, res) => {
     void handle(req, res, calls).catch(() => res.destroy());
   });
+  // Node closes an idle keep-alive connection after 5 s; a workerd fetch that picks that pooled
+  // connection at the same moment fails as "Network connection lost" (a 502 the test never meant).
+  // Keep idle connections for the whole run so tests that pause between bursts never hit that race.
+  server.keepAliveTimeout = 10 * 60_000;
   const port = await listen(server);
   return { url: `http://127.0.0.1:${port}`, stop: () => close(server) };
 }

@@ -2,22 +2,24 @@
  * Talking to the origin: which URL, which headers, and how failures map to gateway errors.
  * Bodies are streamed both ways; nothing here buffers a body.
  */
+import { configOf } from "../config";
 import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
 import { CLAIMS_HEADER } from "./claims";
 import type { Route } from "./route-table";
 
-const DEFAULT_TIMEOUT_MS = 30_000;
-const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
-
-/** Time to the origin's response headers before a 504: the route's own, else `ORIGIN_TIMEOUT_MS`. */
-export function originTimeoutMs(env: Pick<Bindings, "ORIGIN_TIMEOUT_MS">, route: Route): number {
-  return route.timeoutMs ?? Number(env.ORIGIN_TIMEOUT_MS ?? DEFAULT_TIMEOUT_MS);
+/**
+ * Time to the origin's response headers before a 504: the route's own, else `ORIGIN_TIMEOUT_MS`.
+ * Reads the config parsed once per isolate (workers/config.ts); code holding the context can read
+ * `c.var.config.originTimeoutMs` directly.
+ */
+export function originTimeoutMs(env: Bindings, route: Route): number {
+  return route.timeoutMs ?? configOf(env).originTimeoutMs;
 }
 
-/** Largest request body the gateway proxies (`MAX_BODY_BYTES`). */
-export function maxBodyBytes(env: Pick<Bindings, "MAX_BODY_BYTES">): number {
-  return Number(env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES);
+/** Largest request body the gateway proxies (`MAX_BODY_BYTES`, parsed by workers/config.ts). */
+export function maxBodyBytes(env: Bindings): number {
+  return configOf(env).maxBodyBytes;
 }
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the legacy ones proxies also drop. */

@@ -19,15 +19,10 @@ import { authenticate } from "./authenticate";
 import { authorize } from "./authorize";
 import { countBytes } from "./byte-counter";
 import { CLAIMS_HEADER, signGatewayClaims } from "./claims";
-import {
-  fetchOrigin,
-  forwardableHeaders,
-  maxBodyBytes,
-  originRequestHeaders,
-  originTimeoutMs,
-  originUrl,
-} from "./origin";
+import { fetchOrigin, forwardableHeaders, originRequestHeaders, originUrl } from "./origin";
 import { readUpTo } from "./read-body";
+import { recordOriginTime, timed } from "./request-id";
+import { requestShape } from "./request-shape";
 import { resolveRoute } from "./resolve-route";
 
 /** RFC 9745 `Deprecation` is a structured-field date (`@<unix seconds>`); RFC 8594 `Sunset` is an HTTP-date. */
@@ -91,16 +86,28 @@ function settleIdempotency(c: Context<AppEnv>, recorded: Promise<RecordedRespons
 }
 
 export function registerProxy(app: Hono<AppEnv>): void {
-  app.all("*", resolveRoute(), authenticate(), authorize(), admit(), async function proxy(c) {
+  // Server-Timing `auth` covers authenticate + authorize, `admit` the tenant object's decision.
+  const chain = [
+    requestShape(),
+    resolveRoute(),
+    timed("auth", authenticate()),
+    timed("auth", authorize()),
+    timed("admit", admit()),
+  ] as const;
+  app.all("*", ...chain, async function proxy(c) {
     const { key, tenant } = c.var.auth;
     const route = c.var.route;
-    const maxBody = maxBodyBytes(c.env);
+    const config = c.var.config;
+    const maxBody = config.maxBodyBytes;
     const declared = c.req.header("content-length");
     // Admission already read the body of an Idempotency-Key request. Otherwise a body with a
     // declared length is passed through as is (the origin gets its Content-Length); only a
     // chunked body of unknown length is counted, and cut off at the limit.
     const buffered = c.var.requestBody;
-    const stream = buffered ? null : c.req.raw.body;
+    // GET and HEAD carry no body (requestShape refused any announced one), but the runtime may
+    // still hand over an empty stream (`Content-Length: 0`), which fetch refuses for these methods.
+    const bodiless = c.req.method === "GET" || c.req.method === "HEAD";
+    const stream = buffered || bodiless ? null : c.req.raw.body;
     const counted = stream && declared === undefined ? countBytes(stream, maxBody) : undefined;
     const bytesIn = counted?.done ?? Promise.resolve(buffered?.byteLength ?? Number(declared ?? 0));
 
@@ -120,7 +127,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
     const target = originUrl(
       route,
       key.env,
-      { live: c.env.ORIGIN_URL, sandbox: c.env.SANDBOX_ORIGIN_URL },
+      { live: config.originUrl, sandbox: config.sandboxOriginUrl },
       url.pathname + url.search,
     );
     const headers = originRequestHeaders(c.req.raw.headers, {
@@ -129,11 +136,12 @@ export function registerProxy(app: Hono<AppEnv>): void {
     });
 
     let upstream: Response;
+    const originStart = performance.now();
     try {
       upstream = await fetchOrigin(
         target,
         { method: c.req.method, headers, body: buffered ?? counted?.readable ?? stream },
-        originTimeoutMs(c.env, route),
+        route.timeoutMs ?? config.originTimeoutMs,
         counted?.overLimit,
       );
       if (counted?.overLimit.aborted) {
@@ -141,6 +149,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
         throw new Error("request body over the limit");
       }
     } catch (error) {
+      recordOriginTime(c, originStart);
       settleIdempotency(c, Promise.resolve(null));
       const failure = counted?.overLimit.aborted
         ? new GatewayError("payload_too_large", `Request bodies are limited to ${maxBody} bytes.`)
@@ -155,6 +164,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
       throw failure;
     }
 
+    recordOriginTime(c, originStart);
     const responseHeaders = forwardableHeaders(upstream.headers);
     lifecycleHeaders(responseHeaders, route);
     let clientBody = upstream.body;
@@ -176,10 +186,13 @@ export function registerProxy(app: Hono<AppEnv>): void {
     // only a body of unknown length is counted as it streams.
     const length = upstream.headers.get("content-length");
     if (!clientBody || (length !== null && /^\d+$/.test(length))) {
-      meter(c, upstream.status, "origin", bytesIn, Promise.resolve(clientBody ? Number(length) : 0));
+      const bytesOut = Promise.resolve(clientBody ? Number(length) : 0);
+      c.set("bytes", { in: bytesIn, out: bytesOut });
+      meter(c, upstream.status, "origin", bytesIn, bytesOut);
       return new Response(clientBody, { status: upstream.status, headers: responseHeaders });
     }
     const counter = countBytes(clientBody);
+    c.set("bytes", { in: bytesIn, out: counter.done });
     meter(c, upstream.status, "origin", bytesIn, counter.done);
     return new Response(counter.readable, { status: upstream.status, headers: responseHeaders });
   });

@@ -1,6 +1,6 @@
 /**
  * The route table: which path prefixes the gateway proxies, to which origin, at what cost.
- * Parsed once per isolate from the `ROUTES` var (re-parsed only if the var's text changes).
+ * Parsed once per isolate from the `ROUTES` var, with the other vars, by workers/config.ts.
  * Longest prefix wins; a path outside the table is never proxied.
  */
 import { z } from "zod";
@@ -29,18 +29,28 @@ const RouteSchema = z
 
 export type Route = z.infer<typeof RouteSchema>;
 
-const RouteTableSchema = z.array(RouteSchema);
+/**
+ * The `ROUTES` var: JSON text holding the table, sorted longest prefix first. workers/config.ts
+ * parses it once per isolate with the other vars.
+ */
+export const RouteTableSchema = z
+  .string({ error: "is required (a JSON array of routes)" })
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "is not valid JSON" });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.array(RouteSchema, { error: "must be a JSON array of routes" }))
+  .transform((routes) => [...routes].sort((a, b) => b.prefix.length - a.prefix.length));
 
-let cached: { text: string; routes: Route[] } | undefined;
-
-/** Parses the route table, longest prefix first. Throws a descriptive error on a bad config. */
+/** Parses a route table, longest prefix first. Throws a descriptive error on a bad table. */
 export function loadRoutes(text: string): Route[] {
-  if (cached?.text === text) return cached.routes;
-  const parsed = RouteTableSchema.safeParse(JSON.parse(text));
+  const parsed = RouteTableSchema.safeParse(text);
   if (!parsed.success) throw new Error(`ROUTES is invalid: ${z.prettifyError(parsed.error)}`);
-  const routes = [...parsed.data].sort((a, b) => b.prefix.length - a.prefix.length);
-  cached = { text, routes };
-  return routes;
+  return parsed.data;
 }
 
 /** The route whose prefix matches `path`, or undefined. */

@@ -84,6 +84,7 @@ export async function reportUsage(env: Bindings, now: number = Date.now()): Prom
     log.info("Stripe usage reporting is off: STRIPE_SECRET_KEY is not set");
     return { enabled: false, sent: 0, retrying: 0, failed: 0 };
   }
+  const eventName = meterEventName(env); // before claiming rows: a bad name throws `misconfigured`
   const summary: ReportSummary = { enabled: true, sent: 0, retrying: 0, failed: 0 };
   const handle = openDb(env);
   try {
@@ -96,7 +97,6 @@ export async function reportUsage(env: Bindings, now: number = Date.now()): Prom
         ORDER BY hour LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
       RETURNING o.id, o.tenant_id, o.hour, o.units, o.attempts, t.stripe_customer_id`);
     const rows = claimed.rows;
-    const eventName = meterEventName(env);
     if (rows.length > 0) await ensureMeter(stripe, eventName);
     for (let i = 0; i < rows.length; i += CONCURRENCY) {
       const slice = rows.slice(i, i + CONCURRENCY);

@@ -4,9 +4,8 @@
  * Retries are ours (outbox with backoff), so the library's own are off.
  */
 import Stripe from "stripe";
+import { configOf } from "../config";
 import type { Bindings } from "../env";
-
-export const DEFAULT_METER_EVENT_NAME = "gateway_units";
 
 export function stripeClient(env: Pick<Bindings, "STRIPE_SECRET_KEY" | "STRIPE_API_URL">): Stripe | null {
   if (!env.STRIPE_SECRET_KEY) return null;
@@ -25,8 +24,12 @@ export function stripeClient(env: Pick<Bindings, "STRIPE_SECRET_KEY" | "STRIPE_A
   });
 }
 
-export const meterEventName = (env: Pick<Bindings, "STRIPE_METER_EVENT_NAME">) =>
-  env.STRIPE_METER_EVENT_NAME ?? DEFAULT_METER_EVENT_NAME;
+/**
+ * The meter event name, from the vars parsed once per isolate (workers/config.ts): the cron reporter
+ * and reconciliation never report under a typo — a bad `STRIPE_METER_EVENT_NAME` throws
+ * `misconfigured` here as it does at every HTTP request.
+ */
+export const meterEventName = (env: Bindings) => configOf(env).stripeMeterEventName;
 
 const meterIds = new Map<string, string>();
 

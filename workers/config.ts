@@ -1,0 +1,205 @@
+/**
+ * The Worker's configuration: every var (and the secrets the request path needs) parsed ONCE per
+ * isolate with one zod schema. A bad value never degrades silently (`MAX_BODY_BYTES=10MB` used to
+ * become NaN and switch every body limit off; a bad `ORIGIN_TIMEOUT_MS` made every request a 504):
+ * the `config` middleware answers every request 503 `misconfigured`, naming the var, and logs it once.
+ * `npm run check:config` (scripts/check-config.ts) runs the same schema on wrangler.toml before a
+ * deploy, and `npm start` before it boots.
+ *
+ * Hot path: a parsed config is cached per env object (a WeakMap lookup per request) and, for a new
+ * env object, by the text of its vars — so a request never re-parses JSON or runs zod.
+ */
+import { createMiddleware } from "hono/factory";
+import { z } from "zod";
+import { type Route, RouteTableSchema } from "./edge/route-table";
+import type { AppEnv, Bindings } from "./env";
+import { GatewayError } from "./errors";
+import { type LogLevel, log, setLogLevel, setLogSampleRate } from "./log";
+
+export const DEFAULT_ORIGIN_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_METER_EVENT_NAME = "gateway_units";
+
+/** Vars in wrangler.toml may be strings or (TOML) numbers; both are accepted where a number is meant. */
+const scalar = z.union([z.string(), z.number()]);
+
+/** A whole number within bounds, or `fallback` when the var is unset. Never NaN, never partial ("10MB"). */
+function wholeNumber(rule: string, min: number, max: number, fallback: number) {
+  return scalar.optional().transform((value, ctx) => {
+    if (value === undefined) return fallback;
+    const n = typeof value === "number" ? value : /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: "custom", message: rule });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+const httpUrl = (what: string) =>
+  z
+    .string({ error: `is required (${what})` })
+    .pipe(z.url({ protocol: /^https?$/, error: `must be an absolute http(s) URL (${what})` }));
+
+const LOG_LEVELS = ["debug", "info", "warn", "error"] as const satisfies readonly LogLevel[];
+
+/** The vars, as `[vars]` in wrangler.toml (or `--var`) give them. */
+export const VarsSchema = z.object({
+  ORIGIN_URL: httpUrl("the origin for live keys"),
+  SANDBOX_ORIGIN_URL: httpUrl("the origin for test keys"),
+  ORIGIN_TIMEOUT_MS: wholeNumber(
+    "must be a whole number of milliseconds from 1 to 900000 (e.g. 30000)",
+    1,
+    900_000,
+    DEFAULT_ORIGIN_TIMEOUT_MS,
+  ),
+  MAX_BODY_BYTES: wholeNumber(
+    "must be a whole number of bytes from 1 to 1073741824 (e.g. 10485760 for 10 MiB)",
+    1,
+    1024 * 1024 * 1024,
+    DEFAULT_MAX_BODY_BYTES,
+  ),
+  ROUTES: RouteTableSchema,
+  STRIPE_METER_EVENT_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,100}$/, "must be 1-100 letters, digits or _ . : -")
+    .default(DEFAULT_METER_EVENT_NAME),
+  STRIPE_API_URL: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }).optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: "must be one of debug, info, warn, error" }).default("info"),
+  LOG_SAMPLE_RATE: scalar.optional().transform((value, ctx) => {
+    if (value === undefined) return 1;
+    const n =
+      typeof value === "number" ? value : /^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(value) ? Number(value) : -1;
+    if (!(n >= 0 && n <= 1)) {
+      ctx.addIssue({ code: "custom", message: "must be a number from 0 to 1 (e.g. 0.1)" });
+      return z.NEVER;
+    }
+    return n;
+  }),
+});
+
+/** The secrets the request path cannot work without (`wrangler secret put`). */
+export const SecretsSchema = z.object({
+  CLAIMS_SECRET: z
+    .string({ error: "is required (the HMAC key of the origin claims)" })
+    .min(16, "must be at least 16 characters"),
+  DATABASE_URL: z
+    .string({ error: "is required (the Postgres connection string)" })
+    .regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// connection string"),
+});
+
+export const ConfigSchema = VarsSchema.extend(SecretsSchema.shape);
+
+/** Every var and secret name the schema reads: the cache key of a parsed config. */
+export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as (keyof z.input<typeof ConfigSchema>)[];
+
+/** The parsed configuration, as the rest of the Worker reads it (`c.var.config`). */
+export interface Config {
+  originUrl: string;
+  sandboxOriginUrl: string;
+  /** Default time to the origin's response headers; a route may set its own `timeoutMs`. */
+  originTimeoutMs: number;
+  maxBodyBytes: number;
+  /** Longest prefix first. */
+  routes: Route[];
+  stripeMeterEventName: string;
+  logLevel: LogLevel;
+  /** Share of `ok` request lines written (0..1); error lines are always written. */
+  logSampleRate: number;
+}
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; message: string };
+
+/**
+ * One line per problem, naming the var: `MAX_BODY_BYTES: must be a whole number …`, and for the
+ * route table the entry and field too (`ROUTES[0].prefix: …`). Values are not echoed: the message
+ * is shown to every client while the gateway is misconfigured.
+ */
+export function describeConfigError(error: z.ZodError): string {
+  const lines = error.issues.map((issue) => {
+    const [name, ...rest] = issue.path;
+    const where = rest.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("");
+    return `${String(name)}${where}: ${issue.message}`;
+  });
+  return `The gateway is misconfigured: ${lines.join("; ")}.`;
+}
+
+/**
+ * Parses raw vars and secrets (no caching): the Worker, `check:config` and `npm start` share it.
+ * `secrets: false` checks the vars alone (a deploy check, where secrets live in Cloudflare only).
+ */
+export function parseConfig(raw: Record<string, unknown>, options: { secrets?: boolean } = {}): ConfigResult {
+  if (options.secrets === false) {
+    const vars = VarsSchema.safeParse(raw);
+    if (!vars.success) return { ok: false, message: describeConfigError(vars.error) };
+    raw = { ...raw, CLAIMS_SECRET: "x".repeat(16), DATABASE_URL: "postgres://unchecked" };
+  }
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) return { ok: false, message: describeConfigError(parsed.error) };
+  const v = parsed.data;
+  return {
+    ok: true,
+    config: {
+      originUrl: v.ORIGIN_URL,
+      sandboxOriginUrl: v.SANDBOX_ORIGIN_URL,
+      originTimeoutMs: v.ORIGIN_TIMEOUT_MS,
+      maxBodyBytes: v.MAX_BODY_BYTES,
+      routes: v.ROUTES,
+      stripeMeterEventName: v.STRIPE_METER_EVENT_NAME,
+      logLevel: v.LOG_LEVEL,
+      logSampleRate: v.LOG_SAMPLE_RATE,
+    },
+  };
+}
+
+/**
+ * Why two caches: workerd hands the same env object to every request of an isolate, so the
+ * WeakMap answers almost every call; when it does not (a test with its own env, a new isolate
+ * generation), the text of the vars decides whether the last parse still holds.
+ */
+const byEnv = new WeakMap<object, ConfigResult>();
+let last: { key: string; result: ConfigResult } | undefined;
+
+function cacheKey(env: Bindings): string {
+  const values = env as unknown as Record<string, unknown>;
+  return CONFIG_KEYS.map((k) => {
+    const value = values[k];
+    return typeof value === "string" ? value : (JSON.stringify(value) ?? "\u0001");
+  }).join("\u0000");
+}
+
+/** The env's parsed config, parsed at most once per distinct set of values; a bad one is logged once. */
+export function loadConfig(env: Bindings): ConfigResult {
+  const hit = byEnv.get(env);
+  if (hit) return hit;
+  const key = cacheKey(env);
+  let result = last?.key === key ? last.result : undefined;
+  if (!result) {
+    result = parseConfig(env as unknown as Record<string, unknown>);
+    last = { key, result };
+    if (!result.ok) log.error("misconfigured", { code: "misconfigured", error: result.message });
+  }
+  byEnv.set(env, result);
+  return result;
+}
+
+/** The env's config, or the 503 `misconfigured` error to throw. */
+export function configOf(env: Bindings): Config {
+  const result = loadConfig(env);
+  if (!result.ok) throw new GatewayError("misconfigured", result.message);
+  return result.config;
+}
+
+/**
+ * First after the request id: every request — proxy, admin, tenant API, health — gets the parsed
+ * config in `c.var.config`, or a 503 `misconfigured` naming the bad var. Also applies the log
+ * level and sampling of this config to the isolate's logger (two comparisons when unchanged).
+ */
+export const config = () =>
+  createMiddleware<AppEnv>(async function config(c, next) {
+    const parsed = configOf(c.env);
+    setLogLevel(parsed.logLevel);
+    setLogSampleRate(parsed.logSampleRate);
+    c.set("config", parsed);
+    await next();
+  });
