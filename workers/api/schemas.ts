@@ -4,9 +4,9 @@
  * never leaves the database.
  */
 import { z } from "@hono/zod-openapi";
+import { parseCidr } from "../../durable-objects/cidr";
 import type { ApiKey, Plan, Tenant } from "../../schema";
 import { ERROR_CODES } from "../errors";
-import { parseCidr } from "../shared/cidr";
 
 /** A UTF-16 surrogate without its pair: valid in a JS string, not encodable as UTF-8. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

@@ -3,9 +3,9 @@
  * key's IP allowlist. All from the records already in hand: no I/O.
  */
 import { createMiddleware } from "hono/factory";
+import { ipAllowed } from "../../durable-objects/cidr";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
-import { ipAllowed } from "../shared/cidr";
 
 export const authorize = () =>
   createMiddleware<AppEnv>(async function authorize(c, next) {
