@@ -177,6 +177,21 @@ export const KeyInput = z
   .strict()
   .openapi("KeyInput");
 
+/** A key's changeable attributes; only the fields sent change. `expiresAt` must be in the future. */
+export const KeyPatch = z
+  .object({
+    name: text().trim().min(1).max(200).nullable(),
+    ipAllowlist: z.array(cidr).max(100),
+    rateLimit: RateLimitInput.nullable(),
+    expiresAt: z.iso
+      .datetime({ offset: true })
+      .nullable()
+      .refine((v) => v === null || Date.parse(v) > Date.now(), "must be in the future"),
+  })
+  .partial()
+  .strict()
+  .openapi("KeyPatch");
+
 export const RotateInput = z
   .object({
     /** How long the old key keeps working; 0 = stops at once. */
