@@ -60,7 +60,7 @@ describe("fuzz: API keys", () => {
         const headers = frame.headers(material.key);
         if (spoof !== undefined) headers.push(["x-request-id", spoof]);
         const sent = await run.send({ method, path: `/v1/${run.marker}/${tail}`, headers });
-        checkRefused(sent, "unauthorized");
+        checkRefused(sent, "unauthorized", "invalid_request");
         check(sent.headers.get("x-request-id") !== spoof, "echoed the client's X-Request-ID", sent);
       }),
       { numRuns: 3000, seed: 0x6b657931 },
@@ -90,7 +90,7 @@ describe("fuzz: API keys", () => {
           check(sent.status === 200, `valid key in framing ${frame.label} was refused`, sent);
           await checkEcho(sent, caller);
         } else {
-          checkRefused(sent, "unauthorized");
+          checkRefused(sent, "unauthorized", "invalid_request");
         }
       }),
       { numRuns: 400, seed: 0x6b657932 },
@@ -114,7 +114,7 @@ describe("fuzz: API keys", () => {
           path: `/v1/${run.marker}/${tail}`,
           headers: scheme.headers(key),
         });
-        checkRefused(sent, "unauthorized");
+        checkRefused(sent, "unauthorized", "invalid_request");
       }),
       { numRuns: 300, seed: 0x6b657933 },
     );
