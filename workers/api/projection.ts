@@ -3,6 +3,7 @@
  * tenant's Durable Object for what must hold on the very next request everywhere (limits, status,
  * revocations, rotation expiry). The admin API calls these after each transaction commits.
  */
+import { DEFAULT_SANDBOX_LIMITS } from "../../durable-objects/limits";
 import type { ApiKey, Plan, Tenant } from "../../schema";
 import type { Bindings } from "../env";
 import { type KeyRecord, keyKvName, type TenantRecord, tenantKvName } from "../shared/auth-context";
@@ -29,6 +30,7 @@ export function tenantRecord(tenant: Tenant, plan: Plan): TenantRecord {
       dailyQuota: o.dailyQuota !== undefined ? o.dailyQuota : plan.dailyQuota,
       monthlyQuota: o.monthlyQuota !== undefined ? o.monthlyQuota : plan.monthlyQuota,
     },
+    sandbox: { ...DEFAULT_SANDBOX_LIMITS, ...plan.sandboxLimits },
   };
 }
 

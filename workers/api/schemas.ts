@@ -43,6 +43,19 @@ export const RateLimitInput = z
   .object({ burstCapacity: positiveInt, refillTokens: positiveInt, refillPeriodSeconds: positiveInt })
   .strict();
 
+/** A plan's sandbox (test-key) limits: any subset; the rest take the defaults. */
+export const SandboxLimitsInput = z
+  .object({
+    burstCapacity: positiveInt,
+    refillTokens: positiveInt,
+    refillPeriodSeconds: positiveInt,
+    dailyQuota: quota,
+    monthlyQuota: quota,
+  })
+  .partial()
+  .strict()
+  .openapi("SandboxLimits");
+
 const planFields = {
   // Shown in the X-RateLimit-Plan header: printable ASCII only.
   name: z
@@ -58,6 +71,8 @@ const planFields = {
   monthlyQuota: quota,
   entitlements: z.array(text().min(1).max(64)).max(100),
   stripePriceId: text().min(1).max(255).nullable(),
+  /** Test-key limits; null = the defaults (50 burst, 5/s, 10,000 a day, 100,000 a month). */
+  sandboxLimits: SandboxLimitsInput.nullable(),
 };
 
 export const PlanInput = z
@@ -67,6 +82,7 @@ export const PlanInput = z
     monthlyQuota: planFields.monthlyQuota.default(null),
     entitlements: planFields.entitlements.default([]),
     stripePriceId: planFields.stripePriceId.default(null),
+    sandboxLimits: planFields.sandboxLimits.default(null),
   })
   .strict()
   .openapi("PlanInput");
@@ -85,6 +101,7 @@ export const PlanSchema = z
     monthlyQuota: z.number().int().nullable(),
     entitlements: z.array(z.string()),
     stripePriceId: z.string().nullable(),
+    sandboxLimits: SandboxLimitsInput.nullable(),
     createdAt: isoDate,
     updatedAt: isoDate,
   })

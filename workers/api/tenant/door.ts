@@ -18,6 +18,7 @@ import { refusal } from "../../edge/admit";
 import { checkKeyAndTenant, clientIp } from "../../edge/authorize";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
+import type { KeyRecord } from "../../shared/auth-context";
 import { admit, tenantConfig } from "../../shared/tenant-client";
 
 /** Methods a past-due tenant may still use: reads, and revoking a key. */
@@ -39,6 +40,28 @@ function managementHeaders(limits: LimitState): Record<string, string> {
     "ratelimit-policy": `"manage";q=${b.limit};w=${b.windowSeconds}`,
     ratelimit: `"manage";r=${b.remaining};t=${b.resetSeconds}`,
   };
+}
+
+const ROLE_RANK = { member: 0, admin: 1 } as const;
+
+/**
+ * Sandbox stays sandbox: a test (`gw_test_`) key creates and revokes only test keys, and no key
+ * creates or revokes a key of a higher role than its own. Called by the tenant key endpoints.
+ */
+export function checkKeyGrant(
+  caller: Pick<KeyRecord, "env" | "role">,
+  target: Pick<KeyRecord, "env" | "role">,
+  action: "create" | "revoke",
+): void {
+  if (caller.env === "test" && target.env !== "test") {
+    throw new GatewayError("forbidden", `A test key can ${action} only test keys.`);
+  }
+  if (ROLE_RANK[target.role] > ROLE_RANK[caller.role]) {
+    throw new GatewayError(
+      "forbidden",
+      `A ${caller.role} key cannot ${action} a key of the ${target.role} role.`,
+    );
+  }
 }
 
 export const tenantDoor = () =>
