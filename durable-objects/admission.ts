@@ -19,7 +19,6 @@ import {
 } from "./idempotency";
 import {
   type BucketState,
-  DEFAULT_SANDBOX_LIMITS,
   type KeyState,
   type LimitState,
   MANAGEMENT_LIMIT,
@@ -121,9 +120,12 @@ interface Windows {
   quotas: { name: string; window: QuotaWindow; quota: number | null; usage: QuotaUsage; end: number }[];
 }
 
-/** The limits a request of `env` spends: live traffic the tenant's, test traffic the sandbox's. */
+/**
+ * The limits a request of `env` is held to: live traffic the tenant's, test traffic the sandbox's
+ * (the live numbers when a config has none). Either way test traffic has its own counters.
+ */
 export function limitsFor(config: TenantConfig, env: "live" | "test"): WindowLimits {
-  return env === "test" ? (config.sandbox ?? DEFAULT_SANDBOX_LIMITS) : config.limits;
+  return env === "test" ? (config.sandbox ?? config.limits) : config.limits;
 }
 
 /** Stored quota rows: live ones keep their historical names, sandbox ones are prefixed. */

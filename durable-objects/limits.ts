@@ -14,21 +14,12 @@ export interface TenantConfig {
   status: "active" | "suspended" | "past_due";
   /** Live traffic: the plan's limits with the tenant's overrides. */
   limits: WindowLimits;
-  /** Test (`gw_test_`) traffic: the plan's sandbox limits. Absent in configs from before they existed. */
+  /**
+   * Test (`gw_test_`) traffic: the plan's sandbox limits, spent in their own bucket and quotas.
+   * Absent in configs from before they existed: the live limits' numbers apply (own counters still).
+   */
   sandbox?: WindowLimits;
 }
-
-/**
- * Sandbox limits of a plan that sets none: enough to build against, small enough that test
- * traffic can never stand in for live traffic.
- */
-export const DEFAULT_SANDBOX_LIMITS: WindowLimits = {
-  burstCapacity: 50,
-  refillTokens: 5,
-  refillPeriodSeconds: 1,
-  dailyQuota: 10_000,
-  monthlyQuota: 100_000,
-};
 
 /**
  * The tenant API's management bucket, per tenant: not billed, not charged to any API quota. It

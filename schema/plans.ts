@@ -1,7 +1,7 @@
 /** Plans: the limits and entitlements a tenant buys, and the Stripe price that bills them. */
 import { integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 
-/** A plan's sandbox limits; absent fields take the defaults. */
+/** A plan's sandbox limits; absent fields take the live limits' numbers. */
 export interface SandboxLimits {
   burstCapacity?: number;
   refillTokens?: number;
@@ -25,7 +25,7 @@ export const plans = pgTable("plans", {
   stripePriceId: text("stripe_price_id"),
   /**
    * Limits of test (`gw_test_`) traffic, which spends its own bucket and quotas, never the live
-   * ones. Fields left out (or null here) take the defaults in durable-objects/limits.ts.
+   * ones. Fields left out (or null here) take the numbers of the live limits.
    */
   sandboxLimits: jsonb("sandbox_limits").$type<SandboxLimits>(),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),

@@ -27,9 +27,7 @@ describe("sandbox limits", () => {
     const test = await createKey(t.tenantId, { env: "test" });
     const first = await gateway("/v1/sandbox/1", { headers: bearer(test.key) });
     expect(first.status).toBe(200);
-    expect(first.headers.get("ratelimit-policy")).toBe(
-      '"burst";q=2;w=172800, "daily";q=50;w=86400, "monthly";q=100000;w=2592000',
-    );
+    expect(first.headers.get("ratelimit-policy")).toBe('"burst";q=2;w=172800, "daily";q=50;w=86400');
     expect((await gateway("/v1/sandbox/2", { headers: bearer(test.key) })).status).toBe(200);
     const limited = await gateway("/v1/sandbox/3", { headers: bearer(test.key) });
     expect(limited.status).toBe(429);
@@ -58,14 +56,19 @@ describe("sandbox limits", () => {
     expect(liveUsage.daily).toMatchObject({ used: 3, limit: 3 });
   });
 
-  it("gives a plan without sandbox limits the defaults", async () => {
-    const t = await seedTenant();
+  it("holds test keys of a plan without sandbox limits to the live numbers, counted apart", async () => {
+    const t = await seedTenant({ plan: { burstCapacity: 10, ...noRefill, dailyQuota: 2 } });
     const test = await createKey(t.tenantId, { env: "test" });
-    const res = await gateway("/v1/defaults", { headers: bearer(test.key) });
+    const res = await gateway("/v1/defaults/1", { headers: bearer(test.key) });
     expect(res.status).toBe(200);
-    expect(res.headers.get("ratelimit-policy")).toBe(
-      '"burst";q=50;w=10, "daily";q=10000;w=86400, "monthly";q=100000;w=2592000',
-    );
+    expect(res.headers.get("ratelimit-policy")).toBe('"burst";q=10;w=864000, "daily";q=2;w=86400');
+    expect((await gateway("/v1/defaults/2", { headers: bearer(test.key) })).status).toBe(200);
+    expect((await gateway("/v1/defaults/3", { headers: bearer(test.key) })).status).toBe(429);
+    // The live side has its whole quota and bucket.
+    const live = await gateway("/v1/defaults/live", { headers: bearer(t.key) });
+    expect(live.status).toBe(200);
+    expect(live.headers.get("x-ratelimit-burstremaining")).toBe("9");
+    expect((await gateway("/v1/defaults/live2", { headers: bearer(t.key) })).status).toBe(200);
   });
 
   it("exposes sandbox limits on the admin plans API; a change applies on the next request", async () => {

@@ -141,10 +141,14 @@ describe("admission (pure)", () => {
     expect(periodUsage(config({ sandbox }), "live", m.store, NOW).daily).toMatchObject({ used: 5, limit: 5 });
   });
 
-  it("gives a config without sandbox limits the defaults", () => {
+  it("holds test traffic of a config without sandbox limits to the live numbers, counted apart", () => {
     const m = memory();
     const d = m.run(input({ env: "test" }));
-    expect(d.outcome === "admitted" && d.limits.burst.limit).toBe(50);
+    expect(d.outcome === "admitted" && d.limits.burst.limit).toBe(10);
+    for (let i = 1; i < 5; i++) expect(m.run(input({ env: "test" })).outcome).toBe("admitted");
+    expect(m.run(input({ env: "test" })).outcome).toBe("quota_exceeded");
+    expect(m.quotas.get("daily")).toBeUndefined();
+    expect(m.run(input()).outcome).toBe("admitted");
   });
 
   it("keeps the newest key record, and a revocation for good", () => {

@@ -3,7 +3,6 @@
  * tenant's Durable Object for what must hold on the very next request everywhere (limits, status,
  * revocations, rotation expiry). The admin API calls these after each transaction commits.
  */
-import { DEFAULT_SANDBOX_LIMITS } from "../../durable-objects/limits";
 import type { ApiKey, Plan, Tenant } from "../../schema";
 import type { Bindings } from "../env";
 import { type KeyRecord, keyKvName, type TenantRecord, tenantKvName } from "../shared/auth-context";
@@ -17,20 +16,22 @@ const DEAD_KEY_RETENTION_S = 86_400;
 
 export function tenantRecord(tenant: Tenant, plan: Plan): TenantRecord {
   const o = tenant.overrides;
+  const limits = {
+    burstCapacity: o.burstCapacity ?? plan.burstCapacity,
+    refillTokens: o.refillTokens ?? plan.refillTokens,
+    refillPeriodSeconds: o.refillPeriodSeconds ?? plan.refillPeriodSeconds,
+    dailyQuota: o.dailyQuota !== undefined ? o.dailyQuota : plan.dailyQuota,
+    monthlyQuota: o.monthlyQuota !== undefined ? o.monthlyQuota : plan.monthlyQuota,
+  };
   return {
     id: tenant.id,
     version: Math.max(tenant.updatedAt.getTime(), plan.updatedAt.getTime()),
     slug: tenant.slug,
     status: tenant.status,
     plan: { id: plan.id, name: plan.name, entitlements: plan.entitlements },
-    limits: {
-      burstCapacity: o.burstCapacity ?? plan.burstCapacity,
-      refillTokens: o.refillTokens ?? plan.refillTokens,
-      refillPeriodSeconds: o.refillPeriodSeconds ?? plan.refillPeriodSeconds,
-      dailyQuota: o.dailyQuota !== undefined ? o.dailyQuota : plan.dailyQuota,
-      monthlyQuota: o.monthlyQuota !== undefined ? o.monthlyQuota : plan.monthlyQuota,
-    },
-    sandbox: { ...DEFAULT_SANDBOX_LIMITS, ...plan.sandboxLimits },
+    limits,
+    // Test traffic: the plan's sandbox limits; what they leave out takes the live numbers.
+    sandbox: { ...limits, ...plan.sandboxLimits },
   };
 }
 

@@ -43,7 +43,7 @@ export const RateLimitInput = z
   .object({ burstCapacity: positiveInt, refillTokens: positiveInt, refillPeriodSeconds: positiveInt })
   .strict();
 
-/** A plan's sandbox (test-key) limits: any subset; the rest take the defaults. */
+/** A plan's sandbox (test-key) limits: any subset; the rest take the live limits' numbers. */
 export const SandboxLimitsInput = z
   .object({
     burstCapacity: positiveInt,
@@ -71,7 +71,7 @@ const planFields = {
   monthlyQuota: quota,
   entitlements: z.array(text().min(1).max(64)).max(100),
   stripePriceId: text().min(1).max(255).nullable(),
-  /** Test-key limits; null = the defaults (50 burst, 5/s, 10,000 a day, 100,000 a month). */
+  /** Test-key limits, spent in their own bucket and quotas; fields left out take the live limits' numbers. */
   sandboxLimits: SandboxLimitsInput.nullable(),
 };
 
