@@ -25,7 +25,7 @@ export interface TenantConfig {
  * The tenant API's management bucket, per tenant: not billed, not charged to any API quota. It
  * exists so usage export and timeseries (Postgres scans) cannot be used to hammer the database.
  */
-export const MANAGEMENT_LIMIT: BucketLimit = { burstCapacity: 60, refillTokens: 1, refillPeriodSeconds: 1 };
+export const MANAGEMENT_LIMIT: BucketLimit = { burstCapacity: 300, refillTokens: 5, refillPeriodSeconds: 1 };
 
 /**
  * What the object knows of one key, pushed by the admin API with every key change. It wins over

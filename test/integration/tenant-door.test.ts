@@ -185,21 +185,25 @@ describe("tenant door", () => {
     const t = await seedTenant({
       plan: { burstCapacity: 5, refillTokens: 1, refillPeriodSeconds: 3600, dailyQuota: 5 },
     });
-    // Export costs 10 of the 60-token management bucket: six fit, the seventh does not.
-    for (let i = 0; i < 6; i++) {
-      const res = await asKey(t.key, "GET", `/gateway/v1/usage/export?${RANGE}`);
-      expect(res.status).toBe(200);
-      await res.text();
-    }
-    const limited = await asKey(t.key, "GET", `/gateway/v1/usage/export?${RANGE}`);
-    expect(limited.headers.get("retry-after")).toBe("10");
-    expect(limited.headers.get("ratelimit-policy")).toBe('"manage";q=60;w=60');
+    // Export costs 30 of the 300-token management bucket (5 back per second): of eleven at once,
+    // ten fit and one does not.
+    const responses = await Promise.all(
+      Array.from({ length: 11 }, () => asKey(t.key, "GET", `/gateway/v1/usage/export?${RANGE}`)),
+    );
+    await Promise.all(responses.map((r) => (r.status === 200 ? r.text() : null)));
+    expect(responses.map((r) => r.status).sort()).toEqual([...Array(10).fill(200), 429]);
+    const limited = responses.find((r) => r.status === 429) as Response;
+    // At most 30 tokens short, 5 back per second.
+    const retryAfter = Number(limited.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(6);
+    expect(limited.headers.get("ratelimit-policy")).toBe('"manage";q=300;w=60');
     await expectProblem(
       limited,
       429,
       "rate_limited",
       "Rate limited",
-      "Too many tenant API requests. Retry in 10 s.",
+      `Too many tenant API requests. Retry in ${retryAfter} s.`,
     );
     // The API's own windows were not touched.
     const marker = uniq();

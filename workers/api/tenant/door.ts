@@ -26,8 +26,8 @@ const ALLOWED_WHILE_PAST_DUE = new Set(["GET", "HEAD", "OPTIONS", "DELETE"]);
 
 /** Management-bucket cost per path: the Postgres scans cost more than a key list. */
 const COSTS: Record<string, number> = {
-  "/gateway/v1/usage/export": 10,
-  "/gateway/v1/usage/timeseries": 5,
+  "/gateway/v1/usage/export": 30,
+  "/gateway/v1/usage/timeseries": 10,
 };
 
 /** The usage API is answered from the door's own call: no second Durable Object call. */
