@@ -23,25 +23,22 @@ export const ipRefused = (ip: string | null) =>
 export const clientIp = (c: { req: { header(name: string): string | undefined } }): string | null =>
   c.req.header("cf-connecting-ip") ?? null;
 
-/**
- * Tenant status and the key's IP allowlist, as the cached records say. `readOnly`: a past-due
- * tenant may still read (the tenant API's GETs); anything else is refused with 402.
- */
-export function checkKeyAndTenant(
-  auth: AuthContext,
-  ip: string | null,
-  options: { readOnly: boolean },
-): void {
-  const { key, tenant } = auth;
-  if (tenant.status === "suspended") throw suspended();
-  if (tenant.status === "past_due" && !options.readOnly) throw paymentRequired();
-  if (key.ipAllowlist.length > 0 && !ipAllowed(ip ?? "", key.ipAllowlist)) throw ipRefused(ip);
+/** Tenant status as the cached record says. `readOnly`: a past-due tenant may still read (the tenant API's GETs). */
+export function checkTenantStatus(auth: AuthContext, options: { readOnly: boolean }): void {
+  if (auth.tenant.status === "suspended") throw suspended();
+  if (auth.tenant.status === "past_due" && !options.readOnly) throw paymentRequired();
+}
+
+/** The key's IP allowlist as the cached record says (the tenant object checks its own, fresher copy). */
+export function checkIpAllowlist(auth: AuthContext, ip: string | null): void {
+  const { ipAllowlist } = auth.key;
+  if (ipAllowlist.length > 0 && !ipAllowed(ip ?? "", ipAllowlist)) throw ipRefused(ip);
 }
 
 export const authorize = () =>
   createMiddleware<AppEnv>(async function authorize(c, next) {
     const { tenant } = c.var.auth;
-    checkKeyAndTenant(c.var.auth, clientIp(c), { readOnly: false });
+    checkTenantStatus(c.var.auth, { readOnly: false });
     const { entitlement } = c.var.route;
     if (entitlement && !tenant.plan.entitlements.includes(entitlement)) {
       throw new GatewayError(
@@ -49,5 +46,6 @@ export const authorize = () =>
         `The ${tenant.plan.name} plan does not include '${entitlement}'. Upgrade to call this route.`,
       );
     }
+    checkIpAllowlist(c.var.auth, clientIp(c));
     await next();
   });

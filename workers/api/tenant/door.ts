@@ -15,7 +15,7 @@
 import { createMiddleware } from "hono/factory";
 import type { LimitState } from "../../../durable-objects/limits";
 import { refusal } from "../../edge/admit";
-import { checkKeyAndTenant, clientIp } from "../../edge/authorize";
+import { checkIpAllowlist, checkTenantStatus, clientIp } from "../../edge/authorize";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import type { KeyRecord } from "../../shared/auth-context";
@@ -69,7 +69,8 @@ export const tenantDoor = () =>
     const { key, tenant } = c.var.auth;
     const ip = clientIp(c);
     const readOnly = ALLOWED_WHILE_PAST_DUE.has(c.req.method);
-    checkKeyAndTenant(c.var.auth, ip, { readOnly });
+    checkTenantStatus(c.var.auth, { readOnly });
+    checkIpAllowlist(c.var.auth, ip);
 
     const path = new URL(c.req.url).pathname;
     const result = await admit(c.env, tenant.id, {
