@@ -175,4 +175,12 @@ describe("PATCH /admin/v1/keys/:id", () => {
     const unknown = await admin("PATCH", "/admin/v1/keys/key_nope", { name: "x" });
     expect(unknown.status).toBe(404);
   });
+
+  it("is in the OpenAPI document", async () => {
+    const doc = await expectJson<{ paths: Record<string, Record<string, unknown>> }>(
+      await gateway("/gateway/openapi.json"),
+      200,
+    );
+    expect(Object.keys(doc.paths["/admin/v1/keys/{id}"] ?? {}).sort()).toEqual(["delete", "get", "patch"]);
+  });
 });

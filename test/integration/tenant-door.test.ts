@@ -228,8 +228,11 @@ describe("tenant door", () => {
     expect(usage.daily.used).toBe(0);
     expect(doCalls.count - before).toBe(1);
     before = doCalls.count;
-    expect((await asKey(t.key, "GET", "/gateway/v1/keys")).status).toBe(200);
+    const listed = await asKey(t.key, "GET", "/gateway/v1/keys");
+    expect(listed.status).toBe(200);
     expect(doCalls.count - before).toBe(1);
+    expect(listed.headers.get("ratelimit-policy")).toBe('"manage";q=300;w=60');
+    expect(listed.headers.get("ratelimit")).toMatch(/^"manage";r=29\d;t=[01]$/);
     // Refused from the cached records: no call at all.
     const fenced = await createKey(t.tenantId, { ipAllowlist: ["203.0.113.0/24"] });
     before = doCalls.count;
