@@ -1,8 +1,9 @@
 /**
  * The Worker's side of the tenant Durable Object: typed calls, one retry on errors the runtime
  * marks retryable (except for `admit`), and mapping of failures to a 503. Counts calls so tests and the benchmark can
- * check the budget: one `admit` per admitted request (+1 `complete` when an Idempotency-Key
- * response is recorded or released), none for requests rejected before admission.
+ * check the budget: one `admit` per request through a tenant door — the proxy (+1 `complete` when
+ * an Idempotency-Key response is recorded or released) or the tenant API (whose usage endpoint
+ * reads from that same call) — none for requests rejected before admission.
  */
 import type { RecordedResponse } from "../../durable-objects/idempotency";
 import type { KeyState, TenantConfig } from "../../durable-objects/limits";
