@@ -6,7 +6,7 @@
  * it replayed. A lease that is never completed (worker evicted, client gone, origin failed and
  * the release lost) simply runs out, so no key stays stuck.
  */
-import { sha256Hex } from "../workers/shared/sha256";
+import { sha256Hex } from "./sha256";
 
 export const RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Largest response body recorded for replay; larger responses are not recorded (the key is released). */

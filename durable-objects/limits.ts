@@ -1,14 +1,45 @@
 /**
- * What the tenant object decides with and reports back: the tenant's limit config and the state of
- * every window after a decision (rendered into rate-limit headers by the Worker).
+ * What the tenant object decides with and reports back: the tenant's limit config, what it knows of
+ * each key, and the state of every window after a decision (rendered into rate-limit headers by
+ * the Worker).
  */
 import type { BucketLimit } from "./token-bucket";
+
+/** A token bucket plus calendar quotas (null = unlimited), in cost units. */
+export type WindowLimits = BucketLimit & { dailyQuota: number | null; monthlyQuota: number | null };
 
 export interface TenantConfig {
   /** Monotonic version (ms of the last admin change); the object keeps the newest it has seen. */
   version: number;
   status: "active" | "suspended" | "past_due";
-  limits: BucketLimit & { dailyQuota: number | null; monthlyQuota: number | null };
+  /** Live traffic: the plan's limits with the tenant's overrides. */
+  limits: WindowLimits;
+  /**
+   * Test (`gw_test_`) traffic: the plan's sandbox limits, spent in their own bucket and quotas.
+   * Absent in configs from before they existed: the live limits' numbers apply (own counters still).
+   */
+  sandbox?: WindowLimits;
+}
+
+/**
+ * The tenant API's management bucket, per tenant: not billed, not charged to any API quota. It
+ * exists so usage export and timeseries (Postgres scans) cannot be used to hammer the database.
+ */
+export const MANAGEMENT_LIMIT: BucketLimit = { burstCapacity: 300, refillTokens: 5, refillPeriodSeconds: 1 };
+
+/**
+ * What the object knows of one key, pushed by the admin API with every key change. It wins over
+ * whatever KV and isolate caches hold, so a revocation, a shortened (or extended) expiry, a narrowed
+ * allowlist or a tighter per-key limit applies on the next request.
+ */
+export interface KeyState {
+  /** Ms of the admin change that produced it; the object keeps the newest. */
+  version: number;
+  revokedAt: number | null;
+  expiresAt: number | null;
+  /** Absent = not known to the object (a block kept from before it stored key records): the edge's view applies. */
+  ipAllowlist?: string[];
+  rateLimit?: BucketLimit | null;
 }
 
 export interface BucketState {
@@ -34,4 +65,6 @@ export interface LimitState {
   key: BucketState | null;
   daily: QuotaState | null;
   monthly: QuotaState | null;
+  /** Units the request was charged (or would have been): what "remaining" is measured against. */
+  cost?: number;
 }

@@ -47,7 +47,8 @@ export function secondsUntil(limit: BucketLimit, state: BucketState, cost: numbe
   if (cost > limit.burstCapacity) return Number.POSITIVE_INFINITY;
   const missing = cost - state.tokens;
   if (missing <= 0) return 0;
-  return Math.ceil(missing / rate(limit) / 1000);
+  // In whole periods, not via the per-ms rate: 1 / (1 / 3_600_000) is not exactly 3_600_000 in floats.
+  return Math.ceil((missing * limit.refillPeriodSeconds) / limit.refillTokens);
 }
 
 /** Whole seconds until the bucket is full again (the `t` of the RateLimit header). */

@@ -1,6 +1,15 @@
 /** Plans: the limits and entitlements a tenant buys, and the Stripe price that bills them. */
 import { integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 
+/** A plan's sandbox limits; absent fields take the live limits' numbers. */
+export interface SandboxLimits {
+  burstCapacity?: number;
+  refillTokens?: number;
+  refillPeriodSeconds?: number;
+  dailyQuota?: number | null;
+  monthlyQuota?: number | null;
+}
+
 export const plans = pgTable("plans", {
   id: text("id").primaryKey(),
   name: text("name").notNull().unique(),
@@ -14,6 +23,11 @@ export const plans = pgTable("plans", {
   /** Route entitlements this plan may call (matched against the route table's `entitlement`). */
   entitlements: jsonb("entitlements").$type<string[]>().notNull().default([]),
   stripePriceId: text("stripe_price_id"),
+  /**
+   * Limits of test (`gw_test_`) traffic, which spends its own bucket and quotas, never the live
+   * ones. Fields left out (or null here) take the numbers of the live limits.
+   */
+  sandboxLimits: jsonb("sandbox_limits").$type<SandboxLimits>(),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });

@@ -14,6 +14,7 @@ import { database } from "./api/database";
 import { registerHealth } from "./api/health";
 import { registerMethodNotAllowed } from "./api/method-not-allowed";
 import { registerOpenApi } from "./api/openapi";
+import { tenantDoor } from "./api/tenant/door";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
 import { config } from "./config";
@@ -72,7 +73,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminKeys(app);
   registerAdminReconciliation(app);
 
-  app.use("/gateway/v1/*", authenticate(), apiBodyLimit, database());
+  app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
   registerGatewayKeys(app);
   registerUsage(app);
 

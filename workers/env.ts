@@ -1,7 +1,7 @@
 /**
  * The one AppEnv type: Worker bindings (from wrangler.toml) and per-request context variables.
  */
-import type { TenantLimiter } from "../durable-objects/tenant";
+import type { CurrentUsage, TenantLimiter } from "../durable-objects/tenant";
 import type { Config } from "./config";
 import type { Route } from "./edge/route-table";
 import type { UsageEvent } from "./metering/usage-event";
@@ -70,6 +70,8 @@ export interface Variables {
   requestBody?: ArrayBuffer;
   /** Set when admitted; `leaseToken` when the response must be recorded for idempotent replay. */
   admission: { leaseToken: string | null; idempotencyKey: string | null; admittedAt: number };
+  /** The tenant's current usage, when the tenant door already read it for `GET /gateway/v1/usage`. */
+  tenantUsage?: CurrentUsage;
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
   db: Db;
 }

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   idempotency_key_in_use: { status: 409, title: "Idempotency key in use" },
   idempotency_key_mismatch: { status: 422, title: "Idempotency key reused with a different request" },
   bad_request: { status: 400, title: "Bad request" },
+  /** A malformed credential (RFC 6750 §3.1 `invalid_request`): not the Bearer scheme, or two different keys. */
+  invalid_request: { status: 400, title: "Invalid request" },
   validation_failed: { status: 400, title: "Validation failed" },
   payload_too_large: { status: 413, title: "Payload too large" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },

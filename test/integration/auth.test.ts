@@ -43,15 +43,63 @@ describe("authentication", () => {
     const flipped = t.key.slice(0, -1) + (t.key.endsWith("a") ? "b" : "a");
     const cases: [HeadersInit, RegExp][] = [
       [{}, /required/],
-      [{ authorization: "Basic dXNlcjpwYXNz" }, /Bearer scheme/],
       [bearer("not-a-key"), /malformed/],
       [bearer(flipped), /malformed/],
       [bearer(generateKey("live")), /not valid/],
       [{ "x-api-key": "" }, /required/],
-      [{ authorization: `Bearer ${t.key}`, "x-api-key": generateKey("live") }, /different keys/],
     ];
     for (const [headers, detail] of cases) {
       await expectUnauthorized(await gateway(`/v1/${marker}`, { headers }), detail);
+    }
+    expect(await originCalls(marker)).toHaveLength(0);
+  });
+
+  it("challenges per RFC 6750: no error code without credentials, invalid_token for a bad key", async () => {
+    const missing = await gateway("/v1/challenge");
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get("www-authenticate")).toBe('Bearer realm="gateway"');
+    const unknown = await gateway("/v1/challenge", { headers: bearer(generateKey("live")) });
+    expect(unknown.status).toBe(401);
+    expect(unknown.headers.get("www-authenticate")).toBe('Bearer realm="gateway", error="invalid_token"');
+  });
+
+  it("answers a malformed Authorization with 400 invalid_request (RFC 6750 §3.1), never calling the origin", async () => {
+    const t = await seedTenant();
+    const marker = uniq();
+    const cases: [HeadersInit, string][] = [
+      [
+        { authorization: "Basic dXNlcjpwYXNz" },
+        "The Authorization header must use the Bearer scheme: `Bearer <key>`.",
+      ],
+      [
+        { authorization: `Token ${t.key}` },
+        "The Authorization header must use the Bearer scheme: `Bearer <key>`.",
+      ],
+      [{ authorization: "Bearer" }, "The Authorization header must use the Bearer scheme: `Bearer <key>`."],
+      [
+        { authorization: `Bearer ${t.key} extra` },
+        "The Authorization header must use the Bearer scheme: `Bearer <key>`.",
+      ],
+      [
+        { authorization: `Bearer ${t.key}`, "x-api-key": generateKey("live") },
+        "Authorization and X-API-Key carry different keys.",
+      ],
+    ];
+    for (const [headers, detail] of cases) {
+      for (const path of [`/v1/${marker}`, "/gateway/v1/keys"]) {
+        const res = await gateway(path, { headers });
+        expect(res.status).toBe(400);
+        expect(res.headers.get("content-type")).toBe("application/problem+json");
+        expect(res.headers.get("www-authenticate")).toBe('Bearer realm="gateway", error="invalid_request"');
+        expect(await res.json()).toEqual({
+          type: "https://gateway.dev/problems/invalid_request",
+          title: "Invalid request",
+          status: 400,
+          detail,
+          code: "invalid_request",
+          request_id: res.headers.get("x-request-id"),
+        });
+      }
     }
     expect(await originCalls(marker)).toHaveLength(0);
   });

@@ -115,8 +115,9 @@ describe("rate limits", () => {
     expect(byName.monthly?.r).toBe(19999);
     expect(res.headers.get("x-ratelimit-tenant")).toBe(t.slug);
     expect(res.headers.get("x-ratelimit-plan")).toBe(t.plan.name);
-    expect(res.headers.get("x-ratelimit-limit")).toBe("1000");
-    expect(res.headers.get("x-ratelimit-remaining")).toBe("999");
+    // The bucket (99 left) denies before the daily quota (999 left): the X-RateLimit set says so.
+    expect(res.headers.get("x-ratelimit-limit")).toBe("100");
+    expect(res.headers.get("x-ratelimit-remaining")).toBe("99");
     expect(Number(res.headers.get("x-ratelimit-reset"))).toBeGreaterThan(Date.now() / 1000);
     expect(res.headers.get("x-ratelimit-burstremaining")).toBe("99");
   });
@@ -143,6 +144,62 @@ describe("rate limits", () => {
     await abortAllDurableObjects();
     expect((await gateway("/v1/c", { headers: bearer(t.key) })).status).toBe(200);
     expect((await gateway("/v1/d", { headers: bearer(t.key) })).status).toBe(429);
+  });
+});
+
+describe("X-RateLimit headers describe the window that denies first", () => {
+  const firstOfNextMonth = () => {
+    const d = new Date();
+    return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) / 1000;
+  };
+
+  it("the monthly quota, when it has the fewest left: Remaining 0 means the next request is refused", async () => {
+    const t = await seedTenant({
+      plan: { burstCapacity: 100, ...noRefill, dailyQuota: 1000, monthlyQuota: 3 },
+    });
+    const seen: [string | null, string | null, string | null][] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await gateway(`/v1/m/${i}`, { headers: bearer(t.key) });
+      expect(res.status).toBe(200);
+      seen.push([
+        res.headers.get("x-ratelimit-limit"),
+        res.headers.get("x-ratelimit-remaining"),
+        res.headers.get("x-ratelimit-reset"),
+      ]);
+    }
+    const reset = String(firstOfNextMonth());
+    expect(seen).toEqual([
+      ["3", "2", reset],
+      ["3", "1", reset],
+      ["3", "0", reset],
+    ]);
+    const refused = await gateway("/v1/m/next", { headers: bearer(t.key) });
+    expect(refused.status).toBe(429);
+    expect((await refused.json<{ code: string }>()).code).toBe("quota_exceeded");
+    expect(refused.headers.get("x-ratelimit-remaining")).toBe("0");
+    expect(refused.headers.get("x-ratelimit-reset")).toBe(reset);
+  });
+
+  it("the key's own bucket, when it is tighter than the tenant's bucket and the quotas", async () => {
+    const t = await seedTenant({ plan: { burstCapacity: 100, ...noRefill, dailyQuota: 1000 } });
+    const tight = await createKey(t.tenantId, { rateLimit: { burstCapacity: 2, ...noRefill } });
+    const res = await gateway("/v1/k", { headers: bearer(tight.key) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-ratelimit-limit")).toBe("2");
+    expect(res.headers.get("x-ratelimit-remaining")).toBe("1");
+    // A bucket is full again after one refill period per missing token.
+    expect(Number(res.headers.get("x-ratelimit-reset"))).toBeCloseTo(Date.now() / 1000 + 86_400, -1);
+  });
+
+  it("counts in requests of this cost: a cost-5 route binds on the quota with fewer such requests left", async () => {
+    const t = await seedTenant({
+      plan: { burstCapacity: 100, ...noRefill, dailyQuota: 12, entitlements: ["api", "reports"] },
+    });
+    // After one report: bucket 95 (19 more reports), daily 7 (1 more report) → daily binds.
+    const res = await gateway("/v1/reports/r", { headers: bearer(t.key) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-ratelimit-limit")).toBe("12");
+    expect(res.headers.get("x-ratelimit-remaining")).toBe("7");
   });
 });
 

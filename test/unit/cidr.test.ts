@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ipAllowed, parseCidr, parseIp } from "../../workers/shared/cidr";
+import { ipAllowed, parseCidr, parseIp } from "../../durable-objects/cidr";
 
 describe("CIDR allowlists", () => {
   it("matches IPv4 blocks at their boundaries", () => {

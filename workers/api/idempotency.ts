@@ -28,12 +28,12 @@ import {
   parseIdempotencyKey,
   RETENTION_MS,
 } from "../../durable-objects/idempotency";
+import { sha256Hex } from "../../durable-objects/sha256";
 import { type IdempotencyKeyRow, idempotencyKeys } from "../../schema";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 import { log } from "../log";
 import type { Db } from "../shared/db";
-import { sha256Hex } from "../shared/sha256";
 
 /** How long a request may hold the key; longer than any control-plane request (Stripe, Postgres, the DO). */
 export const LEASE_MS = 60_000;

@@ -48,6 +48,47 @@ export async function issueKey(
   return { row: row as ApiKey, plaintext };
 }
 
+/** The attributes of a key an update may change (undefined = unchanged). */
+export interface KeyChanges {
+  name?: string | null;
+  ipAllowlist?: string[];
+  rateLimit?: ApiKey["rateLimit"];
+  /** ISO date-time, or null for never. */
+  expiresAt?: string | null;
+}
+
+/**
+ * Updates a live key and projects it to KV and the tenant object in the same request: a narrowed
+ * allowlist, a tighter limit or a shortened expiry applies on the next request everywhere; an
+ * extended expiry un-refuses the key. Returns undefined if the key is unknown, null if revoked.
+ */
+export async function updateKey(
+  db: Db,
+  env: Pick<Bindings, "API_KEYS" | "TENANT">,
+  keyId: string,
+  changes: KeyChanges,
+): Promise<ApiKey | null | undefined> {
+  const set: Partial<Pick<ApiKey, "name" | "ipAllowlist" | "rateLimit" | "expiresAt">> = {};
+  if (changes.name !== undefined) set.name = changes.name;
+  if (changes.ipAllowlist !== undefined) set.ipAllowlist = changes.ipAllowlist;
+  if (changes.rateLimit !== undefined) set.rateLimit = changes.rateLimit;
+  if (changes.expiresAt !== undefined)
+    set.expiresAt = changes.expiresAt === null ? null : new Date(changes.expiresAt);
+  const current = await db.query.apiKeys.findFirst({ where: eq(apiKeys.id, keyId) });
+  if (!current) return undefined;
+  if (current.revokedAt) return null;
+  if (Object.keys(set).length === 0) return current;
+  const [updated] = await db
+    .update(apiKeys)
+    .set(set)
+    .where(and(eq(apiKeys.id, keyId), isNull(apiKeys.revokedAt)))
+    .returning();
+  // Revoked between the read and the update: the revocation stands.
+  if (!updated) return null;
+  await projectKey(env, updated);
+  return updated;
+}
+
 /** Revokes a key (idempotent: an already revoked key keeps its first revocation time). */
 export async function revokeKey(
   db: Db,

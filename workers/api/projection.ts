@@ -7,7 +7,7 @@ import type { ApiKey, Plan, Tenant } from "../../schema";
 import type { Bindings } from "../env";
 import { type KeyRecord, keyKvName, type TenantRecord, tenantKvName } from "../shared/auth-context";
 import { forgetKey, forgetTenant } from "../shared/key-store";
-import { blockKey, configure, tenantConfig } from "../shared/tenant-client";
+import { configure, putKey, tenantConfig } from "../shared/tenant-client";
 
 type EdgeEnv = Pick<Bindings, "API_KEYS" | "TENANT">;
 
@@ -16,19 +16,22 @@ const DEAD_KEY_RETENTION_S = 86_400;
 
 export function tenantRecord(tenant: Tenant, plan: Plan): TenantRecord {
   const o = tenant.overrides;
+  const limits = {
+    burstCapacity: o.burstCapacity ?? plan.burstCapacity,
+    refillTokens: o.refillTokens ?? plan.refillTokens,
+    refillPeriodSeconds: o.refillPeriodSeconds ?? plan.refillPeriodSeconds,
+    dailyQuota: o.dailyQuota !== undefined ? o.dailyQuota : plan.dailyQuota,
+    monthlyQuota: o.monthlyQuota !== undefined ? o.monthlyQuota : plan.monthlyQuota,
+  };
   return {
     id: tenant.id,
     version: Math.max(tenant.updatedAt.getTime(), plan.updatedAt.getTime()),
     slug: tenant.slug,
     status: tenant.status,
     plan: { id: plan.id, name: plan.name, entitlements: plan.entitlements },
-    limits: {
-      burstCapacity: o.burstCapacity ?? plan.burstCapacity,
-      refillTokens: o.refillTokens ?? plan.refillTokens,
-      refillPeriodSeconds: o.refillPeriodSeconds ?? plan.refillPeriodSeconds,
-      dailyQuota: o.dailyQuota !== undefined ? o.dailyQuota : plan.dailyQuota,
-      monthlyQuota: o.monthlyQuota !== undefined ? o.monthlyQuota : plan.monthlyQuota,
-    },
+    limits,
+    // Test traffic: the plan's sandbox limits; what they leave out takes the live numbers.
+    sandbox: { ...limits, ...plan.sandboxLimits },
   };
 }
 
@@ -54,10 +57,15 @@ export async function projectTenant(env: EdgeEnv, tenant: Tenant, plan: Plan): P
 
 export async function projectKey(env: EdgeEnv, key: ApiKey, now: number = Date.now()): Promise<void> {
   const record = keyRecord(key);
-  // The tenant object refuses a revoked or expiring key on the next request everywhere,
-  // whatever KV and isolate caches still say.
-  if (record.revokedAt !== null) await blockKey(env, key.tenantId, key.id, "revoked", record.revokedAt);
-  else if (record.expiresAt !== null) await blockKey(env, key.tenantId, key.id, "expired", record.expiresAt);
+  // The tenant object decides on the key (revoked, expiry, allowlist, per-key limit) on the next
+  // request everywhere, whatever KV and isolate caches still say.
+  await putKey(env, key.tenantId, key.id, {
+    version: now,
+    revokedAt: record.revokedAt,
+    expiresAt: record.expiresAt,
+    ipAllowlist: record.ipAllowlist,
+    rateLimit: record.rateLimit,
+  });
   const end = record.revokedAt ?? record.expiresAt;
   const options: KVNamespacePutOptions = {};
   if (end !== null) {

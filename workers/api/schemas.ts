@@ -4,9 +4,9 @@
  * never leaves the database.
  */
 import { z } from "@hono/zod-openapi";
+import { parseCidr } from "../../durable-objects/cidr";
 import type { ApiKey, Plan, Tenant } from "../../schema";
 import { ERROR_CODES } from "../errors";
-import { parseCidr } from "../shared/cidr";
 
 /** A UTF-16 surrogate without its pair: valid in a JS string, not encodable as UTF-8. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -43,6 +43,19 @@ export const RateLimitInput = z
   .object({ burstCapacity: positiveInt, refillTokens: positiveInt, refillPeriodSeconds: positiveInt })
   .strict();
 
+/** A plan's sandbox (test-key) limits: any subset; the rest take the live limits' numbers. */
+export const SandboxLimitsInput = z
+  .object({
+    burstCapacity: positiveInt,
+    refillTokens: positiveInt,
+    refillPeriodSeconds: positiveInt,
+    dailyQuota: quota,
+    monthlyQuota: quota,
+  })
+  .partial()
+  .strict()
+  .openapi("SandboxLimits");
+
 const planFields = {
   // Shown in the X-RateLimit-Plan header: printable ASCII only.
   name: z
@@ -58,6 +71,8 @@ const planFields = {
   monthlyQuota: quota,
   entitlements: z.array(text().min(1).max(64)).max(100),
   stripePriceId: text().min(1).max(255).nullable(),
+  /** Test-key limits, spent in their own bucket and quotas; fields left out take the live limits' numbers. */
+  sandboxLimits: SandboxLimitsInput.nullable(),
 };
 
 export const PlanInput = z
@@ -67,6 +82,7 @@ export const PlanInput = z
     monthlyQuota: planFields.monthlyQuota.default(null),
     entitlements: planFields.entitlements.default([]),
     stripePriceId: planFields.stripePriceId.default(null),
+    sandboxLimits: planFields.sandboxLimits.default(null),
   })
   .strict()
   .openapi("PlanInput");
@@ -85,6 +101,7 @@ export const PlanSchema = z
     monthlyQuota: z.number().int().nullable(),
     entitlements: z.array(z.string()),
     stripePriceId: z.string().nullable(),
+    sandboxLimits: SandboxLimitsInput.nullable(),
     createdAt: isoDate,
     updatedAt: isoDate,
   })
@@ -176,6 +193,21 @@ export const KeyInput = z
   })
   .strict()
   .openapi("KeyInput");
+
+/** A key's changeable attributes; only the fields sent change. `expiresAt` must be in the future. */
+export const KeyPatch = z
+  .object({
+    name: text().trim().min(1).max(200).nullable(),
+    ipAllowlist: z.array(cidr).max(100),
+    rateLimit: RateLimitInput.nullable(),
+    expiresAt: z.iso
+      .datetime({ offset: true })
+      .nullable()
+      .refine((v) => v === null || Date.parse(v) > Date.now(), "must be in the future"),
+  })
+  .partial()
+  .strict()
+  .openapi("KeyPatch");
 
 export const RotateInput = z
   .object({

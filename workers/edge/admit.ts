@@ -5,11 +5,13 @@
  * without calling the origin.
  */
 import { createMiddleware } from "hono/factory";
+import type { Refusal } from "../../durable-objects/admission";
 import { fingerprint, parseIdempotencyKey } from "../../durable-objects/idempotency";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 import { admit as admitRequest, tenantConfig } from "../shared/tenant-client";
 import { reject } from "./authenticate";
+import { clientIp, ipRefused, paymentRequired, suspended } from "./authorize";
 import { maxBodyBytes, originTimeoutMs } from "./origin";
 import { rateLimitHeaders } from "./rate-limit-headers";
 import { readUpTo } from "./read-body";
@@ -17,6 +19,36 @@ import { readUpTo } from "./read-body";
 const IDEMPOTENT_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 /** An in-flight idempotency lease outlives the origin timeout, so only a dead request loses it. */
 const LEASE_MARGIN_MS = 60_000;
+
+/**
+ * The error for a refusal by the tenant object. Shared by every door (the proxy's admit and the
+ * tenant API's), so a key or tenant is refused the same way everywhere.
+ */
+export function refusal(outcome: Refusal, ip: string | null): GatewayError {
+  switch (outcome) {
+    case "revoked":
+      return reject("The API key has been revoked.");
+    case "expired":
+      return reject("The API key has expired.");
+    case "ip_not_allowed":
+      return ipRefused(ip);
+    case "suspended":
+      return suspended();
+    case "past_due":
+      return paymentRequired();
+    case "idempotency_in_flight":
+      return new GatewayError(
+        "idempotency_key_in_use",
+        "A request with this Idempotency-Key is still in progress. Retry after it completes.",
+        { headers: { "retry-after": "1" } },
+      );
+    case "idempotency_mismatch":
+      return new GatewayError(
+        "idempotency_key_mismatch",
+        "This Idempotency-Key was used with a different request (method, path or body).",
+      );
+  }
+}
 
 export const admit = () =>
   createMiddleware<AppEnv>(async function admit(c, next) {
@@ -58,6 +90,9 @@ export const admit = () =>
     const result = await admitRequest(c.env, tenant.id, {
       keyId: key.keyId,
       keyLimit: key.rateLimit,
+      env: key.env,
+      ipAllowlist: key.ipAllowlist,
+      clientIp: clientIp(c),
       cost: route.cost,
       config: tenantConfig(tenant),
       idempotency,
@@ -66,27 +101,13 @@ export const admit = () =>
 
     switch (result.outcome) {
       case "revoked":
-        throw reject("The API key has been revoked.");
       case "expired":
-        throw reject("The API key has expired.");
+      case "ip_not_allowed":
       case "suspended":
-        throw new GatewayError("tenant_suspended", "This account is suspended. Contact the API provider.");
       case "past_due":
-        throw new GatewayError(
-          "payment_required",
-          "This account has an unpaid balance. Update billing to continue.",
-        );
       case "idempotency_in_flight":
-        throw new GatewayError(
-          "idempotency_key_in_use",
-          "A request with this Idempotency-Key is still in progress. Retry after it completes.",
-          { headers: { "retry-after": "1" } },
-        );
       case "idempotency_mismatch":
-        throw new GatewayError(
-          "idempotency_key_mismatch",
-          "This Idempotency-Key was used with a different request (method, path or body).",
-        );
+        throw refusal(result.outcome, clientIp(c));
       case "rate_limited":
       case "quota_exceeded":
         throw new GatewayError(

@@ -9,30 +9,38 @@ import { GatewayError } from "../errors";
 import { hashKey, parseKey } from "../shared/api-keys";
 import { lookupKey, lookupTenant } from "../shared/key-store";
 
-const challenge = (error: string) => ({ "www-authenticate": `Bearer realm="gateway", error="${error}"` });
+/**
+ * The Bearer challenge (RFC 6750 §3). Without credentials it carries no error code (§3.1: "the
+ * resource server SHOULD NOT include an error code"); a malformed credential is `invalid_request`
+ * (400); a key that is unknown, malformed as a key, revoked or expired is `invalid_token` (401).
+ */
+const challenge = (error?: "invalid_request" | "invalid_token") => ({
+  "www-authenticate": error ? `Bearer realm="gateway", error="${error}"` : 'Bearer realm="gateway"',
+});
 
-/** A 401 with the Bearer challenge (also used when the tenant object reports a key revoked or expired). */
-export const reject = (detail: string, error = "invalid_token") =>
-  new GatewayError("unauthorized", detail, { headers: challenge(error) });
+/** A 401 `invalid_token` with the Bearer challenge (also used when the tenant object reports a key revoked or expired). */
+export const reject = (detail: string) =>
+  new GatewayError("unauthorized", detail, { headers: challenge("invalid_token") });
 
-/** The presented key, or throws when none or two different ones are presented. */
+/** A 400 `invalid_request`: the credential itself is malformed (RFC 6750 §3.1). */
+const malformed = (detail: string) =>
+  new GatewayError("invalid_request", detail, { headers: challenge("invalid_request") });
+
+/** The presented key, or throws when none, a malformed one, or two different ones are presented. */
 function presentedKey(authorization: string | undefined, apiKey: string | undefined): string {
   let bearer: string | undefined;
   if (authorization !== undefined) {
     const match = /^Bearer +(\S+) *$/i.exec(authorization);
-    if (!match) throw reject("The Authorization header must use the Bearer scheme.", "invalid_request");
+    if (!match) throw malformed("The Authorization header must use the Bearer scheme: `Bearer <key>`.");
     bearer = match[1];
   }
   // Only the optional whitespace HTTP allows around a field value (RFC 9110 §5.5): SP and HTAB.
   const headerKey = apiKey?.replace(/^[ \t]+|[ \t]+$/g, "");
   const key = bearer ?? headerKey;
   if (bearer !== undefined && headerKey !== undefined && headerKey !== bearer) {
-    throw reject("Authorization and X-API-Key carry different keys.", "invalid_request");
+    throw malformed("Authorization and X-API-Key carry different keys.");
   }
-  if (!key)
-    throw new GatewayError("unauthorized", "An API key is required.", {
-      headers: challenge("invalid_request"),
-    });
+  if (!key) throw new GatewayError("unauthorized", "An API key is required.", { headers: challenge() });
   return key;
 }
 

@@ -2,8 +2,10 @@
  * Rate-limit response headers, from the tenant object's view of every window:
  * - `RateLimit-Policy` / `RateLimit` (IETF httpapi ratelimit-headers draft, RFC 8941 lists of
  *   strings with `q`/`w` and `r`/`t` parameters), one item per window;
- * - the `X-RateLimit-*` set existing clients parse, describing the longest quota window that is
- *   set (daily, else monthly, else the burst bucket).
+ * - the `X-RateLimit-*` set existing clients parse, describing the window that will deny first:
+ *   the one with the fewest requests of this cost left (the tenant's or sandbox bucket, the key's
+ *   bucket, the daily or the monthly quota); on a tie, the one that resets last, since that is
+ *   the refusal that lasts longest. A client reading `Remaining: 0` knows its next request is refused.
  */
 import type { BucketState, LimitState, QuotaState } from "../../durable-objects/limits";
 
@@ -29,15 +31,23 @@ export function rateLimitHeaders(
   ];
 
   const burstRemaining = Math.min(state.burst.remaining, state.key?.remaining ?? Number.POSITIVE_INFINITY);
-  const main = state.daily ?? state.monthly;
+  const cost = Math.max(1, state.cost ?? 1);
+  const windows = [
+    ...buckets.map(([, b]) => ({ limit: b.limit, remaining: b.remaining, reset: now + b.resetSeconds })),
+    ...quotas.map(([, q]) => ({ limit: q.limit, remaining: q.remaining, reset: q.resetAt })),
+  ];
+  const left = (w: (typeof windows)[number]) => Math.floor(w.remaining / cost);
+  const binding = windows.reduce((a, b) =>
+    left(b) < left(a) || (left(b) === left(a) && b.reset > a.reset) ? b : a,
+  );
   return {
     "ratelimit-policy": policy.join(", "),
     ratelimit: current.join(", "),
     "x-ratelimit-tenant": tenant.slug,
     "x-ratelimit-plan": tenant.planName,
-    "x-ratelimit-limit": String(main?.limit ?? state.burst.limit),
-    "x-ratelimit-remaining": String(main?.remaining ?? burstRemaining),
-    "x-ratelimit-reset": String(main?.resetAt ?? now + state.burst.resetSeconds),
+    "x-ratelimit-limit": String(binding.limit),
+    "x-ratelimit-remaining": String(binding.remaining),
+    "x-ratelimit-reset": String(binding.reset),
     "x-ratelimit-burstremaining": String(burstRemaining),
   };
 }

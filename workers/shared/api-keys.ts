@@ -5,7 +5,7 @@
  * everything before it, so typos and junk are rejected before any cache, KV or Durable Object
  * lookup. Only the SHA-256 (hex) of a key is ever stored; the plaintext is shown once.
  */
-import { sha256Hex } from "./sha256";
+import { sha256Hex } from "../../durable-objects/sha256";
 
 export type KeyEnv = "live" | "test";
 

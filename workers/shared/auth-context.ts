@@ -11,6 +11,12 @@ export const RateLimitSchema = z.object({
   refillPeriodSeconds: z.number().int().positive(),
 });
 
+/** A token bucket plus daily/monthly quotas (null = unlimited). */
+export const WindowLimitsSchema = RateLimitSchema.extend({
+  dailyQuota: z.number().int().nullable(),
+  monthlyQuota: z.number().int().nullable(),
+});
+
 export const KeyRecordSchema = z.object({
   keyId: z.string(),
   tenantId: z.string(),
@@ -36,10 +42,9 @@ export const TenantRecordSchema = z.object({
   status: z.enum(["active", "suspended", "past_due"]),
   plan: z.object({ id: z.string(), name: z.string(), entitlements: z.array(z.string()) }),
   /** The plan's limits with the tenant's overrides applied. */
-  limits: RateLimitSchema.extend({
-    dailyQuota: z.number().int().nullable(),
-    monthlyQuota: z.number().int().nullable(),
-  }),
+  limits: WindowLimitsSchema,
+  /** The plan's sandbox limits (test keys); absent in records projected before they existed (defaults apply). */
+  sandbox: WindowLimitsSchema.optional(),
 });
 export type TenantRecord = z.infer<typeof TenantRecordSchema>;
 

@@ -1,11 +1,12 @@
 /**
  * The Worker's side of the tenant Durable Object: typed calls, one retry on errors the runtime
  * marks retryable (except for `admit`), and mapping of failures to a 503. Counts calls so tests and the benchmark can
- * check the budget: one `admit` per admitted request (+1 `complete` when an Idempotency-Key
- * response is recorded or released), none for requests rejected before admission.
+ * check the budget: one `admit` per request through a tenant door — the proxy (+1 `complete` when
+ * an Idempotency-Key response is recorded or released) or the tenant API (whose usage endpoint
+ * reads from that same call) — none for requests rejected before admission.
  */
 import type { RecordedResponse } from "../../durable-objects/idempotency";
-import type { TenantConfig } from "../../durable-objects/limits";
+import type { KeyState, TenantConfig } from "../../durable-objects/limits";
 import type {
   AdmitInput,
   AdmitResult,
@@ -63,7 +64,12 @@ async function call<T>(
 
 /** The tenant's limit config as the edge knows it (from KV). */
 export function tenantConfig(tenant: TenantRecord): TenantConfig {
-  return { version: tenant.version, status: tenant.status, limits: tenant.limits };
+  return {
+    version: tenant.version,
+    status: tenant.status,
+    limits: tenant.limits,
+    ...(tenant.sandbox ? { sandbox: tenant.sandbox } : {}),
+  };
 }
 
 export function admit(env: TenantEnv, tenantId: string, input: AdmitInput): Promise<AdmitResult> {
@@ -89,16 +95,13 @@ export function configure(env: TenantEnv, tenantId: string, config: TenantConfig
   });
 }
 
-/** Admin side: refuses a key from `notAfter` on, in every location, on the next request. */
-export function blockKey(
-  env: TenantEnv,
-  tenantId: string,
-  keyId: string,
-  reason: "revoked" | "expired",
-  notAfter: number,
-): Promise<void> {
+/**
+ * Admin side: what the object knows of a key (expiry, revocation, IP allowlist, per-key limit),
+ * so every change applies on the next request everywhere, whatever KV and isolate caches hold.
+ */
+export function putKey(env: TenantEnv, tenantId: string, keyId: string, state: KeyState): Promise<void> {
   return call(env, tenantId, async (stub) => {
-    await stub.blockKey(keyId, reason, notAfter);
+    await stub.putKey(keyId, state);
   });
 }
 
@@ -107,7 +110,12 @@ export function ledger(env: TenantEnv, tenantId: string, from: number, to: numbe
   return call(env, tenantId, async (stub) => (await stub.ledger(from, to)) as LedgerHour[]);
 }
 
-/** The usage API: the current period in every window, charging nothing. */
-export function peek(env: TenantEnv, tenantId: string, config: TenantConfig): Promise<CurrentUsage> {
-  return call(env, tenantId, async (stub) => (await stub.peek(config)) as CurrentUsage);
+/** The admin usage API: the current period in every window, charging nothing. */
+export function peek(
+  env: TenantEnv,
+  tenantId: string,
+  config: TenantConfig,
+  keyEnv: "live" | "test" = "live",
+): Promise<CurrentUsage> {
+  return call(env, tenantId, async (stub) => (await stub.peek(config, keyEnv)) as CurrentUsage);
 }

@@ -1,6 +1,7 @@
 /**
  * Keys: `/admin/v1/tenants/{id}/keys` (create live/test, list by prefix + last 4 only) and
- * `/admin/v1/keys/{id}` (read, revoke with DELETE, rotate with a grace period for the old key).
+ * `/admin/v1/keys/{id}` (read, update with PATCH, revoke with DELETE, rotate with a grace period for
+ * the old key).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
@@ -8,7 +9,7 @@ import { apiKeys, tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { adminScope, idempotent } from "../idempotency";
-import { createKey, revokeKey, rotateKey } from "../key-lifecycle";
+import { createKey, revokeKey, rotateKey, updateKey } from "../key-lifecycle";
 import { keyset, PageQuery, pageOf } from "../pagination";
 import {
   CreatedKeySchema,
@@ -16,6 +17,7 @@ import {
   IdParam,
   json,
   KeyInput,
+  KeyPatch,
   KeySchema,
   keyOut,
   problemResponses,
@@ -62,6 +64,18 @@ const read = createRoute({
   security,
   request: { params: IdParam },
   responses: { 200: { description: "The key", ...json(KeySchema) }, ...problemResponses(401, 404) },
+});
+
+const update = createRoute({
+  method: "patch",
+  path: "/admin/v1/keys/{id}",
+  tags,
+  security,
+  request: { params: IdParam, body: { required: true, ...json(KeyPatch) } },
+  responses: {
+    200: { description: "Updated; applies on the next request everywhere", ...json(KeySchema) },
+    ...problemResponses(400, 401, 404, 409),
+  },
 });
 
 const revoke = createRoute({
@@ -124,6 +138,13 @@ export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
   app.openapi(read, async (c) => {
     const row = await c.var.db.query.apiKeys.findFirst({ where: eq(apiKeys.id, c.req.valid("param").id) });
     if (!row) throw new GatewayError("not_found", "No such key.");
+    return c.json(keyOut(row), 200);
+  });
+
+  app.openapi(update, async (c) => {
+    const row = await updateKey(c.var.db, c.env, c.req.valid("param").id, c.req.valid("json"));
+    if (row === undefined) throw new GatewayError("not_found", "No such key.");
+    if (row === null) throw new GatewayError("conflict", "The key is revoked; issue a new one instead.");
     return c.json(keyOut(row), 200);
   });
 

@@ -24,6 +24,7 @@ import {
   problemResponses,
   replayedHeaders,
 } from "../schemas";
+import { checkKeyGrant } from "./door";
 
 const tags = ["Tenant API"];
 const security = [{ apiKey: [] }];
@@ -92,6 +93,7 @@ export function registerGatewayKeys(app: OpenAPIHono<AppEnv>): void {
   app.openapi(create, async (c) => {
     requireAdminKey(c);
     const input = c.req.valid("json");
+    checkKeyGrant(c.var.auth.key, input, "create");
     const { row, plaintext } = await createKey(c.var.db, c.env, c.var.auth.tenant.id, input);
     return c.json({ ...keyOut(row), key: plaintext }, 201);
   });
@@ -100,9 +102,14 @@ export function registerGatewayKeys(app: OpenAPIHono<AppEnv>): void {
     requireAdminKey(c);
     const { id } = c.req.valid("param");
     const own = await withTenant(c.var.db, c.var.auth.tenant.id, (tx) =>
-      tx.select({ id: apiKeys.id }).from(apiKeys).where(eq(apiKeys.id, id)),
+      tx
+        .select({ id: apiKeys.id, env: apiKeys.env, role: apiKeys.role })
+        .from(apiKeys)
+        .where(eq(apiKeys.id, id)),
     );
-    if (own.length === 0) throw new GatewayError("not_found", "No such key.");
+    const target = own[0];
+    if (!target) throw new GatewayError("not_found", "No such key.");
+    checkKeyGrant(c.var.auth.key, target, "revoke");
     const row = await revokeKey(c.var.db, c.env, id);
     if (!row) throw new GatewayError("not_found", "No such key.");
     return c.json(keyOut(row), 200);
