@@ -11,7 +11,6 @@
  * collection of expired idempotency records and dead keys.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Bindings } from "../workers/env";
 import {
   type AdmissionStore,
   type AdmitInput,
@@ -67,11 +66,12 @@ const MIGRATE_KEY_BLOCKS = `
 
 type Row = Record<string, SqlStorageValue>;
 
-export class TenantLimiter extends DurableObject<Bindings> {
+/** Decides from its own storage alone: it uses no binding, so it names none (and imports nothing from workers/). */
+export class TenantLimiter extends DurableObject {
   private readonly sql: SqlStorage;
   private readonly store: AdmissionStore;
 
-  constructor(ctx: DurableObjectState, env: Bindings) {
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
