@@ -2,9 +2,10 @@
  * The one AppEnv type: Worker bindings (from wrangler.toml) and per-request context variables.
  */
 import type { CurrentUsage, TenantLimiter } from "../durable-objects/tenant";
+import type { UsageSpool } from "../durable-objects/usage-spool";
 import type { Config } from "./config";
 import type { Route } from "./edge/route-table";
-import type { UsageEvent } from "./metering/usage-event";
+import type { UsageEnvelope, UsageEvent } from "./metering/usage-event";
 import type { AuthContext } from "./shared/auth-context";
 import type { Db } from "./shared/db";
 
@@ -13,8 +14,10 @@ export interface Bindings {
   API_KEYS: KVNamespace;
   /** One TenantLimiter Durable Object per tenant (`getByName(tenantId)`): the admission authority. */
   TENANT: DurableObjectNamespace<TenantLimiter>;
-  /** Usage events, one per proxied request; consumed by the metering pipeline. */
-  USAGE_QUEUE: Queue<UsageEvent>;
+  /** Usage events, many per message (`UsageEnvelope`; a bare `UsageEvent` is the legacy form); consumed by the metering pipeline. */
+  USAGE_QUEUE: Queue<UsageEnvelope | UsageEvent>;
+  /** Usage batches the queue refused, re-sent from an alarm (`getByName("usage-spool-<n>")`). */
+  USAGE_SPOOL: DurableObjectNamespace<UsageSpool>;
   /** Usage messages that can never be stored (invalid, unknown tenant), with the reason. */
   USAGE_DLQ: Queue<unknown>;
   /** Secret. Stripe API key; unset = usage reporting to Stripe is off. */

@@ -9,6 +9,7 @@ import { consumeUsage } from "./metering/consumer";
 import { reportUsage } from "./metering/stripe-reporter";
 
 export { TenantLimiter } from "../durable-objects/tenant";
+export { UsageSpool } from "../durable-objects/usage-spool";
 
 const app = createApp();
 

@@ -4,6 +4,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
 import { bearer, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
+import { watchUsage } from "../support/metering";
 
 const post = (key: string, path: string, body: string, idempotencyKey?: string) =>
   gateway(path, {
@@ -46,12 +47,12 @@ describe("Idempotency-Key", () => {
     const t = await seedTenant({ plan: { burstCapacity: 10, refillTokens: 1, refillPeriodSeconds: 86_400 } });
     const marker = uniq();
     const body = JSON.stringify({ marker });
+    const usage = watchUsage();
     const first = await post(t.key, `/v1/orders/${marker}?status=201`, body, `"order-${marker}"`);
     const firstBody = await first.arrayBuffer();
     expect(first.status).toBe(201);
     expect(first.headers.get("idempotent-replayed")).toBeNull();
 
-    const send = vi.spyOn(env.USAGE_QUEUE, "send");
     try {
       // The bare form names the same key as the quoted one.
       const replay = await vi.waitFor(async () => {
@@ -67,9 +68,17 @@ describe("Idempotency-Key", () => {
       expect(replay.headers.get("x-ratelimit-burstremaining")).toBe(
         first.headers.get("x-ratelimit-burstremaining"),
       );
-      expect(send).not.toHaveBeenCalled();
+      // A request after the replay: once its event is sent, any event of the replay would have been.
+      const after = await gateway(`/v1/after/${uniq()}`, { headers: bearer(t.key) });
+      await after.arrayBuffer();
+      await usage.sent(after.headers.get("x-request-id"));
+      const ours = usage.events().filter((e) => e.tenantId === t.tenantId);
+      expect(ours.map((e) => e.id)).toEqual([
+        first.headers.get("x-request-id"),
+        after.headers.get("x-request-id"),
+      ]);
     } finally {
-      send.mockRestore();
+      usage.restore();
     }
     expect(await originCalls(marker)).toHaveLength(1);
   });

@@ -3,14 +3,23 @@
  * then back, Stripe answering 500 and 429 then recovering, poison messages. After each, the
  * reconciliation shows admitted = usage rows and billable units = outbox = Stripe.
  */
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
+import { SPOOL_SHARDS } from "../../workers/metering/producer";
 import { reportUsage } from "../../workers/metering/stripe-reporter";
 import type { UsageEvent } from "../../workers/metering/usage-event";
 import { openDb } from "../../workers/shared/db";
 import { bearer, createKey, gateway, seedTenant, uniq } from "../support/gateway";
-import { captureUsage, deliver, reconciliation, stripeFailNext } from "../support/metering";
+import {
+  captureUsage,
+  deliver,
+  eventsIn,
+  reconciliation,
+  stripeFailNext,
+  watchUsage,
+} from "../support/metering";
 
 /** Traffic for a fresh tenant: billable calls, an origin 404 (billable), a 500 (not), test-key calls (not). */
 async function traffic() {
@@ -24,7 +33,7 @@ async function traffic() {
     await (await gateway(`/v1/m/${uniq()}?status=500`, { headers: bearer(t.key) })).arrayBuffer();
     for (let i = 0; i < 2; i++)
       await (await gateway(`/v1/m/${uniq()}`, { headers: bearer(testKey.key) })).arrayBuffer();
-  });
+  }, 11);
   expect(events).toHaveLength(11);
   return { tenant: t, events, billableUnits: 6 + 5 + 1 };
 }
@@ -252,5 +261,170 @@ describe("end to end through the real queue", () => {
     });
     await reportAll();
     await expectReconciled(t.tenantId, 5, 5);
+  });
+});
+
+/** What the spool shards hold, all together. */
+async function spooled() {
+  let events = 0;
+  for (let shard = 0; shard < SPOOL_SHARDS; shard++)
+    events += (await env.USAGE_SPOOL.getByName(`usage-spool-${shard}`).pending()).events;
+  return events;
+}
+
+describe("producer: many events per message, nothing dropped", () => {
+  it("packs concurrent requests' events into few queue messages, and stores every one", {
+    timeout: 60_000,
+  }, async () => {
+    const t = await seedTenant();
+    const usage = watchUsage();
+    const n = 40;
+    try {
+      const ids = await Promise.all(
+        Array.from({ length: n }, async () => {
+          const res = await gateway(`/v1/many/${uniq()}`, { headers: bearer(t.key) });
+          await res.arrayBuffer();
+          return res.headers.get("x-request-id");
+        }),
+      );
+      for (const id of ids) await usage.sent(id);
+      // One flush every 250 ms at most: 40 requests in flight together fit in a handful of messages.
+      expect(usage.messages()).toBeLessThanOrEqual(Math.ceil(n / 10));
+      const sent = usage.events().filter((e) => e.tenantId === t.tenantId);
+      expect(sent.map((e) => e.id).sort()).toEqual([...ids].sort());
+      for (const [body] of usage.send.mock.calls) expect(body).toMatchObject({ v: 2 });
+    } finally {
+      usage.restore();
+    }
+    await vi.waitFor(async () => expect((await count(t.tenantId)).events).toBe(n), {
+      timeout: 20_000,
+      interval: 250,
+    });
+    await reportAll();
+    await expectReconciled(t.tenantId, n, n);
+  });
+
+  it("retries, then spools a batch the queue refuses; the spool re-sends it once the queue is back", {
+    timeout: 60_000,
+  }, async () => {
+    const t = await seedTenant();
+    const before = await spooled();
+    const send = vi
+      .spyOn(env.USAGE_QUEUE, "send")
+      .mockRejectedValue(new Error("Queue send failed: injected"));
+    let refused: UsageEvent[] = [];
+    try {
+      for (let i = 0; i < 5; i++)
+        await (await gateway(`/v1/spool/${uniq()}`, { headers: bearer(t.key) })).arrayBuffer();
+      await vi.waitFor(async () => expect(await spooled()).toBe(before + 5), {
+        timeout: 15_000,
+        interval: 100,
+      });
+      refused = send.mock.calls.flatMap(([body]) => eventsIn(body));
+      // Every batch was tried 1 + 3 times before it was spooled.
+      expect(new Set(refused.map((e) => e.id)).size).toBe(5);
+      expect(refused.length).toBe(5 * 4);
+    } finally {
+      send.mockRestore();
+    }
+    expect((await count(t.tenantId)).events).toBe(0);
+
+    for (let shard = 0; shard < SPOOL_SHARDS; shard++)
+      await runDurableObjectAlarm(env.USAGE_SPOOL.getByName(`usage-spool-${shard}`));
+    expect(await spooled()).toBe(0);
+    await vi.waitFor(async () => expect((await count(t.tenantId)).events).toBe(5), {
+      timeout: 20_000,
+      interval: 250,
+    });
+    // The same events again (a re-send whose acknowledgement was lost): nothing doubles.
+    const again = await deliver([{ v: 2, events: [...new Map(refused.map((e) => [e.id, e])).values()] }]);
+    expect(again.explicitAcks).toHaveLength(1);
+    expect(await count(t.tenantId)).toMatchObject({ events: 5, rollup_requests: 5, outbox: 5 });
+    await reportAll();
+    await expectReconciled(t.tenantId, 5, 5);
+  });
+
+  it("names every event id at error level when neither the queue nor the spool takes a batch", {
+    timeout: 30_000,
+  }, async () => {
+    const t = await seedTenant();
+    const send = vi.spyOn(env.USAGE_QUEUE, "send").mockRejectedValue(new Error("queue down"));
+    const shard = vi
+      .spyOn(env.USAGE_SPOOL, "getByName")
+      .mockImplementation(
+        () =>
+          ({ spool: () => Promise.reject(new Error("spool down")) }) as unknown as ReturnType<
+            typeof env.USAGE_SPOOL.getByName
+          >,
+      );
+    const errors: string[] = [];
+    const consoleError = vi.spyOn(console, "error").mockImplementation((line: string) => errors.push(line));
+    try {
+      const res = await gateway(`/v1/lost/${uniq()}`, { headers: bearer(t.key) });
+      await res.arrayBuffer();
+      const id = res.headers.get("x-request-id");
+      await vi.waitFor(() => expect(errors.join("\n")).toContain(id), { timeout: 10_000 });
+      const line = JSON.parse(errors.find((l) => l.includes("neither queued nor spooled")) ?? "{}");
+      expect(line).toMatchObject({
+        level: "error",
+        msg: "usage events neither queued nor spooled",
+        events: 1,
+        event_ids: [id],
+        error: "Error: spool down",
+      });
+    } finally {
+      consoleError.mockRestore();
+      shard.mockRestore();
+      send.mockRestore();
+    }
+  });
+});
+
+describe("consumer: envelopes", () => {
+  it("stores the valid events of a partly invalid message and dead-letters the rest with the reason", async () => {
+    const { tenant, events } = await traffic();
+    const dlq = vi.spyOn(env.USAGE_DLQ, "send");
+    try {
+      const [first, second, ...rest] = events as [UsageEvent, UsageEvent, ...UsageEvent[]];
+      const ghost = { ...first, id: "req_0000000000000000000000ghst", tenantId: "ten_ghost" };
+      const result = await deliver([
+        { v: 2, events: [first, { ...second, status: 99 }, ghost] },
+        { v: 2, events: rest },
+        { v: 2, events: [] },
+      ]);
+      expect(result.explicitAcks).toHaveLength(3);
+      expect(result.retryMessages).toHaveLength(0);
+      const bodies = dlq.mock.calls.map(([body]) => body);
+      expect(bodies).toEqual([
+        {
+          reason:
+            "invalid usage event [1]: status: Too small: expected number to be >=100 | unknown tenant ten_ghost",
+          messageId: expect.any(String),
+          rejected: [
+            {
+              reason: "invalid usage event [1]: status: Too small: expected number to be >=100",
+              event: { ...second, status: 99 },
+            },
+            { reason: "unknown tenant ten_ghost", event: ghost },
+          ],
+          body: { v: 2, events: [first, { ...second, status: 99 }, ghost] },
+        },
+        {
+          reason: "invalid usage envelope: events: Too small: expected array to have >=1 items",
+          messageId: expect.any(String),
+          rejected: [
+            {
+              reason: "invalid usage envelope: events: Too small: expected array to have >=1 items",
+              event: { v: 2, events: [] },
+            },
+          ],
+          body: { v: 2, events: [] },
+        },
+      ]);
+    } finally {
+      dlq.mockRestore();
+    }
+    // All but the one invalid event (the ghost's tenant does not exist).
+    expect((await count(tenant.tenantId)).events).toBe(10);
   });
 });

@@ -1,9 +1,9 @@
 /** Proxy hygiene: credentials stay with us, claims verify, hop-by-hop headers go, bodies stream. */
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { verifyGatewayClaims } from "../../workers/edge/claims";
-import type { UsageEvent } from "../../workers/metering/usage-event";
 import { bearer, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
+import { watchUsage } from "../support/metering";
 
 describe("proxy", () => {
   it("never forwards the client's key, and sends verifiable tenant claims and our request id", async () => {
@@ -162,12 +162,11 @@ describe("proxy", () => {
 
   it("queues one usage event per proxied request, after the response", async () => {
     const t = await seedTenant();
-    const send = vi.spyOn(env.USAGE_QUEUE, "send");
+    const usage = watchUsage();
     try {
       const res = await gateway(`/v1/reports-free/${uniq()}`, { headers: bearer(t.key) });
       const body = await res.arrayBuffer();
-      await vi.waitFor(() => expect(send).toHaveBeenCalled());
-      const event = send.mock.calls.at(-1)?.[0] as UsageEvent;
+      const event = await usage.sent(res.headers.get("x-request-id"));
       expect(event).toMatchObject({
         id: res.headers.get("x-request-id"),
         tenantId: t.tenantId,
@@ -183,23 +182,22 @@ describe("proxy", () => {
       // Declared length: metered from Content-Length, the body passing through untouched.
       expect(event.bytesOut).toBe(body.byteLength);
     } finally {
-      send.mockRestore();
+      usage.restore();
     }
   });
 
   it("meters the bytes of a streamed body of unknown length as they pass", async () => {
     const t = await seedTenant();
-    const send = vi.spyOn(env.USAGE_QUEUE, "send");
+    const usage = watchUsage();
     try {
       const res = await gateway(`/v1/stream/${uniq()}`, { headers: bearer(t.key) });
       expect(res.headers.get("content-length")).toBeNull();
       const body = await res.arrayBuffer();
-      await vi.waitFor(() => expect(send).toHaveBeenCalled());
-      const event = send.mock.calls.at(-1)?.[0] as UsageEvent;
+      const event = await usage.sent(res.headers.get("x-request-id"));
       expect(event.bytesOut).toBe(body.byteLength);
       expect(body.byteLength).toBe(40);
     } finally {
-      send.mockRestore();
+      usage.restore();
     }
   });
 });

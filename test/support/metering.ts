@@ -12,24 +12,60 @@ import type { ReconciliationRow } from "../../workers/metering/reconciliation";
 import type { UsageEvent } from "../../workers/metering/usage-event";
 import { admin, expectJson } from "./gateway";
 
-/** Runs `fn` with queue sends captured; returns the events the gateway produced meanwhile. */
-export async function captureUsage(fn: () => Promise<void>): Promise<UsageEvent[]> {
+/** The events in one queue message body: an envelope's events, or a legacy bare event. */
+export function eventsIn(body: unknown): UsageEvent[] {
+  const events = (body as { events?: unknown }).events;
+  return (Array.isArray(events) ? events : [body]) as UsageEvent[];
+}
+
+/**
+ * Runs `fn` with queue sends captured (not delivered); returns the events the gateway produced
+ * meanwhile. `expected`: wait for that many (the producer flushes its batch up to 250 ms later).
+ */
+export async function captureUsage(fn: () => Promise<void>, expected = 1): Promise<UsageEvent[]> {
   const events: UsageEvent[] = [];
   const send = vi.spyOn(env.USAGE_QUEUE, "send").mockImplementation(async (body) => {
-    events.push(body as UsageEvent);
+    events.push(...eventsIn(body));
     return {} as QueueSendResponse;
   });
   try {
     await fn();
-    // Events are sent from waitUntil after the bodies finish.
-    await vi.waitFor(() => {
-      if (events.length === 0) throw new Error("no usage events yet");
-    });
-    await new Promise((r) => setTimeout(r, 200));
+    // Events are sent from waitUntil after the bodies finish, in the isolate's next batch.
+    await vi.waitFor(
+      () => {
+        if (events.length < expected) throw new Error(`${events.length}/${expected} usage events yet`);
+      },
+      { timeout: 5_000 },
+    );
   } finally {
     send.mockRestore();
   }
   return events;
+}
+
+/**
+ * Watches what the gateway sends to the usage queue (sends still go through to the real queue).
+ * `sent(id)` waits for the event of request `id`; batches flush in order, so once it has been sent
+ * every event produced before it has been too.
+ */
+export function watchUsage() {
+  const send = vi.spyOn(env.USAGE_QUEUE, "send");
+  const events = () => send.mock.calls.flatMap(([body]) => eventsIn(body));
+  return {
+    send,
+    events,
+    messages: () => send.mock.calls.length,
+    sent: (id: string | null) =>
+      vi.waitFor(
+        () => {
+          const event = events().find((e) => e.id === id);
+          if (!event) throw new Error(`usage event ${id} not sent yet`);
+          return event;
+        },
+        { timeout: 5_000 },
+      ),
+    restore: () => send.mockRestore(),
+  };
 }
 
 let sequence = 0;

@@ -47,7 +47,7 @@ function meter(
   const route = c.var.route;
   c.executionCtx.waitUntil(
     Promise.all([bytesIn, bytesOut]).then(([inBytes, outBytes]) =>
-      sendUsageEvent(c.env.USAGE_QUEUE, {
+      sendUsageEvent(c.env, {
         id: c.var.requestId,
         tenantId: key.tenantId,
         keyId: key.keyId,

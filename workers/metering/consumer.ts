@@ -1,25 +1,83 @@
 /**
- * The usage queue consumer. Every message is validated with the shared schema; an invalid one (or
- * one naming a tenant that does not exist) is logged with its reason, copied to the dead-letter
- * queue and acked — never retried forever, never dropped silently. Valid messages are written in
- * one transaction; on failure each is retried on its own with exponential backoff.
+ * The usage queue consumer. A message is an envelope of many events (`{ v: 2, events }`) or, from
+ * before the change, one bare event. Every event is validated with the shared schema; the valid
+ * events of the whole batch are written in one transaction (one row per event id, so a redelivery
+ * stores nothing twice). Events that can never be stored (invalid, or naming a tenant that does not
+ * exist) are copied to the dead-letter queue with their reason — one DLQ message per queue message —
+ * and the message is acked: never retried forever, never dropped silently. If the write fails,
+ * every message with events in it is retried on its own with exponential backoff.
  */
 import type { Bindings } from "../env";
 import { log } from "../log";
 import { openDb } from "../shared/db";
 import { writeUsageBatch } from "./postgres-sink";
-import { type UsageEvent, UsageEventSchema } from "./usage-event";
+import { UsageEnvelopeSchema, type UsageEvent, UsageEventSchema } from "./usage-event";
 
 const MAX_BACKOFF_S = 300;
 
 /** 2, 4, 8 … seconds, capped at 5 minutes. */
 export const backoffSeconds = (attempts: number) => Math.min(MAX_BACKOFF_S, 2 ** Math.max(1, attempts));
 
-/** Copies a message that can never be stored to the DLQ with its reason, then acks it (retries if the DLQ is down). */
-async function deadLetter(env: Bindings, message: Message<unknown>, reason: string): Promise<void> {
-  log.error("usage message dead-lettered", { message_id: message.id, reason });
+/** One event of a message that can never be stored, and why. */
+export interface Rejected {
+  reason: string;
+  event: unknown;
+}
+
+/** A queue message taken apart: the events to store, and the ones that can never be stored. */
+export interface ParsedMessage {
+  events: UsageEvent[];
+  rejected: Rejected[];
+}
+
+const issues = (error: { issues: Array<{ path: PropertyKey[]; message: string }> }) =>
+  error.issues.map((i) => `${i.path.map(String).join(".")}: ${i.message}`).join("; ");
+
+/** Splits a message body (envelope or legacy single event) into valid events and rejected ones. */
+export function parseUsageMessage(body: unknown): ParsedMessage {
+  const envelope = UsageEnvelopeSchema.safeParse(body);
+  if (!envelope.success) {
+    // The legacy form: one bare event per message.
+    const single = UsageEventSchema.safeParse(body);
+    if (single.success) return { events: [single.data], rejected: [] };
+    const looksLikeEnvelope = typeof body === "object" && body !== null && "events" in body;
+    return {
+      events: [],
+      rejected: [
+        {
+          reason: looksLikeEnvelope
+            ? `invalid usage envelope: ${issues(envelope.error)}`
+            : `invalid usage event: ${issues(single.error)}`,
+          event: body,
+        },
+      ],
+    };
+  }
+  const parsed: ParsedMessage = { events: [], rejected: [] };
+  envelope.data.events.forEach((event, index) => {
+    const result = UsageEventSchema.safeParse(event);
+    if (result.success) parsed.events.push(result.data);
+    else parsed.rejected.push({ reason: `invalid usage event [${index}]: ${issues(result.error)}`, event });
+  });
+  return parsed;
+}
+
+/**
+ * Copies what a message can never store to the DLQ with the reasons, then acks the message
+ * (or retries it if the DLQ is down: its stored events are not stored twice on redelivery).
+ */
+async function settle(env: Bindings, message: Message<unknown>, rejected: Rejected[]): Promise<void> {
+  if (rejected.length === 0) {
+    message.ack();
+    return;
+  }
+  const reason = [...new Set(rejected.map((r) => r.reason))].join(" | ");
+  log.error("usage events dead-lettered", { message_id: message.id, events: rejected.length, reason });
   try {
-    await env.USAGE_DLQ.send({ reason, messageId: message.id, body: message.body }, { contentType: "json" });
+    await env.USAGE_DLQ.send(
+      { reason, messageId: message.id, rejected, body: message.body },
+      { contentType: "json" },
+    );
     message.ack();
   } catch (error) {
     log.error("dead-letter queue unavailable", { message_id: message.id, error: String(error) });
@@ -32,37 +90,34 @@ export async function consumeUsage(
   env: Bindings,
   ctx: Pick<ExecutionContext, "waitUntil">,
 ): Promise<void> {
-  const valid: { message: Message<unknown>; event: UsageEvent }[] = [];
-  for (const message of batch.messages) {
-    const parsed = UsageEventSchema.safeParse(message.body);
-    if (parsed.success) valid.push({ message, event: parsed.data });
-    else
-      await deadLetter(
-        env,
-        message,
-        `invalid usage event: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-      );
+  const messages = batch.messages.map((message) => ({ message, ...parseUsageMessage(message.body) }));
+  const events = messages.flatMap((m) => m.events);
+  if (events.length === 0) {
+    for (const m of messages) await settle(env, m.message, m.rejected);
+    return;
   }
-  if (valid.length === 0) return;
 
   const handle = openDb(env);
   try {
-    const result = await writeUsageBatch(
-      handle.db,
-      valid.map((v) => v.event),
-    );
+    const result = await writeUsageBatch(handle.db, events);
     const unknown = new Set(result.unknownTenant);
-    for (const { message, event } of valid) {
-      if (unknown.has(event.id)) await deadLetter(env, message, `unknown tenant ${event.tenantId}`);
-      else message.ack();
+    for (const m of messages) {
+      const ghosts = m.events
+        .filter((e) => unknown.has(e.id))
+        .map((e) => ({ reason: `unknown tenant ${e.tenantId}`, event: e }));
+      await settle(env, m.message, [...m.rejected, ...ghosts]);
     }
   } catch (error) {
     log.error("usage batch not written; retrying", {
-      messages: valid.length,
+      messages: messages.length,
+      events: events.length,
       // Cut: a failed query's message carries the whole batch as its parameters.
       error: String(error).slice(0, 300),
     });
-    for (const { message } of valid) message.retry({ delaySeconds: backoffSeconds(message.attempts) });
+    for (const m of messages) {
+      if (m.events.length > 0) m.message.retry({ delaySeconds: backoffSeconds(m.message.attempts) });
+      else await settle(env, m.message, m.rejected);
+    }
   } finally {
     // Closing resolves only when the socket has closed: the acks need not wait for that.
     ctx.waitUntil(handle.close());

@@ -1,21 +1,106 @@
 /**
- * Sends a usage event to the queue. Called from `waitUntil` after the response is on its way:
- * the client never waits for metering. The event is validated here, so a malformed event is a bug
- * caught at the source, not a poison message downstream.
+ * Sends usage events to the queue, many per message. Called from `waitUntil` after the response is
+ * on its way: the client never waits for metering. The event is validated here, so a malformed
+ * event is a bug caught at the source, not a poison message downstream.
+ *
+ * Each isolate buffers events and flushes one envelope (`{ v: 2, events }`, ≤ MAX_MESSAGE_BYTES,
+ * well under the Queue's 128 KB) at most FLUSH_DELAY_MS after the first event of the batch. Every
+ * caller gets the promise of the flush that carries its event and hands it to `waitUntil`, so the
+ * isolate stays alive until its events are on the queue: the buffer never outlives the requests
+ * that filled it.
+ *
+ * A failed send is retried with backoff (bounded: it runs inside waitUntil); if the queue stays
+ * unavailable the batch is spooled durably in a UsageSpool Durable Object, which re-sends it from
+ * an alarm. Never dropped; a batch sent twice (an acknowledgement lost) is stored once, because the
+ * consumer inserts by event id ON CONFLICT DO NOTHING. Only if even the spool is unreachable are the
+ * event ids logged at error level: the tenant object's ledger still shows the gap in reconciliation.
  */
 
+import type { Bindings } from "../env";
 import { log } from "../log";
-import { type UsageEvent, UsageEventSchema } from "./usage-event";
+import { Batcher } from "./usage-batcher";
+import { type UsageEnvelope, type UsageEvent, UsageEventSchema } from "./usage-event";
 
-export async function sendUsageEvent(queue: Queue<UsageEvent>, event: UsageEvent): Promise<void> {
+/** One message's budget: a quarter under the Queue's 128 KB limit (JSON size as the queue counts it). */
+export const MAX_MESSAGE_BYTES = 96_000;
+/** How long an event may wait in the isolate's buffer. Bounds the metering lag this adds. */
+export const FLUSH_DELAY_MS = 250;
+/** Waits before each re-send of a failed batch; then it goes to the spool (~1.3 s in all). */
+export const SEND_RETRY_DELAYS_MS = [50, 250, 1_000] as const;
+/** Spool shards: one Durable Object takes ~200–500 writes/s; batches spread over a few at random. */
+export const SPOOL_SHARDS = 4;
+const ENVELOPE_OVERHEAD = JSON.stringify({ v: 2, events: [] } satisfies UsageEnvelope).length;
+
+export type UsageProducerEnv = Pick<Bindings, "USAGE_QUEUE" | "USAGE_SPOOL">;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Delivers one batch: the queue (with retries), else the spool (another shard if the first is
+ * down), else an error log naming every event id. Never rejects.
+ */
+export async function deliverUsage(env: UsageProducerEnv, events: UsageEvent[]): Promise<void> {
+  const envelope: UsageEnvelope = { v: 2, events };
+  let lastError: unknown;
+  for (let attempt = 0; attempt <= SEND_RETRY_DELAYS_MS.length; attempt++) {
+    if (attempt > 0) await sleep(SEND_RETRY_DELAYS_MS[attempt - 1] ?? 0);
+    try {
+      await env.USAGE_QUEUE.send(envelope, { contentType: "json" });
+      return;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  const first = Math.floor(Math.random() * SPOOL_SHARDS);
+  for (const shard of [first, (first + 1) % SPOOL_SHARDS]) {
+    try {
+      await env.USAGE_SPOOL.getByName(`usage-spool-${shard}`).spool(events);
+      log.warn("usage batch spooled: queue unavailable", {
+        events: events.length,
+        shard,
+        error: String(lastError),
+      });
+      return;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  log.error("usage events neither queued nor spooled", {
+    events: events.length,
+    event_ids: events.map((e) => e.id),
+    error: String(lastError),
+  });
+}
+
+// One batcher per queue binding: per isolate (module scope lives as long as the isolate), and in
+// tests a replaced binding gets its own.
+const batchers = new WeakMap<object, Batcher<UsageEvent>>();
+
+function batcherFor(env: UsageProducerEnv): Batcher<UsageEvent> {
+  let batcher = batchers.get(env.USAGE_QUEUE);
+  if (!batcher) {
+    batcher = new Batcher<UsageEvent>({
+      maxBytes: MAX_MESSAGE_BYTES,
+      maxDelayMs: FLUSH_DELAY_MS,
+      overheadBytes: ENVELOPE_OVERHEAD,
+      sizeOf: (event) => JSON.stringify(event).length,
+      deliver: (events) => deliverUsage(env, events),
+      schedule: (fn, ms) => setTimeout(fn, ms),
+    });
+    batchers.set(env.USAGE_QUEUE, batcher);
+  }
+  return batcher;
+}
+
+/**
+ * Validates `event` and adds it to this isolate's next queue message. The promise settles once that
+ * message is on the queue or spooled: hand it to `waitUntil`. Never rejects.
+ */
+export async function sendUsageEvent(env: UsageProducerEnv, event: UsageEvent): Promise<void> {
   const parsed = UsageEventSchema.safeParse(event);
   if (!parsed.success) {
     log.error("usage event rejected by schema", { request_id: event.id, issues: parsed.error.issues });
     return;
   }
-  try {
-    await queue.send(parsed.data, { contentType: "json" });
-  } catch (error) {
-    log.error("usage event not queued", { request_id: event.id, error: String(error) });
-  }
+  await batcherFor(env).add(parsed.data);
 }

@@ -34,3 +34,20 @@ export function isBillable(input: { status: number; routeBillable: boolean; env:
   const ok = (input.status >= 200 && input.status < 300) || (input.status >= 400 && input.status < 500);
   return ok && input.routeBillable && input.env === "live";
 }
+
+/**
+ * What the producer puts on the queue: many usage events in one message (a Queue takes at most
+ * 5,000 messages/s, so one message per request would cap metering at 5k req/s). `v` versions the
+ * envelope; a bare `UsageEvent` body is the legacy form, still accepted by the consumer while
+ * messages from before the change are in flight. Events are checked one by one by the consumer
+ * (a partly invalid message stores its valid events), so `events` is not parsed as UsageEvent here.
+ */
+export const UsageEnvelopeSchema = z.object({
+  v: z.literal(2),
+  events: z.array(z.unknown()).min(1),
+});
+
+export interface UsageEnvelope {
+  v: 2;
+  events: UsageEvent[];
+}
