@@ -5,29 +5,50 @@ import { FLUSH_DELAY_MS, MAX_MESSAGE_BYTES } from "../../workers/metering/produc
 import { Batcher } from "../../workers/metering/usage-batcher";
 import type { UsageEvent } from "../../workers/metering/usage-event";
 
-/** A batcher over strings with a hand-driven clock: `tick(ms)` runs the timers that are due. */
-function harness(opts: { maxBytes: number; maxDelayMs: number }) {
+/**
+ * A batcher over strings with a hand-driven clock: `tick(ms)` runs the timers that are due.
+ * `deliver` may be replaced (e.g. by one that never settles); `dropTimer(i)` loses the i-th timer
+ * armed, as when the request that armed it is cancelled.
+ */
+function harness(opts: { maxBytes: number; maxDelayMs: number; rescueAfterMs?: number }) {
   let now = 0;
+  let armed = 0;
+  const dropped = new Set<number>();
   const timers: Array<{ at: number; fn: () => void }> = [];
   const delivered: string[][] = [];
+  const h = {
+    deliver: async (items: string[]) => {
+      delivered.push(items);
+    },
+  };
   const batcher = new Batcher<string>({
+    rescueAfterMs: 10_000,
+    pollMs: 25,
     ...opts,
     overheadBytes: 2,
     sizeOf: (s) => s.length,
-    deliver: async (items) => {
-      delivered.push(items);
+    deliver: (items) => h.deliver(items),
+    schedule: (fn, ms) => {
+      if (!dropped.has(armed++)) timers.push({ at: now + ms, fn });
     },
-    schedule: (fn, ms) => timers.push({ at: now + ms, fn }),
   });
+  /** Advances the clock by `ms`, running every timer that falls due on the way, in time order. */
   const tick = async (ms: number) => {
-    now += ms;
-    const due = timers.filter((t) => t.at <= now);
-    timers.splice(0, timers.length, ...timers.filter((t) => t.at > now));
-    for (const t of due) t.fn();
-    // Lets the delivered batches' promises settle.
+    const until = now + ms;
+    for (;;) {
+      timers.sort((x, y) => x.at - y.at);
+      const next = timers[0];
+      if (!next || next.at > until) break;
+      timers.shift();
+      now = next.at;
+      next.fn();
+      // Lets delivered batches' promises settle before the next timer.
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    now = until;
     await new Promise((r) => setTimeout(r, 0));
   };
-  return { batcher, delivered, tick };
+  return { batcher, delivered, tick, h, dropTimer: (i: number) => dropped.add(i) };
 }
 
 describe("usage batcher", () => {
@@ -42,6 +63,10 @@ describe("usage batcher", () => {
     expect(batcher.buffered).toBe(2);
     await tick(1);
     expect(delivered).toEqual([["a", "b"]]);
+    // Each caller resolves on its own timer: a polls 25 ms later, b at its own deadline (350 ms).
+    await tick(25);
+    expect(settled).toEqual(["a"]);
+    await tick(75);
     expect(settled).toEqual(["a", "b"]);
     // The next item opens a new batch with its own deadline.
     void batcher.add("c");
@@ -60,7 +85,7 @@ describe("usage batcher", () => {
       ["item-3....", "item-4....", "item-5...."],
     ]);
     expect(batcher.buffered).toBe(1);
-    await batcher.flush();
+    void batcher.flush();
     expect(delivered.at(-1)).toEqual(["item-6...."]);
     for (const batch of delivered) expect(2 + batch.join(",").length).toBeLessThanOrEqual(35);
   });
@@ -73,16 +98,56 @@ describe("usage batcher", () => {
     expect(batcher.buffered).toBe(1);
   });
 
-  it("settles callers even when delivery rejects", async () => {
-    const batcher = new Batcher<string>({
-      maxBytes: 100,
-      maxDelayMs: 0,
-      overheadBytes: 0,
-      sizeOf: (s) => s.length,
-      deliver: () => Promise.reject(new Error("boom")),
-      schedule: (fn) => fn(),
+  it("flushes a batch whose first caller's timer is lost (its request cancelled) on a later caller's timer", async () => {
+    const { batcher, delivered, tick, dropTimer } = harness({ maxBytes: 1_000, maxDelayMs: 250 });
+    dropTimer(0);
+    void batcher.add("a");
+    await tick(100);
+    const b = batcher.add("b");
+    await tick(150);
+    expect(delivered).toEqual([]);
+    await tick(100); // b's own deadline: 250 ms after b
+    expect(delivered).toEqual([["a", "b"]]);
+    await tick(25);
+    await expect(b).resolves.toBeUndefined();
+  });
+
+  it("delivers again, once, from a later caller's timer when a started delivery never settles", async () => {
+    const { batcher, delivered, tick, h } = harness({
+      maxBytes: 1_000,
+      maxDelayMs: 250,
+      rescueAfterMs: 5_000,
     });
-    await expect(batcher.add("a")).resolves.toBeUndefined();
+    const normal = h.deliver;
+    h.deliver = (items) => {
+      delivered.push(items);
+      return new Promise(() => {}); // the request that ran it died mid-send
+    };
+    const settled: string[] = [];
+    void batcher.add("a").then(() => settled.push("a"));
+    void batcher.add("b").then(() => settled.push("b"));
+    await tick(250);
+    expect(delivered).toEqual([["a", "b"]]);
+    h.deliver = normal;
+    await tick(4_999);
+    expect(delivered).toHaveLength(1);
+    await tick(1);
+    expect(delivered).toEqual([
+      ["a", "b"],
+      ["a", "b"],
+    ]);
+    await tick(25);
+    expect(settled).toEqual(["a", "b"]);
+    await tick(20_000);
+    expect(delivered).toHaveLength(2);
+  });
+
+  it("settles callers even when delivery rejects", async () => {
+    const { batcher, tick, h } = harness({ maxBytes: 100, maxDelayMs: 0 });
+    h.deliver = () => Promise.reject(new Error("boom"));
+    const settled = batcher.add("a");
+    await tick(25);
+    await expect(settled).resolves.toBeUndefined();
   });
 
   it("packs a bench-sized load into ≤ 0.05 messages per event at the production settings", async () => {

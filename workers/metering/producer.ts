@@ -27,6 +27,10 @@ export const MAX_MESSAGE_BYTES = 96_000;
 export const FLUSH_DELAY_MS = 250;
 /** Waits before each re-send of a failed batch; then it goes to the spool (~1.3 s in all). */
 export const SEND_RETRY_DELAYS_MS = [50, 250, 1_000] as const;
+/** How often a request waiting for its batch looks whether it has been delivered. */
+export const POLL_MS = 25;
+/** A delivery not settled by then (retries and spool take ~2 s) is presumed lost with its request: redone. */
+export const RESCUE_AFTER_MS = 10_000;
 /** Spool shards: one Durable Object takes ~200–500 writes/s; batches spread over a few at random. */
 export const SPOOL_SHARDS = 4;
 const ENVELOPE_OVERHEAD = JSON.stringify({ v: 2, events: [] } satisfies UsageEnvelope).length;
@@ -82,6 +86,8 @@ function batcherFor(env: UsageProducerEnv): Batcher<UsageEvent> {
     batcher = new Batcher<UsageEvent>({
       maxBytes: MAX_MESSAGE_BYTES,
       maxDelayMs: FLUSH_DELAY_MS,
+      pollMs: POLL_MS,
+      rescueAfterMs: RESCUE_AFTER_MS,
       overheadBytes: ENVELOPE_OVERHEAD,
       sizeOf: (event) => JSON.stringify(event).length,
       deliver: (events) => deliverUsage(env, events),

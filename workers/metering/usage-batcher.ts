@@ -1,11 +1,21 @@
 /**
- * The producer's pure core: packs items into batches bounded in bytes and flushes each batch after
- * at most `maxDelayMs` (or at once when it is full). `add` returns the promise of the flush that
- * carries the item, so a caller that hands it to `waitUntil` keeps its isolate alive until its own
- * item has been delivered (or spooled): nothing is left in memory when the isolate goes away.
+ * The producer's pure core: packs items into batches bounded in bytes and flushes each batch at most
+ * `maxDelayMs` after its first item (or at once when it is full). `add` returns a promise that settles
+ * once the batch carrying the item has been delivered, so a caller that hands it to `waitUntil` keeps
+ * its isolate alive until its own item is delivered (or spooled): nothing is left in memory when the
+ * isolate goes away.
  *
- * No I/O and no clock of its own: `schedule` and `deliver` are injected (timers in the Worker,
- * a fake clock in the unit tests).
+ * Why every caller polls with its own timer instead of awaiting one shared promise: in workerd,
+ * timers, I/O and the promise behind `waitUntil` belong to the request that created them. A promise
+ * of request B resolved from request A's delivery is "I/O on behalf of a different request", and a
+ * timer or send of a cancelled request goes with it. So the batch is plain state; each caller's own
+ * timer flushes it when the caller's deadline comes (whoever comes first), then looks every `pollMs`
+ * whether it has been delivered and resolves its own promise in its own request. If a started
+ * delivery has not settled `rescueAfterMs` later (its request died mid-send), one waiter delivers the
+ * batch again from its own request (a duplicate is harmless: the consumer stores each event id once).
+ *
+ * No I/O and no clock of its own: `schedule` and `deliver` are injected (timers in the Worker, a fake
+ * clock in the unit tests).
  */
 
 export interface BatcherOptions<T> {
@@ -13,6 +23,10 @@ export interface BatcherOptions<T> {
   maxBytes: number;
   /** A batch is flushed at most this long after its first item arrived. */
   maxDelayMs: number;
+  /** How often a waiting caller looks whether its batch has been delivered. */
+  pollMs: number;
+  /** A started delivery not settled after this long is presumed lost with its request and redone. */
+  rescueAfterMs: number;
   /** Bytes of the envelope around the items (`{"v":2,"events":[]}`). */
   overheadBytes: number;
   /** Serialized size of one item. */
@@ -27,8 +41,8 @@ interface Pending<T> {
   items: T[];
   bytes: number;
   started: boolean;
-  done: Promise<void>;
-  start: () => void;
+  rescued: boolean;
+  settled: boolean;
 }
 
 export class Batcher<T> {
@@ -44,41 +58,68 @@ export class Batcher<T> {
   /** Adds `item`; resolves once the batch that carries it has been delivered. */
   add(item: T): Promise<void> {
     const size = this.opts.sizeOf(item) + 1; // + the comma between items
-    if (this.pending && this.pending.bytes + size > this.opts.maxBytes) this.pending.start();
+    if (this.pending && this.pending.bytes + size > this.opts.maxBytes) this.start(this.pending);
     const batch = this.pending ?? this.open();
     batch.items.push(item);
     batch.bytes += size;
-    if (batch.bytes >= this.opts.maxBytes) batch.start();
-    return batch.done;
+    if (batch.bytes >= this.opts.maxBytes) this.start(batch);
+    return this.waitFor(batch, batch.started ? this.opts.pollMs : this.opts.maxDelayMs);
   }
 
   /** Flushes what is buffered now (e.g. when the caller knows no more items are coming). */
   flush(): Promise<void> {
     const batch = this.pending;
     if (!batch) return Promise.resolve();
-    batch.start();
-    return batch.done;
+    this.start(batch);
+    return this.waitFor(batch, this.opts.pollMs);
   }
 
   private open(): Pending<T> {
-    let resolve!: (p: Promise<void>) => void;
-    const done = new Promise<void>((r) => {
-      resolve = r;
-    });
     const batch: Pending<T> = {
       items: [],
       bytes: this.opts.overheadBytes,
       started: false,
-      done,
-      start: () => {
-        if (batch.started) return;
-        batch.started = true;
-        if (this.pending === batch) this.pending = null;
-        resolve(this.opts.deliver(batch.items).catch(() => {}));
-      },
+      rescued: false,
+      settled: false,
     };
     this.pending = batch;
-    this.opts.schedule(batch.start, this.opts.maxDelayMs);
     return batch;
+  }
+
+  /** The caller's own timer chain: flush at its deadline if nobody has, then poll until delivered. */
+  private waitFor(batch: Pending<T>, firstMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let running = 0;
+      const poll = () => {
+        if (!batch.started) this.start(batch);
+        else if (!batch.settled) {
+          // Seen under way for rescueAfterMs by this caller: redo it from here.
+          if (running >= this.opts.rescueAfterMs && !batch.rescued) {
+            batch.rescued = true;
+            this.run(batch);
+          }
+          running += this.opts.pollMs;
+        }
+        if (batch.settled) resolve();
+        else this.opts.schedule(poll, this.opts.pollMs);
+      };
+      this.opts.schedule(poll, firstMs);
+    });
+  }
+
+  private start(batch: Pending<T>): void {
+    if (batch.started) return;
+    batch.started = true;
+    if (this.pending === batch) this.pending = null;
+    this.run(batch);
+  }
+
+  private run(batch: Pending<T>): void {
+    this.opts
+      .deliver(batch.items)
+      .catch(() => {})
+      .then(() => {
+        batch.settled = true;
+      });
   }
 }
