@@ -7,12 +7,18 @@
  *   (d) nginx with a key map, limit_req and proxy_pass.
  * Load: wrk, fixed threads and connections, every run bounded by -d, a warm-up per case, cases
  * interleaved a,b,c,d,a,b,c,d… for several rounds, medians reported. CPU per request from /proc.
- * Then: exact limits under load (token bucket and daily quota), usage rows = admitted, and metering
- * throughput and lag. Writes bench/results/latest.json and the tables into docs/BENCHMARKS.md.
+ * Then: exact limits under load (token bucket and daily quota), usage rows = admitted, queue messages
+ * per proxied request, a fault case (the usage queue refuses sends for a while, then recovers: every
+ * event must still land, reconciliation zero-diff), and metering throughput and lag. The run FAILS
+ * (exit 1) unless usage rows = proxied requests for all of its load. Writes bench/results/latest.json
+ * and the tables into docs/BENCHMARKS.md.
  *
  * Options (flags or env): --rounds N (BENCH_ROUNDS, 4) --duration S (10) --warmup S (2)
  * --connections C (32) --threads T (2) --unloaded S (4; 0 = skip the 1-connection runs)
- * --limit N (200) --synthetic K (10000; 0 = skip) --do-storage tmpfs|disk (tmpfs) --quick
+ * --limit N (200) --synthetic K (50000; 0 = skip) --fault S (4; 0 = skip) --do-storage tmpfs|disk
+ * (tmpfs) --quick
+ * --soak[=minutes] (10): instead of the rounds, load the gateway and the pass-through side by side for
+ * that long and report workerd's memory after warm-up and at the end (bench/lib/soak.ts).
  * --report-only: re-render docs/BENCHMARKS.md from bench/results/latest.json, run nothing.
  */
 import { spawnSync } from "node:child_process";
@@ -33,10 +39,11 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { CLK_TCK, machineTicks, procTable, selfTicks, treeTicks, treeTicksByCommand } from "./lib/cpu";
 import { type BenchDatabase, openBenchDatabase } from "./lib/database";
-import { countRows, rowTimings, SnapshotPoller, waitForRows } from "./lib/metering";
+import { rowTimings, SnapshotPoller, waitForRows } from "./lib/metering";
 import { startNginx } from "./lib/nginx";
 import { run, type Server, startServer } from "./lib/processes";
-import { renderMarkdown, writeIntoDoc } from "./lib/report";
+import { renderMarkdown, renderSoak, SOAK_BEGIN, SOAK_END, writeIntoDoc } from "./lib/report";
+import { type SoakResult, sampleRss, soakSide } from "./lib/soak";
 import { fmt, fmtDuration, fmtMs, max, median, min, percentile } from "./lib/stats";
 import type {
   BenchResults,
@@ -45,13 +52,14 @@ import type {
   ConsumerStats,
   CorrectnessResult,
   CpuSample,
+  FaultResult,
   LagStats,
   MeteringResult,
   Ratios,
   RunResult,
 } from "./lib/types";
 import { runWrk, type WrkResult, writeLuaScripts } from "./lib/wrk";
-import type { WorkersServerConfig } from "./workers-server";
+import type { QueueStats, WorkersServerConfig } from "./workers-server";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Usage-queue batches the gateway's consumer handled, as Miniflare's broker timed them. */
@@ -70,7 +78,11 @@ const T0 = Date.now();
 
 // ---------------------------------------------------------------------------------------- options
 
+// `--soak` takes an optional value (`--soak=5`), which parseArgs cannot express: taken out first.
+const soakArg = process.argv.slice(2).find((a) => /^--soak(=[\d.]+)?$/.test(a));
+const SOAK_MINUTES = soakArg ? Number(soakArg.split("=")[1] ?? 10) : 0;
 const { values: flags } = parseArgs({
+  args: process.argv.slice(2).filter((a) => a !== soakArg),
   options: {
     rounds: { type: "string" },
     duration: { type: "string" },
@@ -80,6 +92,7 @@ const { values: flags } = parseArgs({
     unloaded: { type: "string" },
     limit: { type: "string" },
     synthetic: { type: "string" },
+    fault: { type: "string" },
     "do-storage": { type: "string" },
     quick: { type: "boolean" },
     "report-only": { type: "boolean" },
@@ -95,7 +108,8 @@ const CFG = {
   threads: num(flags.threads, "BENCH_THREADS", 2),
   unloadedDurationS: num(flags.unloaded, "BENCH_UNLOADED", quick ? 2 : 4),
   limit: num(flags.limit, "BENCH_LIMIT", 200),
-  syntheticEvents: num(flags.synthetic, "BENCH_SYNTHETIC", quick ? 2000 : 10_000),
+  syntheticEvents: num(flags.synthetic, "BENCH_SYNTHETIC", quick ? 10_000 : 50_000),
+  faultS: num(flags.fault, "BENCH_FAULT", quick ? 2 : 4),
   doStorage: flags["do-storage"] ?? process.env.BENCH_DO_STORAGE ?? "tmpfs",
 };
 const CORRECTNESS_S = quick ? 3 : 5;
@@ -176,24 +190,32 @@ async function main(): Promise<void> {
   if (process.platform !== "linux") throw new Error("the bench reads /proc: Linux only");
   const cases = CASES.length;
   plan("setup", 15);
-  for (let r = 1; r <= CFG.rounds; r++) {
-    for (const c of CASES)
-      plan(
-        `round ${r}/${CFG.rounds} · ${c.label}`,
-        CFG.warmupS + CFG.durationS + (c.id === "gateway" ? 12 : 0.5),
-      );
-    if (CFG.unloadedDurationS > 0)
+  if (SOAK_MINUTES > 0) {
+    plan("soak", SOAK_MINUTES * 60 + 20);
+    plan("cleanup", 5);
+    log(`npm run bench --soak: gateway and pass-through side by side for ${fmt(SOAK_MINUTES)} min`);
+  } else {
+    for (let r = 1; r <= CFG.rounds; r++) {
       for (const c of CASES)
-        plan(`round ${r}/${CFG.rounds} · 1 conn · ${c.label}`, CFG.unloadedDurationS + 1);
+        plan(
+          `round ${r}/${CFG.rounds} · ${c.label}`,
+          CFG.warmupS + CFG.durationS + (c.id === "gateway" ? 12 : 0.5),
+        );
+      if (CFG.unloadedDurationS > 0)
+        for (const c of CASES)
+          plan(`round ${r}/${CFG.rounds} · 1 conn · ${c.label}`, CFG.unloadedDurationS + 1);
+    }
+    plan("correctness: token bucket", CORRECTNESS_S + 5);
+    plan("correctness: daily quota", CORRECTNESS_S + 5);
+    if (CFG.faultS > 0) plan("fault: usage queue refuses sends, then recovers", CFG.faultS + 25);
+    if (CFG.syntheticEvents > 0) plan("metering: synthetic events", 15);
+    plan("cleanup", 5);
   }
-  plan("correctness: token bucket", CORRECTNESS_S + 5);
-  plan("correctness: daily quota", CORRECTNESS_S + 5);
-  if (CFG.syntheticEvents > 0) plan("metering: synthetic events", 15);
-  plan("cleanup", 5);
-  log(
-    `npm run bench: ${cases} cases × ${CFG.rounds} rounds, wrk -t${CFG.threads} -c${CFG.connections} ` +
-      `-d${CFG.durationS}s (+${CFG.warmupS} s warm-up)${CFG.unloadedDurationS > 0 ? `, 1-connection runs ${CFG.unloadedDurationS} s` : ""}`,
-  );
+  if (SOAK_MINUTES === 0)
+    log(
+      `npm run bench: ${cases} cases × ${CFG.rounds} rounds, wrk -t${CFG.threads} -c${CFG.connections} ` +
+        `-d${CFG.durationS}s (+${CFG.warmupS} s warm-up)${CFG.unloadedDurationS > 0 ? `, 1-connection runs ${CFG.unloadedDurationS} s` : ""}`,
+    );
 
   // -------------------------------------------------------------------------------------- setup
   beginStep("setup");
@@ -247,7 +269,7 @@ async function main(): Promise<void> {
 
   log("starting workerd (pass-through, gateway) and nginx…");
   const workers = (name: string, config: WorkersServerConfig) =>
-    startServer<{ url: string; producerUrl: string | null }>(
+    startServer<{ url: string; producerUrl: string | null; controlUrl: string | null }>(
       name,
       node,
       ["--import", "tsx", `${ROOT}bench/workers-server.ts`, JSON.stringify(config)],
@@ -314,6 +336,9 @@ async function main(): Promise<void> {
   const bucket = await tenant("bench-bucket", bucketPlan.id);
   const quota = await tenant("bench-quota", quotaPlan.id);
   const meter = await tenant("bench-meter", unlimited.id);
+  const faulty = await tenant("bench-fault", unlimited.id);
+  const control = gateway.ready.controlUrl;
+  if (!control) throw new Error("gateway workers-server started without its queue control");
 
   // nginx knows the same key, among 99 other valid-looking ones.
   const nginxKeys = [
@@ -355,6 +380,19 @@ async function main(): Promise<void> {
   const machine = await describeMachine(db, postmaster);
   endStep("setup");
 
+  if (SOAK_MINUTES > 0) {
+    await soakRun({
+      machine,
+      lua: lua.report,
+      originUrl,
+      pool,
+      gateway: { ...targets.gateway, pid: gateway.pid },
+      passthrough: { ...targets.passthrough, pid: passthrough.pid },
+      tenantId: main.tenant.id,
+    });
+    return;
+  }
+
   // ------------------------------------------------------------------------------------- rounds
   const poller = new SnapshotPoller(pool, 50);
   cleanups.push({ name: "snapshot poller", fn: () => poller.stop() });
@@ -373,6 +411,8 @@ async function main(): Promise<void> {
     const url = `${t.url}/v1/bench/${id}`;
     const isGateway = id === "gateway";
     const windowStart = Date.now();
+    const queueBefore = isGateway ? await queueStats(control) : null;
+    const proxiedBefore = isGateway ? ((await originCounts(originUrl))[`/v1/bench/${id}`] ?? 0) : 0;
     if (isGateway) poller.start();
     if (warmupS > 0)
       await runWrk({
@@ -406,11 +446,15 @@ async function main(): Promise<void> {
       if (before.postgres !== null && afterDrain.postgres !== null)
         cpu.postgresMsAfterDrain = ticksToMs(afterDrain.postgres - before.postgres);
       cpu.serverMsPer1kAfterDrain = (ms / wrk.requests) * 1000;
+      const queueAfter = await queueStats(control);
       result.drain = {
         expected,
         rows: drained.rows,
         drainS: (drained.settledAt - wrkEnd) / 1000,
         timedOut: drained.timedOut,
+        proxied: expected - proxiedBefore,
+        queueMessages: queueAfter.messages - (queueBefore?.messages ?? 0),
+        queueEvents: queueAfter.events - (queueBefore?.events ?? 0),
       };
       await poller.stop();
       gatewayWindows.push([windowStart, Date.now()]);
@@ -525,8 +569,15 @@ async function main(): Promise<void> {
   const loadTimings = (
     await Promise.all(gatewayWindows.map(([from, to]) => rowTimings(pool, poller, main.tenant.id, from, to)))
   ).flat();
-  const finalRows = await countRows(pool, main.tenant.id);
   const finalExpected = (await originCounts(originUrl))["/v1/bench/gateway"] ?? 0;
+  // Every proxied request of every gateway run (smoke, warm-ups, 32- and 1-connection runs): one row each.
+  await waitForRows(pool, main.tenant.id, { expected: finalExpected, quietMs: 0, timeoutMs: 60_000 });
+  const finalRows = (
+    await waitForRows(pool, main.tenant.id, { expected: null, quietMs: 3_000, timeoutMs: 15_000 })
+  ).rows;
+  const allGatewayRuns = [...runs, ...unloadedRuns].filter((r) => r.case === "gateway");
+  const queueMessages = sumOf(allGatewayRuns.map((r) => r.drain?.queueMessages ?? 0));
+  const queueProxied = sumOf(allGatewayRuns.map((r) => r.drain?.proxied ?? 0));
   const pgMs = gatewayRuns.map((r) => r.cpu.postgresMsAfterDrain).filter((v): v is number => v !== undefined);
   const metering: MeteringResult = {
     underLoad: {
@@ -541,14 +592,42 @@ async function main(): Promise<void> {
           : null,
       consumer: batchStats(
         queueBatches.filter((b) => gatewayWindows.some(([from, to]) => b.at >= from && b.at <= to)),
+        sumOf(allGatewayRuns.map((r) => r.drain?.queueEvents ?? 0)) / Math.max(1, queueMessages),
       ),
+      queueMessages,
+      queueProxied,
+      messagesPerRequest: queueMessages / queueProxied,
     },
     synthetic: null,
+    fault: null,
   };
   log(
-    `  metering under load: ${fmt(finalRows)} usage rows for ${fmt(finalExpected)} proxied requests; ` +
+    `  metering under load: ${fmt(finalRows)} usage rows for ${fmt(finalExpected)} proxied requests ` +
+      `${finalRows === finalExpected ? "(all stored)" : "(FAIL)"}; ${fmt(queueMessages)} queue messages for ` +
+      `${fmt(queueProxied)} requests = ${fmt(queueMessages / queueProxied, 4)}/request; ` +
       `lag p50 ${fmt(metering.underLoad.lag.p50Ms)} ms, p99 ${fmt(metering.underLoad.lag.p99Ms)} ms`,
   );
+
+  if (CFG.faultS > 0) {
+    const step = "fault: usage queue refuses sends, then recovers";
+    beginStep(step);
+    metering.fault = await faultCase({
+      gatewayUrl,
+      originUrl,
+      control,
+      pool,
+      tenant: faulty,
+      faultS: CFG.faultS,
+      lua: lua.report,
+    });
+    const f = metering.fault;
+    log(
+      `  fault: sends refused for ${fmt(f.faultS, 1)} s (${fmt(f.refusedSends)} sends, ${fmt(f.refusedEvents)} events refused); ` +
+        `${fmt(f.rows)} usage rows for ${fmt(f.proxied)} proxied requests, reconciliation differences ${f.differences} ` +
+        `(drained ${fmt(f.drainS, 1)} s after recovery) → ${f.pass ? "PASS" : "FAIL"}`,
+    );
+    endStep(step);
+  }
 
   if (CFG.syntheticEvents > 0 && gateway.ready.producerUrl) {
     beginStep("metering: synthetic events");
@@ -561,7 +640,7 @@ async function main(): Promise<void> {
       { method: "POST", signal: AbortSignal.timeout(120_000) },
     ).then(async (res) => {
       if (!res.ok) throw new Error(`producer answered ${res.status}: ${await res.text()}`);
-      return (await res.json()) as { sent: number; startedAt: number; finishedAt: number };
+      return (await res.json()) as { sent: number; messages: number; startedAt: number; finishedAt: number };
     });
     const drained = await waitForRows(pool, meter.tenant.id, {
       expected: k,
@@ -572,6 +651,7 @@ async function main(): Promise<void> {
     const after = sample(gateway.pid, origin.pid, postmaster, allServers);
     await poller.stop();
     const timings = await rowTimings(pool, poller, meter.tenant.id);
+    const syntheticBatches = queueBatches.filter((b) => b.at >= syntheticStart);
     const visible = timings.map((t) => t.visible).filter((v): v is number => v !== null);
     const lastVisible = max(visible);
     const firstVisible = min(visible);
@@ -580,10 +660,13 @@ async function main(): Promise<void> {
       rows: drained.rows,
       produceS: (produced.finishedAt - produced.startedAt) / 1000,
       eventsPerS: drained.rows / ((lastVisible - produced.startedAt) / 1000),
-      consumerEventsPerS: drained.rows / ((lastVisible - firstVisible) / 1000),
+      // The consumer alone: rows ÷ the time its queue() handler ran (Miniflare runs one batch at a time).
+      consumerEventsPerS: drained.rows / (sumOf(syntheticBatches.map((b) => b.ms)) / 1000),
+      firstToLastRowS: (lastVisible - firstVisible) / 1000,
+      messages: produced.messages,
       lag: lagStats(timings, poller),
       timedOut: drained.timedOut,
-      consumer: batchStats(queueBatches.filter((b) => b.at >= syntheticStart)),
+      consumer: batchStats(syntheticBatches, k / Math.max(1, produced.messages)),
       gatewayCpuMsPer1kEvents: (ticksToMs(after.server - before.server) / k) * 1000,
       postgresCpuMsPer1kEvents:
         after.postgres !== null && before.postgres !== null
@@ -635,6 +718,114 @@ async function main(): Promise<void> {
   log(`wrote bench/results/latest.json and docs/BENCHMARKS.md (wall time ${fmtDuration(results.wallTimeS)})`);
   if (!correctness.every((c) => c.pass)) {
     console.error("correctness under load: FAIL (see the table above)");
+    process.exitCode = 1;
+  }
+  if (metering.underLoad.rows !== metering.underLoad.requests) {
+    console.error(
+      `metering: FAIL: ${fmt(metering.underLoad.rows)} usage rows for ${fmt(metering.underLoad.requests)} proxied requests`,
+    );
+    process.exitCode = 1;
+  }
+  if (metering.fault && !metering.fault.pass) {
+    console.error("metering fault case: FAIL (see the table above)");
+    process.exitCode = 1;
+  }
+  if (metering.synthetic && metering.synthetic.rows !== metering.synthetic.events) {
+    console.error(
+      `metering synthetic run: FAIL: ${metering.synthetic.rows}/${metering.synthetic.events} rows`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+// ------------------------------------------------------------------------------------------ soak
+
+async function soakRun(o: {
+  machine: Record<string, string>;
+  lua: string;
+  originUrl: string;
+  pool: pg.Pool;
+  gateway: { url: string; headers: Record<string, string>; pid: number };
+  passthrough: { url: string; headers: Record<string, string>; pid: number };
+  tenantId: string;
+}): Promise<void> {
+  beginStep("soak");
+  const totalS = Math.round(SOAK_MINUTES * 60);
+  const warmupS = Math.min(60, Math.max(10, Math.round(totalS * 0.2)));
+  const connectionsEach = Math.max(1, Math.floor(CFG.connections / 2));
+  const startedAt = new Date().toISOString();
+  log(`  ${totalS} s of load, ${connectionsEach} connections each; RSS every 10 s, warm-up ${warmupS} s`);
+  const rss = sampleRss(o.gateway.pid, o.passthrough.pid);
+  const progress = setInterval(() => {
+    const s = rss.samples.at(-1);
+    if (s)
+      log(
+        `  ${fmt(s.atS)} s: workerd RSS gateway ${fmt(s.gateway.workerd ?? 0)} MiB, pass-through ${fmt(s.passthrough.workerd ?? 0)} MiB`,
+      );
+  }, 60_000);
+  const load = (t: { url: string; headers: Record<string, string> }, path: string) =>
+    runWrk({
+      url: `${t.url}${path}`,
+      threads: 1,
+      connections: connectionsEach,
+      durationS: totalS,
+      headers: t.headers,
+      script: o.lua,
+    });
+  let gw: WrkResult;
+  let pt: WrkResult;
+  try {
+    [gw, pt] = await Promise.all([
+      load(o.gateway, "/v1/bench/soak"),
+      load(o.passthrough, "/v1/bench/soak-pt"),
+    ]);
+  } finally {
+    clearInterval(progress);
+    rss.stop();
+  }
+  const counts = await originCounts(o.originUrl);
+  // The gateway tenant's rows: the smoke request and the soak.
+  const expected = (counts["/v1/bench/soak"] ?? 0) + (counts["/v1/bench/gateway"] ?? 0);
+  await waitForRows(o.pool, o.tenantId, { expected, quietMs: 0, timeoutMs: 60_000 });
+  const rows = (await waitForRows(o.pool, o.tenantId, { expected: null, quietMs: 3_000, timeoutMs: 15_000 }))
+    .rows;
+  const proxied =
+    ((await originCounts(o.originUrl))["/v1/bench/soak"] ?? 0) + (counts["/v1/bench/gateway"] ?? 0);
+  const gateway = soakSide(rss.samples, "gateway", warmupS, gw);
+  const passthrough = soakSide(rss.samples, "passthrough", warmupS, pt);
+  const result: SoakResult = {
+    startedAt,
+    minutes: SOAK_MINUTES,
+    warmupS,
+    connectionsEach,
+    gateway,
+    passthrough,
+    excessGrowthPct: gateway.workerdGrowthPct - passthrough.workerdGrowthPct,
+    usage: { proxied, rows, pass: rows === proxied },
+    samples: rss.samples,
+  };
+  log(
+    `  gateway ${fmt(gw.rps)} req/s, workerd ${fmt(gateway.warm.workerd ?? 0)} → ${fmt(gateway.end.workerd ?? 0)} MiB ` +
+      `(${fmt(gateway.workerdGrowthPct, 1)} %); pass-through ${fmt(pt.rps)} req/s, workerd ` +
+      `${fmt(passthrough.warm.workerd ?? 0)} → ${fmt(passthrough.end.workerd ?? 0)} MiB (${fmt(passthrough.workerdGrowthPct, 1)} %); ` +
+      `usage rows ${fmt(rows)}/${fmt(proxied)} ${result.usage.pass ? "PASS" : "FAIL"}`,
+  );
+  endStep("soak");
+  beginStep("cleanup");
+  await cleanup();
+  endStep("cleanup");
+  if (interrupted) return;
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(
+    `${RESULTS_DIR}/soak.json`,
+    `${JSON.stringify({ ...result, machine: o.machine }, null, 2)}\n`,
+  );
+  const markdown = renderSoak(result, o.machine);
+  writeIntoDoc(DOC, markdown, SOAK_BEGIN, SOAK_END, "Memory soak (`npm run bench -- --soak`)");
+  console.log(`\n${markdown}`);
+  log("wrote bench/results/soak.json and the soak section of docs/BENCHMARKS.md");
+  if (!result.usage.pass) {
+    console.error(`soak: FAIL: ${rows} usage rows for ${proxied} proxied requests`);
     process.exitCode = 1;
   }
 }
@@ -706,7 +897,8 @@ function summarizeRun(r: RunResult): string {
   const w = r.wrk;
   const cpu = r.cpu.serverMsPer1kAfterDrain ?? r.cpu.serverMsPer1k;
   const drain = r.drain
-    ? ` · usage rows ${fmt(r.drain.rows)}/${fmt(r.drain.expected)} ${r.drain.timedOut ? "(NOT drained)" : `drained +${fmt(r.drain.drainS, 1)} s`}`
+    ? ` · usage rows ${fmt(r.drain.rows)}/${fmt(r.drain.expected)} ${r.drain.timedOut ? "(NOT drained)" : `drained +${fmt(r.drain.drainS, 1)} s`}` +
+      ` · ${fmt(r.drain.queueMessages)} queue messages for ${fmt(r.drain.proxied)} requests (${fmt(r.drain.queueMessages / r.drain.proxied, 4)}/request)`
     : "";
   return (
     `${fmt(w.rps)} req/s · p50 ${fmtMs(w.latencyMs.p50)} p99 ${fmtMs(w.latencyMs.p99)} p99.9 ${fmtMs(w.latencyMs.p999)} ms · ` +
@@ -796,7 +988,8 @@ function lagStats(timings: Array<{ ts: number; visible: number | null }>, poller
 
 const sumOf = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
-function batchStats(batches: QueueBatch[]): ConsumerStats {
+/** `eventsPerMessage`: usage events per queue message (envelopes carry many; a legacy message one). */
+function batchStats(batches: QueueBatch[], eventsPerMessage = 1): ConsumerStats {
   const sizes = batches.map((b) => b.total);
   const ms = batches.map((b) => b.ms);
   const p50 = percentile(ms, 50);
@@ -808,7 +1001,9 @@ function batchStats(batches: QueueBatch[]): ConsumerStats {
     medianBatchSize: size,
     handlerP50Ms: p50,
     handlerP99Ms: percentile(ms, 99),
-    ceilingEventsPerS: (size / p50) * 1000,
+    eventsPerMessage,
+    ceilingEventsPerS: ((size * eventsPerMessage) / p50) * 1000,
+    busyEventsPerS: (sumOf(sizes) * eventsPerMessage) / (sumOf(ms) / 1000),
   };
 }
 
@@ -902,6 +1097,93 @@ async function admittedRows(pool: pg.Pool, tenantId: string) {
     lastTs: Number(r?.last),
     maxLatencyMs: Number(r?.slowest),
     slowest: slow.rows.map((x) => ({ at: Number(x.at), latencyMs: x.latency_ms })),
+  };
+}
+
+/** What the gateway's usage queue binding sent and refused so far (bench/queue-fault.js). */
+async function queueStats(controlUrl: string): Promise<QueueStats> {
+  const res = await fetch(`${controlUrl}/stats`);
+  return (await res.json()) as QueueStats;
+}
+
+async function setQueueFault(controlUrl: string, on: boolean): Promise<void> {
+  const res = await fetch(`${controlUrl}/fault?on=${on ? 1 : 0}`, { method: "POST" });
+  if (!res.ok) throw new Error(`queue fault control answered ${res.status}`);
+}
+
+/**
+ * The fault case: load on a tenant of its own; one second in, the usage queue refuses every send for
+ * `faultS` seconds, then accepts again. The producer retries, then spools in UsageSpool, which re-sends
+ * from its alarm. Pass: usage rows = proxied requests, and the reconciliation (admission ledger vs
+ * usage rows vs outbox) shows no difference.
+ */
+async function faultCase(o: {
+  gatewayUrl: string;
+  originUrl: string;
+  control: string;
+  pool: pg.Pool;
+  tenant: { tenant: { id: string }; key: { key: string } };
+  faultS: number;
+  lua: string;
+}): Promise<FaultResult> {
+  const path = "/v1/bench/fault";
+  const before = await queueStats(o.control);
+  const wrkRun = runWrk({
+    url: `${o.gatewayUrl}${path}`,
+    threads: CFG.threads,
+    connections: CFG.connections,
+    durationS: o.faultS + 3,
+    headers: { Authorization: `Bearer ${o.tenant.key.key}` },
+    script: o.lua,
+  });
+  let faultStart = 0;
+  let faultEnd = 0;
+  try {
+    await new Promise((r) => setTimeout(r, 1_000));
+    await setQueueFault(o.control, true);
+    faultStart = Date.now();
+    await new Promise((r) => setTimeout(r, o.faultS * 1000));
+  } finally {
+    await setQueueFault(o.control, false);
+    faultEnd = Date.now();
+  }
+  const wrk = await wrkRun;
+  // Spooled batches come back on the spool's alarm (1 s, 2 s, 4 s … after the first refusal).
+  const reached = (await originCounts(o.originUrl))[path] ?? 0;
+  await waitForRows(o.pool, o.tenant.tenant.id, { expected: reached, quietMs: 0, timeoutMs: 120_000 });
+  const settled = await waitForRows(o.pool, o.tenant.tenant.id, {
+    expected: null,
+    quietMs: 3_000,
+    timeoutMs: 15_000,
+  });
+  // Read again now: requests still in flight when wrk stopped reached the origin after the first read.
+  const proxied = (await originCounts(o.originUrl))[path] ?? 0;
+  const after = await queueStats(o.control);
+  const from = new Date(Date.now() - 2 * 3_600_000).toISOString();
+  const to = new Date(Date.now() + 2 * 3_600_000).toISOString();
+  const res = await fetch(
+    `${o.gatewayUrl}/admin/v1/reconciliation?from=${from}&to=${to}&tenant=${o.tenant.tenant.id}`,
+    { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } },
+  );
+  if (!res.ok) throw new Error(`reconciliation answered ${res.status}: ${await res.text()}`);
+  const table = (await res.json()) as {
+    differences: number;
+    rows: Array<{ admittedRequests: number; usageRows: number }>;
+  };
+  const admitted = table.rows.reduce((a, r) => a + r.admittedRequests, 0);
+  const refusedSends = after.refusedSends - before.refusedSends;
+  return {
+    faultS: (faultEnd - faultStart) / 1000,
+    requests: wrk.requests,
+    proxied,
+    admitted,
+    rows: settled.rows,
+    refusedSends,
+    refusedEvents: after.refusedEvents - before.refusedEvents,
+    queueMessages: after.messages - before.messages,
+    drainS: (settled.settledAt - faultEnd) / 1000,
+    differences: table.differences,
+    pass: refusedSends > 0 && settled.rows === proxied && admitted === proxied && table.differences === 0,
   };
 }
 

@@ -13,14 +13,28 @@
  * entry worker, and per-request logging is off: what is measured is workerd running the Worker.
  *
  * In gateway mode the same workerd also runs bench/producer-worker.js (bench-only), a producer on the
- * gateway's usage queue for the metering throughput run.
+ * gateway's usage queue for the metering throughput run, and the gateway's `USAGE_QUEUE` is the
+ * wrapped binding bench/queue-fault.js around the real producer: it counts what is sent (messages
+ * per proxied request) and refuses sends while the bench's fault case says so. Both are driven through
+ * a small control server on loopback (`controlUrl`): `GET /stats`, `POST /fault?on=1|0`.
  *
  * Usage: node --import tsx bench/workers-server.ts '<json WorkersServerConfig>'
- * Prints one JSON line `{"url": "http://127.0.0.1:<port>", "producerUrl": … | null}` when ready.
+ * Prints one JSON line `{"url": "http://127.0.0.1:<port>", "producerUrl": … | null, "controlUrl": … | null}` when ready.
  */
+
+import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
+import {
+  Log,
+  LogLevel,
+  type Request as MfRequest,
+  Response as MfResponse,
+  Miniflare,
+  type WorkerOptions,
+} from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { startBridge } from "../dev/pg-bridge";
 
@@ -75,6 +89,55 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const config = JSON.parse(process.argv[2] ?? "{}") as WorkersServerConfig;
 const stops: Array<() => Promise<void>> = [];
 
+/** What the gateway's usage queue binding sent and refused; whether it refuses now (the fault case). */
+export interface QueueStats {
+  failing: boolean;
+  sends: number;
+  messages: number;
+  events: number;
+  refusedSends: number;
+  refusedEvents: number;
+}
+const queueStats: QueueStats = {
+  failing: false,
+  sends: 0,
+  messages: 0,
+  events: 0,
+  refusedSends: 0,
+  refusedEvents: 0,
+};
+
+/** The CONTROL service of bench/queue-fault.js: one call per send, answers whether it fails. */
+async function queueControl(request: MfRequest): Promise<MfResponse> {
+  const { messages, events } = (await request.json()) as { messages: number; events: number };
+  if (queueStats.failing) {
+    queueStats.refusedSends++;
+    queueStats.refusedEvents += events;
+  } else {
+    queueStats.sends++;
+    queueStats.messages += messages;
+    queueStats.events += events;
+  }
+  return MfResponse.json({ fail: queueStats.failing });
+}
+
+/** Loopback control server for the bench: `GET /stats`, `POST /fault?on=1|0`. */
+async function startControl(): Promise<string> {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://control");
+    if (req.method === "POST" && url.pathname === "/fault")
+      queueStats.failing = url.searchParams.get("on") === "1";
+    else if (!(req.method === "GET" && url.pathname === "/stats")) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(queueStats));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 async function main(): Promise<void> {
   const worker = config.mode === "gateway" ? await gatewayWorker() : passthroughWorker();
   const mf = new Miniflare({
@@ -90,14 +153,31 @@ async function main(): Promise<void> {
     },
     workers: [
       { ...worker, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] },
-      ...(config.mode === "gateway" ? [producerWorker()] : []),
+      ...(config.mode === "gateway" ? [producerWorker(), queueFaultWorker()] : []),
     ],
   });
   stops.push(() => mf.dispose());
   await mf.ready;
   const url = (await mf.unsafeGetDirectURL(worker.name)).origin;
   const producerUrl = config.mode === "gateway" ? (await mf.unsafeGetDirectURL("producer")).origin : null;
-  process.stdout.write(`${JSON.stringify({ url, producerUrl })}\n`);
+  const controlUrl = config.mode === "gateway" ? await startControl() : null;
+  process.stdout.write(`${JSON.stringify({ url, producerUrl, controlUrl })}\n`);
+}
+
+/** gateway mode: bench/queue-fault.js, the wrapped binding the gateway gets as `USAGE_QUEUE`. */
+function queueFaultWorker(): WorkerOptions & { name: string } {
+  return {
+    name: "usage-queue-fault",
+    modules: [
+      {
+        type: "ESModule",
+        path: `${ROOT}bench/queue-fault.js`,
+        contents: readFileSync(`${ROOT}bench/queue-fault.js`, "utf8"),
+      },
+    ],
+    queueProducers: { QUEUE: { queueName: "gateway-usage" } },
+    serviceBindings: { CONTROL: queueControl },
+  };
 }
 
 /** gateway mode: the bench-only producer (bench/producer-worker.js) on the gateway's usage queue. */
@@ -130,8 +210,15 @@ async function gatewayWorker(): Promise<WorkerOptions & { name: string }> {
   stops.push(bridge.stop);
   const { workerOptions } = unstable_getMiniflareWorkerOptions(`${ROOT}wrangler.toml`);
   const scriptPath = `${config.bundleDir}/index.js`;
+  // USAGE_QUEUE becomes the counting, fault-injecting wrapper (bench/queue-fault.js) around the same queue.
+  const { USAGE_QUEUE: _wrapped, ...queueProducers } = (workerOptions.queueProducers ?? {}) as Record<
+    string,
+    unknown
+  >;
   return {
     ...(workerOptions as WorkerOptions),
+    queueProducers: queueProducers as WorkerOptions["queueProducers"],
+    wrappedBindings: { USAGE_QUEUE: "usage-queue-fault" },
     name: "gateway",
     modules: true,
     modulesRoot: config.bundleDir,

@@ -34,7 +34,17 @@ export interface RunResult {
   wrk: WrkResult;
   cpu: CpuSample;
   /** gateway only: usage rows vs requests the origin received from the gateway (cumulative) */
-  drain?: { expected: number; rows: number; drainS: number; timedOut: boolean };
+  drain?: {
+    expected: number;
+    rows: number;
+    drainS: number;
+    timedOut: boolean;
+    /** requests proxied during this run (warm-up included) */
+    proxied: number;
+    /** queue messages (and events in them) the gateway sent meanwhile, drain included */
+    queueMessages: number;
+    queueEvents: number;
+  };
 }
 
 export interface CaseSummary {
@@ -111,6 +121,10 @@ export interface ConsumerStats {
   handlerP99Ms: number;
   /** medianBatchSize / handlerP50: the ceiling with one batch in flight */
   ceilingEventsPerS: number;
+  /** usage events per queue message in these batches */
+  eventsPerMessage: number;
+  /** events ÷ the total time the handler ran: what the consumer sustains while busy */
+  busyEventsPerS: number;
 }
 
 export interface MeteringResult {
@@ -124,6 +138,10 @@ export interface MeteringResult {
     drainS: number;
     postgresCpuMsPer1kEvents: number | null;
     consumer: ConsumerStats;
+    /** queue messages the gateway sent during all its runs, and the requests it proxied meanwhile */
+    queueMessages: number;
+    queueProxied: number;
+    messagesPerRequest: number;
   };
   /** K synthetic events pushed into the usage queue at once (bench/producer-worker.js). */
   synthetic: {
@@ -134,12 +152,38 @@ export interface MeteringResult {
     eventsPerS: number;
     /** rows / (last row visible − first row visible): the consumer alone */
     consumerEventsPerS: number;
+    /** from the first row visible to the last, s */
+    firstToLastRowS: number;
+    /** queue messages the K events were packed into */
+    messages: number;
     lag: LagStats;
     timedOut: boolean;
     consumer: ConsumerStats;
     gatewayCpuMsPer1kEvents: number;
     postgresCpuMsPer1kEvents: number | null;
   } | null;
+  /** The usage queue refusing sends for a while under load, then recovering. */
+  fault: FaultResult | null;
+}
+
+export interface FaultResult {
+  /** how long sends were refused, s */
+  faultS: number;
+  /** responses wrk completed */
+  requests: number;
+  /** requests the origin received */
+  proxied: number;
+  /** what the tenant object's ledger admitted (reconciliation) */
+  admitted: number;
+  rows: number;
+  refusedSends: number;
+  refusedEvents: number;
+  queueMessages: number;
+  /** from the queue's recovery to the last row, s */
+  drainS: number;
+  /** reconciliation rows with a difference */
+  differences: number;
+  pass: boolean;
 }
 
 export interface Ratios {
