@@ -651,6 +651,10 @@ async function main(): Promise<void> {
     const after = sample(gateway.pid, origin.pid, postmaster, allServers);
     await poller.stop();
     const timings = await rowTimings(pool, poller, meter.tenant.id);
+    // A batch's log line comes once its handler has finished (after its rows are visible): wait for all.
+    const logged = () => sumOf(queueBatches.filter((b) => b.at >= syntheticStart).map((b) => b.total));
+    for (let i = 0; i < 100 && logged() < produced.messages; i++)
+      await new Promise((r) => setTimeout(r, 100));
     const syntheticBatches = queueBatches.filter((b) => b.at >= syntheticStart);
     const visible = timings.map((t) => t.visible).filter((v): v is number => v !== null);
     const lastVisible = max(visible);
