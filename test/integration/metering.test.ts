@@ -3,7 +3,7 @@
  * then back, Stripe answering 500 and 429 then recovering, poison messages. After each, the
  * reconciliation shows admitted = usage rows and billable units = outbox = Stripe.
  */
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
@@ -342,6 +342,35 @@ describe("producer: many events per message, nothing dropped", () => {
     expect(await count(t.tenantId)).toMatchObject({ events: 5, rollup_requests: 5, outbox: 5 });
     await reportAll();
     await expectReconciled(t.tenantId, 5, 5);
+  });
+
+  it("keeps a spooled batch while the queue still refuses, backing off, and deletes it only once sent", {
+    timeout: 30_000,
+  }, async () => {
+    const t = await seedTenant();
+    const events = await captureUsage(async () => {
+      await (await gateway(`/v1/spool-backoff/${uniq()}`, { headers: bearer(t.key) })).arrayBuffer();
+    });
+    const spool = env.USAGE_SPOOL.getByName(`usage-spool-test-${uniq()}`);
+    await spool.spool(events);
+    const send = vi.spyOn(env.USAGE_QUEUE, "send").mockRejectedValue(new Error("still down"));
+    try {
+      const before = Date.now();
+      expect(await runDurableObjectAlarm(spool)).toBe(true);
+      expect(await spool.pending()).toEqual({ batches: 1, events: 1 });
+      // One failure so far: the next try is 2 s out.
+      const next = await runInDurableObject(spool, (_spool, state) => state.storage.getAlarm());
+      expect(next).toBeGreaterThanOrEqual(before + 2_000);
+      expect(next).toBeLessThan(Date.now() + 2_000 + 1_000);
+    } finally {
+      send.mockRestore();
+    }
+    expect(await runDurableObjectAlarm(spool)).toBe(true);
+    expect(await spool.pending()).toEqual({ batches: 0, events: 0 });
+    await vi.waitFor(async () => expect((await count(t.tenantId)).events).toBe(1), {
+      timeout: 20_000,
+      interval: 250,
+    });
   });
 
   it("names every event id at error level when neither the queue nor the spool takes a batch", {
