@@ -521,7 +521,7 @@ async function main(): Promise<void> {
     // admitted response still on its way when wrk's -d ends is not counted by wrk.
     const admitted = (await originCounts(originUrl))[path] ?? 0;
     // Every admitted request writes one row: wait for them, then a quiet period longer than the
-    // queue's batch timeout (2 s) so that any extra row would have shown up too.
+    // queue's batch timeout (1 s) so that any extra row would have shown up too.
     await waitForRows(pool, l.t.tenant.id, { expected: admitted, quietMs: 0, timeoutMs: 30_000 });
     const settled = await waitForRows(pool, l.t.tenant.id, {
       expected: null,
