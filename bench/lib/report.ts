@@ -210,14 +210,15 @@ export function renderSoak(r: SoakResult, machine: Record<string, string>): stri
   const side = (label: string, s: SoakSide) =>
     `| ${label} | ${fmt(s.rps)} | ${fmt(s.requests)} | ${fmt(s.errors)} | ${mib(s.warm.workerd)} → ${mib(s.end.workerd)} | ` +
     `${s.workerdGrowthMiB >= 0 ? "+" : ""}${fmt(s.workerdGrowthMiB, 1)} MiB (${fmt(s.workerdGrowthPct, 1)} %) | ` +
-    `${fmt(s.workerdKiBPerRequest, 3)} | ${mib(s.warm.node)} → ${mib(s.end.node)} |`;
+    `${fmt(s.workerdKiBPerRequest, 3)} | ${mib(s.warm["workerd:anon"])} → ${mib(s.end["workerd:anon"])} | ` +
+    `${mib(s.warm["workerd:mapped"])} → ${mib(s.end["workerd:mapped"])} | ${mib(s.warm.node)} → ${mib(s.end.node)} |`;
   const out = [
     `Soak ${r.startedAt.replace("T", " ").slice(0, 19)} UTC · ${fmt(r.minutes)} min of load on the gateway and the ` +
       `pass-through side by side (wrk -t1 -c${r.connectionsEach} each) · RSS sampled every 10 s · warm-up ${r.warmupS} s · ` +
       `load average at start ${machine["load average (start)"] ?? "?"}.`,
     "",
-    "| Worker | req/s | requests | errors | workerd RSS MiB, warm → end | workerd growth | growth KiB / request | Miniflare host node RSS MiB, warm → end |",
-    "| --- | --: | --: | --: | --: | --: | --: | --: |",
+    "| Worker | req/s | requests | errors | workerd RSS MiB, warm → end | workerd growth | growth KiB / request | of which anonymous (heaps) | of which mapped (storage files) | Miniflare host node RSS MiB, warm → end |",
+    "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     side("gateway", r.gateway),
     side("pass-through", r.passthrough),
     "",
@@ -225,13 +226,17 @@ export function renderSoak(r: SoakResult, machine: Record<string, string>): stri
       `(goal ≤ 10). Usage rows = proxied requests during the soak: ${fmt(r.usage.rows)} / ${fmt(r.usage.proxied)} ` +
       `**${r.usage.pass ? "pass" : "FAIL"}**.`,
     "",
-    "workerd RSS (MiB) over time:",
+    "workerd RSS (MiB) over time, total (anonymous + mapped):",
     "",
     "| s | gateway | pass-through |",
     "| --: | --: | --: |",
     ...r.samples
       .filter((_, i, all) => i % 3 === 0 || i === all.length - 1)
-      .map((s) => `| ${fmt(s.atS)} | ${mib(s.gateway.workerd)} | ${mib(s.passthrough.workerd)} |`),
+      .map(
+        (s) =>
+          `| ${fmt(s.atS)} | ${mib(s.gateway.workerd)} (${mib(s.gateway["workerd:anon"])} + ${mib(s.gateway["workerd:mapped"])}) | ` +
+          `${mib(s.passthrough.workerd)} (${mib(s.passthrough["workerd:anon"])} + ${mib(s.passthrough["workerd:mapped"])}) |`,
+      ),
   ];
   return `${out.join("\n")}\n`;
 }

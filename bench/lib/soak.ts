@@ -28,6 +28,9 @@ export interface SoakSide {
   workerdGrowthPct: number;
   /** workerd growth per request served after the warm-up, KiB */
   workerdKiBPerRequest: number;
+  /** growth of workerd's anonymous memory (heaps), and of the pages it maps (storage files), MiB */
+  anonGrowthMiB: number;
+  mappedGrowthMiB: number;
 }
 
 export interface SoakResult {
@@ -87,5 +90,7 @@ export function soakSide(
     workerdGrowthMiB: growth,
     workerdGrowthPct: warm.workerd ? (growth / warm.workerd) * 100 : Number.NaN,
     workerdKiBPerRequest: afterWarm > 0 ? (growth * 1024) / afterWarm : Number.NaN,
+    anonGrowthMiB: (end["workerd:anon"] ?? 0) - (warm["workerd:anon"] ?? 0),
+    mappedGrowthMiB: (end["workerd:mapped"] ?? 0) - (warm["workerd:mapped"] ?? 0),
   };
 }
