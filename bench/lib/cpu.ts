@@ -60,18 +60,15 @@ export function treeTicks(root: number, table: Map<number, ProcStat> = procTable
   return Object.values(treeTicksByCommand(root, table)).reduce((a, b) => a + b, 0);
 }
 
-/** The same, per command name (node, workerd, nginx, postgres…). */
-export function treeTicksByCommand(
-  root: number,
-  table: Map<number, ProcStat> = procTable(),
-): Record<string, number> {
+/** `root` and every live descendant, from one process table. */
+export function processTree(root: number, table: Map<number, ProcStat>): ProcStat[] {
   const children = new Map<number, number[]>();
   for (const s of table.values()) {
     const list = children.get(s.ppid);
     if (list) list.push(s.pid);
     else children.set(s.ppid, [s.pid]);
   }
-  const total: Record<string, number> = {};
+  const tree: ProcStat[] = [];
   const stack = [root];
   const seen = new Set<number>();
   while (stack.length > 0) {
@@ -79,11 +76,22 @@ export function treeTicksByCommand(
     if (seen.has(pid)) continue;
     seen.add(pid);
     const stat = table.get(pid);
-    // Own time plus that of children it has reaped: short-lived descendants (a Postgres backend per
-    // connection) end up in their parent's cutime/cstime once they exit.
-    if (stat) total[stat.comm] = (total[stat.comm] ?? 0) + stat.ticks + stat.childTicks;
+    if (stat) tree.push(stat);
     stack.push(...(children.get(pid) ?? []));
   }
+  return tree;
+}
+
+/** The same, per command name (node, workerd, nginx, postgres…). */
+export function treeTicksByCommand(
+  root: number,
+  table: Map<number, ProcStat> = procTable(),
+): Record<string, number> {
+  const total: Record<string, number> = {};
+  // Own time plus that of children it has reaped: short-lived descendants (a Postgres backend per
+  // connection) end up in their parent's cutime/cstime once they exit.
+  for (const stat of processTree(root, table))
+    total[stat.comm] = (total[stat.comm] ?? 0) + stat.ticks + stat.childTicks;
   return total;
 }
 

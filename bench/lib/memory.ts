@@ -6,7 +6,7 @@
  * Objects, the queue broker and KV on tmpfs/disk). A leak in a Worker's code grows the first.
  */
 import { readFileSync } from "node:fs";
-import { procTable } from "./cpu";
+import { processTree, procTable } from "./cpu";
 
 interface Rss {
   total: number;
@@ -27,30 +27,14 @@ function rssKiB(pid: number): Rss {
 
 /** RSS in MiB of `root` and every live descendant, summed per command name. */
 export function treeRssMiB(root: number): Record<string, number> {
-  const table = procTable();
-  const children = new Map<number, number[]>();
-  for (const s of table.values()) {
-    const list = children.get(s.ppid);
-    if (list) list.push(s.pid);
-    else children.set(s.ppid, [s.pid]);
-  }
   const total: Record<string, number> = {};
-  const stack = [root];
-  const seen = new Set<number>();
-  while (stack.length > 0) {
-    const pid = stack.pop() as number;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    const stat = table.get(pid);
-    if (stat) {
-      const rss = rssKiB(pid);
-      total[stat.comm] = (total[stat.comm] ?? 0) + rss.total / 1024;
-      if (stat.comm === "workerd") {
-        total["workerd:anon"] = (total["workerd:anon"] ?? 0) + rss.anon / 1024;
-        total["workerd:mapped"] = (total["workerd:mapped"] ?? 0) + rss.mapped / 1024;
-      }
+  for (const stat of processTree(root, procTable())) {
+    const rss = rssKiB(stat.pid);
+    total[stat.comm] = (total[stat.comm] ?? 0) + rss.total / 1024;
+    if (stat.comm === "workerd") {
+      total["workerd:anon"] = (total["workerd:anon"] ?? 0) + rss.anon / 1024;
+      total["workerd:mapped"] = (total["workerd:mapped"] ?? 0) + rss.mapped / 1024;
     }
-    stack.push(...(children.get(pid) ?? []));
   }
   return total;
 }
