@@ -25,7 +25,6 @@ import {
   fingerprint,
   type IdempotencyRecord,
   MAX_RECORDED_BODY_BYTES,
-  parseIdempotencyKey,
   RETENTION_MS,
 } from "../../durable-objects/idempotency";
 import { sha256Hex } from "../../durable-objects/sha256";
@@ -34,6 +33,7 @@ import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 import { log } from "../log";
 import type { Db } from "../shared/db";
+import { idempotencyRefusal, requireIdempotencyKey } from "../shared/idempotency-key";
 
 /** How long a request may hold the key; longer than any control-plane request (Stripe, Postgres, the DO). */
 export const LEASE_MS = 60_000;
@@ -67,13 +67,7 @@ export const idempotent = (scopeOf: (c: Context<AppEnv>) => string) =>
       await next();
       return;
     }
-    const key = parseIdempotencyKey(header);
-    if (!key) {
-      throw new GatewayError(
-        "bad_request",
-        "Idempotency-Key must be 1-255 printable ASCII characters, optionally quoted.",
-      );
-    }
+    const key = requireIdempotencyKey(header);
     // Hono caches the body, so the route's JSON validator still reads it after us.
     const body = await c.req.arrayBuffer();
     const url = new URL(c.req.url);
@@ -87,16 +81,8 @@ export const idempotent = (scopeOf: (c: Context<AppEnv>) => string) =>
 
     switch (claimed.kind) {
       case "in_flight":
-        throw new GatewayError(
-          "idempotency_key_in_use",
-          "A request with this Idempotency-Key is still in progress. Retry after it completes.",
-          { headers: { "retry-after": "1" } },
-        );
       case "mismatch":
-        throw new GatewayError(
-          "idempotency_key_mismatch",
-          "This Idempotency-Key was used with a different request (method, path or body).",
-        );
+        throw idempotencyRefusal(claimed.kind);
       case "replay":
         return await replay(claimed.row, await bodyKey(c.env.CLAIMS_SECRET, scope, key));
       case "new": {

@@ -43,18 +43,17 @@ export const RateLimitInput = z
   .object({ burstCapacity: positiveInt, refillTokens: positiveInt, refillPeriodSeconds: positiveInt })
   .strict();
 
+/** Every limit a plan sets, each optional: a tenant's overrides, or a plan's sandbox limits. */
+const limitFields = {
+  burstCapacity: positiveInt,
+  refillTokens: positiveInt,
+  refillPeriodSeconds: positiveInt,
+  dailyQuota: quota,
+  monthlyQuota: quota,
+};
+
 /** A plan's sandbox (test-key) limits: any subset; the rest take the live limits' numbers. */
-export const SandboxLimitsInput = z
-  .object({
-    burstCapacity: positiveInt,
-    refillTokens: positiveInt,
-    refillPeriodSeconds: positiveInt,
-    dailyQuota: quota,
-    monthlyQuota: quota,
-  })
-  .partial()
-  .strict()
-  .openapi("SandboxLimits");
+export const SandboxLimitsInput = z.object(limitFields).partial().strict().openapi("SandboxLimits");
 
 const planFields = {
   // Shown in the X-RateLimit-Plan header: printable ASCII only.
@@ -107,16 +106,7 @@ export const PlanSchema = z
   })
   .openapi("Plan");
 
-export const LimitOverridesInput = z
-  .object({
-    burstCapacity: positiveInt,
-    refillTokens: positiveInt,
-    refillPeriodSeconds: positiveInt,
-    dailyQuota: quota,
-    monthlyQuota: quota,
-  })
-  .partial()
-  .strict();
+export const LimitOverridesInput = z.object(limitFields).partial().strict();
 
 const slug = z
   .string()

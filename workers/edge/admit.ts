@@ -6,9 +6,10 @@
  */
 import { createMiddleware } from "hono/factory";
 import type { Refusal } from "../../durable-objects/admission";
-import { fingerprint, parseIdempotencyKey } from "../../durable-objects/idempotency";
+import { fingerprint } from "../../durable-objects/idempotency";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
+import { idempotencyRefusal, requireIdempotencyKey } from "../shared/idempotency-key";
 import { admit as admitRequest, tenantConfig } from "../shared/tenant-client";
 import { reject } from "./authenticate";
 import { clientIp, ipRefused, paymentRequired, suspended } from "./authorize";
@@ -37,16 +38,9 @@ export function refusal(outcome: Refusal, ip: string | null): GatewayError {
     case "past_due":
       return paymentRequired();
     case "idempotency_in_flight":
-      return new GatewayError(
-        "idempotency_key_in_use",
-        "A request with this Idempotency-Key is still in progress. Retry after it completes.",
-        { headers: { "retry-after": "1" } },
-      );
+      return idempotencyRefusal("in_flight");
     case "idempotency_mismatch":
-      return new GatewayError(
-        "idempotency_key_mismatch",
-        "This Idempotency-Key was used with a different request (method, path or body).",
-      );
+      return idempotencyRefusal("mismatch");
   }
 }
 
@@ -68,13 +62,7 @@ export const admit = () =>
     let idempotency: { key: string; fingerprint: string; leaseMs: number } | null = null;
     const header = c.req.header("idempotency-key");
     if (header !== undefined && IDEMPOTENT_METHODS.has(c.req.method)) {
-      const idempotencyKey = parseIdempotencyKey(header);
-      if (!idempotencyKey) {
-        throw new GatewayError(
-          "bad_request",
-          "Idempotency-Key must be 1-255 printable ASCII characters, optionally quoted.",
-        );
-      }
+      const idempotencyKey = requireIdempotencyKey(header);
       // The fingerprint covers the body, so an idempotent request's body is read before admission.
       const body = await readUpTo(c.req.raw.body, limit);
       if (!body) throw new GatewayError("payload_too_large", `Request bodies are limited to ${limit} bytes.`);
