@@ -44,6 +44,9 @@ export default defineConfig({
             ROUTES: JSON.stringify(routes),
             STRIPE_SECRET_KEY: "sk_test_gateway",
             STRIPE_API_URL: inject("stripeUrl"),
+            // One request line per request at info would bury a failure in thousands of lines; the
+            // tests of the request line ask for info themselves.
+            LOG_LEVEL: "warn",
           },
         },
       };

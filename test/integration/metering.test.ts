@@ -189,7 +189,7 @@ describe("metering pipeline", () => {
     await deliver(events);
     const { STRIPE_SECRET_KEY: _unused, ...noStripe } = env;
     const logged: string[] = [];
-    const log = vi.spyOn(console, "log").mockImplementation((line: string) => logged.push(line));
+    const log = vi.spyOn(console, "warn").mockImplementation((line: string) => logged.push(line));
     try {
       expect(await reportUsage(noStripe as typeof env)).toEqual({
         enabled: false,

@@ -33,7 +33,7 @@ async function traced(
   const ctx = createExecutionContext();
   const res = await worker.fetch(
     new Request(`${BASE}${path}`, init),
-    { ...env, ...vars } as never,
+    { ...env, LOG_LEVEL: "info", ...vars } as never,
     ctx as never,
   );
   const body = await res.text();

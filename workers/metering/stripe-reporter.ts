@@ -81,7 +81,7 @@ async function send(stripe: Stripe, eventName: string, row: DueRow, now: number)
 export async function reportUsage(env: Bindings, now: number = Date.now()): Promise<ReportSummary> {
   const stripe = stripeClient(env);
   if (!stripe) {
-    log.info("Stripe usage reporting is off: STRIPE_SECRET_KEY is not set");
+    log.warn("Stripe usage reporting is off: STRIPE_SECRET_KEY is not set");
     return { enabled: false, sent: 0, retrying: 0, failed: 0 };
   }
   const eventName = meterEventName(env); // before claiming rows: a bad name throws `misconfigured`
