@@ -162,7 +162,10 @@ async function startStripe(): Promise<{ vars: Record<string, string>; label: str
  * `GET /v1/hello` with it (200 when the whole path, origin included, works).
  */
 async function seedDemo(): Promise<{ key: string; hello: number }> {
-  const plans = await admin<{ data: Array<{ id: string; name: string }> }>("GET", "/admin/v1/plans?limit=200");
+  const plans = await admin<{ data: Array<{ id: string; name: string }> }>(
+    "GET",
+    "/admin/v1/plans?limit=200",
+  );
   const plan =
     plans.data.find((p) => p.name === DEMO_PLAN.name) ??
     (await admin<{ id: string }>("POST", "/admin/v1/plans", DEMO_PLAN));
