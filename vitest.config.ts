@@ -55,6 +55,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["./test/global-setup.ts"],
+    // Before each test: reset what tests inject into the shared services (order independence).
+    setupFiles: ["./test/setup-each.ts"],
     // All test files share one Postgres, and the embedded PGlite runs one query at a time (an open
     // transaction blocks every other connection). Run files one after another so they neither starve
     // each other nor see each other's rows mid-test.

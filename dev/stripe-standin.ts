@@ -39,7 +39,8 @@
  *   `starting_after` / `ending_before` cursors (api/pagination).
  *
  * Choices where the docs are silent are marked "Choice:" below. Test and live keys see separate
- * data (as two Stripe modes do). Data lives in memory, or in `stateFile` when given. Fault injection and inspection live under `/__control/` (no auth).
+ * data (as two Stripe modes do). Data lives in memory, or in `stateFile` when given. Fault injection and inspection live under `/__control/` (no auth):
+ * `fail`, `latency`, `reset-faults` (clears both; tests call it before each test), `reset` (everything), `events`.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -73,6 +74,11 @@ export interface StripeStandIn {
   setLatency(ms: number): void;
   /** Forgets everything: data, idempotency keys, identifiers, faults, latency. */
   reset(): void;
+  /**
+   * Forgets only what a test injected (pending faults, latency) and keeps the data, so a process
+   * shared by many tests (whose isolates cache meter ids) can be cleaned between tests.
+   */
+  resetFaults(): void;
 }
 
 /** One accepted meter event, as `GET /__control/events` lists it. */
@@ -275,11 +281,14 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`setLatency: bad ms ${ms}`);
     latencyMs = ms;
   };
+  const resetFaults = () => {
+    faults = [];
+    latencyMs = 0;
+  };
   const reset = () => {
     test = new Account();
     live = new Account();
-    faults = [];
-    latencyMs = 0;
+    resetFaults();
     save();
   };
 
@@ -456,6 +465,10 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (method === "POST" && path === "/__control/reset") {
       reset();
       return { ok: true };
+    }
+    if (method === "POST" && path === "/__control/reset-faults") {
+      resetFaults();
+      return { ok: true, pending: [], ms: 0 };
     }
     if (method === "GET" && path === "/__control/events") {
       const customer = url.searchParams.get("customer");
@@ -839,6 +852,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     failNext,
     setLatency,
     reset,
+    resetFaults,
   };
 }
 

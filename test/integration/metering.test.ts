@@ -6,11 +6,13 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
+import type Stripe from "stripe";
 import { describe, expect, it, vi } from "vitest";
 import { SPOOL_SHARDS } from "../../workers/metering/producer";
 import { reportUsage } from "../../workers/metering/stripe-reporter";
 import type { UsageEvent } from "../../workers/metering/usage-event";
 import { openDb } from "../../workers/shared/db";
+import { ensureMeter, meterEventName, stripeClient } from "../../workers/shared/stripe";
 import { bearer, createKey, gateway, seedTenant, uniq } from "../support/gateway";
 import {
   captureUsage,
@@ -58,6 +60,51 @@ async function count(tenantId: string) {
   } finally {
     await close();
   }
+}
+
+/** This tenant's billing outbox rows, oldest first, with `next_attempt_at` in ms. */
+async function outbox(tenantId: string) {
+  const { db, close } = openDb(env);
+  try {
+    const rows = await db.execute<{
+      id: string;
+      state: string;
+      attempts: number;
+      next_attempt_at: string | Date;
+      last_error: string | null;
+    }>(sql`SELECT id, state, attempts, next_attempt_at, last_error FROM billing_outbox
+      WHERE tenant_id = ${tenantId} ORDER BY created_at, id`);
+    return rows.rows.map((r) => ({ ...r, next_attempt_at: new Date(r.next_attempt_at).getTime() }));
+  } finally {
+    await close();
+  }
+}
+
+/**
+ * Sends what earlier tests (in any order) left due, so a test that counts one report's outcomes
+ * sees only its own rows.
+ */
+async function drainOutbox() {
+  await reportAll();
+}
+
+/** The meter events the Stripe stand-in accepted for a tenant's customer under `eventName`. */
+async function stripeEvents(tenantId: string, eventName: string) {
+  const { db, close } = openDb(env);
+  let customer: string | null;
+  try {
+    const rows = await db.execute<{ stripe_customer_id: string | null }>(
+      sql`SELECT stripe_customer_id FROM tenants WHERE id = ${tenantId}`,
+    );
+    customer = rows.rows[0]?.stripe_customer_id ?? null;
+  } finally {
+    await close();
+  }
+  if (!customer) throw new Error(`tenant ${tenantId} has no Stripe customer`);
+  const res = await fetch(
+    `${env.STRIPE_API_URL}/__control/events?customer=${encodeURIComponent(customer)}&event_name=${encodeURIComponent(eventName)}`,
+  );
+  return ((await res.json()) as { data: Array<{ identifier: string; value: number }> }).data;
 }
 
 /** Reports until the outbox is empty, jumping the clock past any backoff. */
@@ -160,13 +207,35 @@ describe("metering pipeline", () => {
     timeout: 60_000,
   }, async () => {
     const { tenant, events, billableUnits } = await traffic();
-    await deliver(events);
-    await stripeFailNext(3, 500);
-    const during500 = await reportUsage(env);
-    expect(during500.retrying).toBeGreaterThan(0);
-    await stripeFailNext(3, 429);
-    await reportUsage(env, Date.now() + 3_600_000);
-    await reportAll();
+    await drainOutbox();
+    // The meter lookup is cached once it succeeds: warm it, so the faults below hit meter events.
+    await ensureMeter(stripeClient(env) as Stripe, meterEventName(env));
+    // Three consumer batches: three outbox rows, each reported on its own.
+    for (const batch of [events.slice(0, 3), events.slice(3, 6), events.slice(6)]) await deliver(batch);
+    expect(await outbox(tenant.tenantId)).toHaveLength(3);
+    const now = Date.now();
+
+    await stripeFailNext(1, 500);
+    // One row's failure does not stop the others.
+    expect(await reportUsage(env, now)).toEqual({ enabled: true, sent: 2, retrying: 1, failed: 0 });
+    const [failing] = (await outbox(tenant.tenantId)).filter((r) => r.state === "pending");
+    expect(failing).toMatchObject({
+      attempts: 1,
+      next_attempt_at: now + 2_000, // backoff: 2 s after the first attempt
+      last_error: "StripeAPIError: An unknown error occurred (injected by the stand-in).",
+    });
+
+    await stripeFailNext(1, 429);
+    expect(await reportUsage(env, now + 1_999)).toEqual({ enabled: true, sent: 0, retrying: 0, failed: 0 });
+    expect(await reportUsage(env, now + 2_000)).toEqual({ enabled: true, sent: 0, retrying: 1, failed: 0 });
+    expect((await outbox(tenant.tenantId)).find((r) => r.id === failing?.id)).toMatchObject({
+      state: "pending",
+      attempts: 2,
+      next_attempt_at: now + 2_000 + 4_000, // then 4 s
+      last_error: expect.stringMatching(/^StripeRateLimitError: Request rate limit exceeded/),
+    });
+    expect(await reportUsage(env, now + 6_000)).toEqual({ enabled: true, sent: 1, retrying: 0, failed: 0 });
+
     // A report repeated after success (a lost acknowledgement) is deduplicated by identifier.
     const { db, close } = openDb(env);
     try {
@@ -178,10 +247,32 @@ describe("metering pipeline", () => {
     }
     await reportAll();
     await expectReconciled(tenant.tenantId, billableUnits, 11);
-    const states = await openDb(env).db.execute<{ state: string }>(
-      sql`SELECT DISTINCT state FROM billing_outbox WHERE tenant_id = ${tenant.tenantId}`,
-    );
-    expect(states.rows.map((r) => r.state)).toEqual(["sent"]);
+    expect((await outbox(tenant.tenantId)).map((r) => r.state)).toEqual(["sent", "sent", "sent"]);
+  });
+
+  it("keeps the rows due, with backoff, when the first Stripe call of a report (the meter lookup) fails", {
+    timeout: 60_000,
+  }, async () => {
+    const { tenant, events, billableUnits } = await traffic();
+    await drainOutbox();
+    await deliver(events);
+    // A meter name no isolate has looked up yet: the report's first Stripe call is the meter lookup.
+    const fresh = { ...env, STRIPE_METER_EVENT_NAME: `units_${uniq().replace(/-/g, "")}` };
+    const now = Date.now();
+    await stripeFailNext(1, 500);
+    expect(await reportUsage(fresh, now)).toEqual({ enabled: true, sent: 0, retrying: 1, failed: 0 });
+    const [row] = await outbox(tenant.tenantId);
+    expect(row).toMatchObject({
+      state: "pending",
+      attempts: 1,
+      next_attempt_at: now + 2_000,
+      last_error: "StripeAPIError: An unknown error occurred (injected by the stand-in).",
+    });
+    expect(await reportUsage(fresh, now + 1_999)).toEqual({ enabled: true, sent: 0, retrying: 0, failed: 0 });
+    expect(await reportUsage(fresh, now + 2_000)).toEqual({ enabled: true, sent: 1, retrying: 0, failed: 0 });
+    expect(await outbox(tenant.tenantId)).toMatchObject([{ id: row?.id, state: "sent", last_error: null }]);
+    const accepted = await stripeEvents(tenant.tenantId, fresh.STRIPE_METER_EVENT_NAME);
+    expect(accepted.map((e) => [e.identifier, e.value])).toEqual([[row?.id, billableUnits]]);
   });
 
   it("reports nothing, and says so, without a Stripe key", async () => {

@@ -2,7 +2,8 @@
  * The Stripe stand-in (dev/stripe-standin.ts), driven from inside workerd by the real
  * `stripe` package exactly as production drives api.stripe.com: `createFetchHttpClient()` with
  * `host`/`port`/`protocol` taken from the stand-in's URL. The stand-in is shared by every test file,
- * so nothing here resets it: each test works on its own customers and meters.
+ * so its data is never reset: each test works on its own customers and meters. Injected faults and
+ * latency are cleared before every test (test/setup-each.ts).
  */
 import { env } from "cloudflare:workers";
 import Stripe from "stripe";
@@ -521,6 +522,17 @@ describe("Stripe stand-in through the stripe package in workerd", () => {
     });
     // Nothing left queued: the default client (2 retries) made exactly one attempt.
     expect(await control("fail", { count: 0, status: 429 })).toMatchObject({ pending: [] });
+  });
+
+  it("forgets injected faults and latency on reset-faults, and keeps its data", async () => {
+    const client = noRetries();
+    const created = await client.customers.create({ name: `Kept ${uniq()}` });
+    await control("fail", { count: 2, status: 503 });
+    await control("latency", { ms: 5_000 });
+    expect(await control("reset-faults", {})).toEqual({ ok: true, pending: [], ms: 0 });
+    const started = Date.now();
+    expect((await client.customers.retrieve(created.id)).id).toBe(created.id);
+    expect(Date.now() - started).toBeLessThan(2_000);
   });
 
   it("delays answers on demand", async () => {

@@ -6,7 +6,9 @@
  *
  * Rows are claimed by pushing `next_attempt_at` ahead (no transaction is held while Stripe is
  * called); a crashed run's rows come back when the claim lapses. 429/5xx/timeouts retry with
- * backoff; other refusals mark the row failed with Stripe's message.
+ * backoff; other refusals mark the row failed with Stripe's message. Each row is sent on its own: one
+ * row's failure never stops the others; a failed meter lookup (the first call) puts every claimed
+ * row back with backoff.
  */
 import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
@@ -40,9 +42,15 @@ type DueRow = {
 
 type Outcome = { kind: "sent" } | { kind: "retry"; error: string } | { kind: "failed"; error: string };
 
+/** `Type: message` of a Stripe error (or any error), as `last_error` keeps it. */
+function describe(error: unknown): string {
+  const e = error as { type?: string; message?: string };
+  return `${e.type ?? "Error"}: ${e.message ?? String(error)}`;
+}
+
 function classify(error: unknown): Outcome {
   const e = error as { type?: string; code?: string; statusCode?: number; message?: string };
-  const message = `${e.type ?? "Error"}: ${e.message ?? String(error)}`;
+  const message = describe(error);
   // Stripe refuses a second event with the same identifier ("An event already exists with
   // identifier …", 400 without a code): it was reported already.
   if (e.type === "StripeInvalidRequestError" && /already exists with identifier/i.test(e.message ?? "")) {
@@ -78,6 +86,14 @@ async function send(stripe: Stripe, eventName: string, row: DueRow, now: number)
   }
 }
 
+/** Puts a claimed row back, due again after a backoff that doubles with each attempt (2 s, 4 s, … 1 h). */
+async function retryLater(handle: ReturnType<typeof openDb>, row: DueRow, now: number, error: string) {
+  const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** row.attempts);
+  await handle.db.execute(
+    sql`UPDATE billing_outbox SET next_attempt_at = ${new Date(now + delay)}, last_error = ${error} WHERE id = ${row.id}`,
+  );
+}
+
 export async function reportUsage(env: Bindings, now: number = Date.now()): Promise<ReportSummary> {
   const stripe = stripeClient(env);
   if (!stripe) {
@@ -97,7 +113,27 @@ export async function reportUsage(env: Bindings, now: number = Date.now()): Prom
         ORDER BY hour LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
       RETURNING o.id, o.tenant_id, o.hour, o.units, o.attempts, t.stripe_customer_id`);
     const rows = claimed.rows;
-    if (rows.length > 0) await ensureMeter(stripe, eventName);
+    if (rows.length === 0) return summary;
+    // The meter lookup is the first Stripe call of a report (cached per isolate once it succeeds).
+    // If it fails, nothing was sent: every claimed row stays pending and is due again after its
+    // backoff, like a row whose own call failed — the report never aborts with rows left claimed.
+    let lookupError: string | null = null;
+    try {
+      await ensureMeter(stripe, eventName);
+    } catch (error) {
+      lookupError = describe(error);
+    }
+    if (lookupError !== null) {
+      log.warn("Stripe meter lookup failed; the claimed billing rows stay due", {
+        error: lookupError,
+        rows: rows.length,
+      });
+      for (const row of rows) {
+        summary.retrying++;
+        await retryLater(handle, row, now, lookupError);
+      }
+      return summary;
+    }
     for (let i = 0; i < rows.length; i += CONCURRENCY) {
       const slice = rows.slice(i, i + CONCURRENCY);
       const outcomes = await Promise.all(slice.map((row) => send(stripe, eventName, row, now)));
@@ -110,10 +146,7 @@ export async function reportUsage(env: Bindings, now: number = Date.now()): Prom
           );
         } else if (outcome.kind === "retry") {
           summary.retrying++;
-          const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** row.attempts);
-          await handle.db.execute(
-            sql`UPDATE billing_outbox SET next_attempt_at = ${new Date(now + delay)}, last_error = ${outcome.error} WHERE id = ${row.id}`,
-          );
+          await retryLater(handle, row, now, outcome.error);
         } else {
           summary.failed++;
           log.error("billing outbox row failed", { outbox_id: row.id, error: outcome.error });
