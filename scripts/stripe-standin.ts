@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   console.log(`Stripe stand-in listening on ${standIn.url}`);
   console.log(`  e.g. curl ${standIn.url}/v1/billing/meters -u sk_test_local:`);
   console.log(
-    `  control: POST ${standIn.url}/__control/{fail,latency,reset}, GET ${standIn.url}/__control/events`,
+    `  control: POST ${standIn.url}/__control/{fail,latency,reset-faults,reset}, GET ${standIn.url}/__control/events`,
   );
   console.log("  Ctrl-C stops it.");
   let stopping = false;
