@@ -11,8 +11,8 @@
  */
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
-import { type Route, RouteTableSchema } from "./edge/route-table";
-import type { AppEnv, Bindings } from "./env";
+import { RouteTableSchema } from "./edge/route-table";
+import type { AppEnv, Bindings, Config } from "./env";
 import { GatewayError } from "./errors";
 import { type LogLevel, log, setLogLevel, setLogSampleRate } from "./log";
 
@@ -92,21 +92,6 @@ export const ConfigSchema = VarsSchema.extend(SecretsSchema.shape);
 
 /** Every var and secret name the schema reads: the cache key of a parsed config. */
 export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as (keyof z.input<typeof ConfigSchema>)[];
-
-/** The parsed configuration, as the rest of the Worker reads it (`c.var.config`). */
-export interface Config {
-  originUrl: string;
-  sandboxOriginUrl: string;
-  /** Default time to the origin's response headers; a route may set its own `timeoutMs`. */
-  originTimeoutMs: number;
-  maxBodyBytes: number;
-  /** Longest prefix first. */
-  routes: Route[];
-  stripeMeterEventName: string;
-  logLevel: LogLevel;
-  /** Share of `ok` request lines written (0..1); error lines are always written. */
-  logSampleRate: number;
-}
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; message: string };
 

@@ -3,8 +3,8 @@
  */
 import type { CurrentUsage, TenantLimiter } from "../durable-objects/tenant";
 import type { UsageSpool } from "../durable-objects/usage-spool";
-import type { Config } from "./config";
 import type { Route } from "./edge/route-table";
+import type { LogLevel } from "./log";
 import type { UsageEnvelope, UsageEvent } from "./metering/usage-event";
 import type { AuthContext } from "./shared/auth-context";
 import type { Db } from "./shared/db";
@@ -55,6 +55,21 @@ export interface Timings {
   auth?: number;
   admit?: number;
   origin?: number;
+}
+
+/** The parsed configuration, as the rest of the Worker reads it (`c.var.config`). */
+export interface Config {
+  originUrl: string;
+  sandboxOriginUrl: string;
+  /** Default time to the origin's response headers; a route may set its own `timeoutMs`. */
+  originTimeoutMs: number;
+  maxBodyBytes: number;
+  /** Longest prefix first. */
+  routes: Route[];
+  stripeMeterEventName: string;
+  logLevel: LogLevel;
+  /** Share of `ok` request lines written (0..1); error lines are always written. */
+  logSampleRate: number;
 }
 
 export interface Variables {
