@@ -8,7 +8,7 @@ import { migrate } from "../dev/migrate";
 import { startBridge } from "../dev/pg-bridge";
 import { startPostgres } from "../dev/postgres";
 import { startStripeStandIn } from "../dev/stripe-standin";
-import { deadOriginUrl, startOriginServer } from "./support/origin-server";
+import { startDeadOrigin, startOriginServer } from "./support/origin-server";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -18,7 +18,7 @@ declare module "vitest" {
     pgWsProxy: string;
     /** `http://127.0.0.1:<port>` of the recording test origin (test/support/origin-server.ts). */
     originUrl: string;
-    /** `http://127.0.0.1:<port>` where nothing listens. */
+    /** `http://127.0.0.1:<port>` of an origin that drops every connection (test/support/origin-server.ts). */
     deadOriginUrl: string;
     /** `http://127.0.0.1:<port>` of the Stripe stand-in (dev/stripe-standin.ts), shared by all test files. */
     stripeUrl: string;
@@ -46,7 +46,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide("databaseUrl", postgres.url);
     project.provide("pgWsProxy", bridge.wsProxy);
     project.provide("originUrl", origin.url);
-    project.provide("deadOriginUrl", await deadOriginUrl());
+    const deadOrigin = await startDeadOrigin();
+    stops.unshift(deadOrigin.stop);
+    project.provide("deadOriginUrl", deadOrigin.url);
     project.provide("stripeUrl", stripe.url);
   } catch (err) {
     await stopAll(stops);

@@ -4,7 +4,7 @@
  * Paths match anywhere, since the gateway may prepend a base such as `/sandbox`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 
 /** One request as the origin saw it. */
 export interface OriginCall {
@@ -36,12 +36,22 @@ export async function startOriginServer(): Promise<OriginServer> {
   return { url: `http://127.0.0.1:${port}`, stop: () => close(server) };
 }
 
-/** A `http://127.0.0.1:<port>` where nothing listens (the port was bound, then released). */
-export async function deadOriginUrl(): Promise<string> {
-  const server = createServer();
-  const port = await listen(server);
-  await close(server);
-  return `http://127.0.0.1:${port}`;
+/**
+ * An origin that is down: it holds its port for the whole run and drops every connection before a
+ * byte is answered. (A port bound and released instead can be handed to another listener later in
+ * the run — workerd's, a test server's — which then answers in the dead origin's place.)
+ */
+export async function startDeadOrigin(): Promise<{ url: string; stop(): Promise<void> }> {
+  const server = createNetServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, calls: OriginCall[]): Promise<void> {
