@@ -8,24 +8,9 @@ import {
 } from "../../workers/metering/latency-histogram";
 import { differs } from "../../workers/metering/reconciliation";
 import { rollUp } from "../../workers/metering/rollup";
-import type { UsageEvent } from "../../workers/metering/usage-event";
+import { usageEvent } from "../support/usage-events";
 
-const event = (over: Partial<UsageEvent>): UsageEvent => ({
-  id: "req_01jabcdefghjkmnpqrstvwxyz0",
-  tenantId: "ten_a",
-  keyId: "key_a",
-  env: "live",
-  method: "GET",
-  route: "/v1/",
-  status: 200,
-  billable: true,
-  units: 1,
-  bytesIn: 10,
-  bytesOut: 100,
-  latencyMs: 7,
-  ts: "2026-11-22T10:15:00.000Z",
-  ...over,
-});
+const event = usageEvent;
 
 describe("rollups", () => {
   it("groups by tenant, hour/day, route and status class, counting billable units only when billable", () => {

@@ -3,7 +3,7 @@ import { resendDelayMs } from "../../durable-objects/usage-spool";
 import { parseUsageMessage } from "../../workers/metering/consumer";
 import { FLUSH_DELAY_MS, MAX_MESSAGE_BYTES } from "../../workers/metering/producer";
 import { Batcher } from "../../workers/metering/usage-batcher";
-import type { UsageEvent } from "../../workers/metering/usage-event";
+import { usageEvent } from "../support/usage-events";
 
 /**
  * A batcher over strings with a hand-driven clock: `tick(ms)` runs the timers that are due.
@@ -151,21 +151,14 @@ describe("usage batcher", () => {
   });
 
   it("packs a bench-sized load into ≤ 0.05 messages per event at the production settings", async () => {
-    const event: UsageEvent = {
-      id: "req_01jabcdefghjkmnpqrstvwxyz0",
+    // Ids as long as real ones: the size of an event is what this is about.
+    const event = usageEvent({
       tenantId: "ten_01jabcdefghjkmnpqrstvwxyz0",
       keyId: "key_01jabcdefghjkmnpqrstvwxyz0",
-      env: "live",
-      method: "GET",
-      route: "/v1/",
-      status: 200,
-      billable: true,
-      units: 1,
       bytesIn: 0,
       bytesOut: 52,
       latencyMs: 3,
-      ts: "2026-11-22T10:00:00.000Z",
-    };
+    });
     const size = JSON.stringify(event).length;
     const perMessage = Math.floor((MAX_MESSAGE_BYTES - 19) / (size + 1));
     expect(perMessage).toBeGreaterThanOrEqual(20);
@@ -175,21 +168,7 @@ describe("usage batcher", () => {
 });
 
 describe("usage message parsing (consumer)", () => {
-  const event = {
-    id: "req_01jabcdefghjkmnpqrstvwxyz0",
-    tenantId: "ten_1",
-    keyId: "key_1",
-    env: "live",
-    method: "GET",
-    route: "/v1/",
-    status: 200,
-    billable: true,
-    units: 1,
-    bytesIn: 0,
-    bytesOut: 10,
-    latencyMs: 3,
-    ts: "2026-11-22T10:00:00.000Z",
-  };
+  const event = usageEvent();
 
   it("takes an envelope apart: valid events kept, invalid ones rejected with their index and reason", () => {
     const parsed = parseUsageMessage({ v: 2, events: [event, { ...event, units: -1 }, "x"] });

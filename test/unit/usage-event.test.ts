@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isBillable, UsageEventSchema } from "../../workers/metering/usage-event";
+import { usageEvent } from "../support/usage-events";
 
 describe("usage events", () => {
   it("bills origin 2xx and 4xx on billable routes for live keys only", () => {
@@ -11,21 +12,7 @@ describe("usage events", () => {
   });
 
   it("rejects events that break the contract", () => {
-    const event = {
-      id: "req_01jabcdefghjkmnpqrstvwxyz0",
-      tenantId: "ten_1",
-      keyId: "key_1",
-      env: "live",
-      method: "GET",
-      route: "/v1/",
-      status: 200,
-      billable: true,
-      units: 1,
-      bytesIn: 0,
-      bytesOut: 10,
-      latencyMs: 3,
-      ts: "2026-11-22T10:00:00.000Z",
-    };
+    const event = usageEvent();
     expect(UsageEventSchema.safeParse(event).success).toBe(true);
     expect(UsageEventSchema.safeParse({ ...event, id: "nope" }).success).toBe(false);
     expect(UsageEventSchema.safeParse({ ...event, units: -1 }).success).toBe(false);
