@@ -39,6 +39,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { CLK_TCK, machineTicks, procTable, selfTicks, treeTicks, treeTicksByCommand } from "./lib/cpu";
 import { type BenchDatabase, openBenchDatabase } from "./lib/database";
+import { isolateHeaps } from "./lib/heap";
 import { rowTimings, SnapshotPoller, waitForRows } from "./lib/metering";
 import { startNginx } from "./lib/nginx";
 import { run, type Server, startServer } from "./lib/processes";
@@ -72,6 +73,7 @@ interface QueueBatch {
 }
 const queueBatches: QueueBatch[] = [];
 const RESULTS_DIR = `${ROOT}bench/results`;
+const HEAP_DIR = `${RESULTS_DIR}/heap`;
 const DOC = `${ROOT}docs/BENCHMARKS.md`;
 const ADMIN_TOKEN = "bench-admin-token";
 const T0 = Date.now();
@@ -286,10 +288,18 @@ async function main(): Promise<void> {
       },
     );
   const nginxPort = await freePort();
+  // The soak reads each workerd's isolate heaps through its inspector (bench/lib/heap.ts).
+  const inspectors = SOAK_MINUTES > 0 ? { passthrough: await freePort(), gateway: await freePort() } : null;
   const [passthrough, gateway] = await Promise.all([
-    workers("passthrough", { mode: "passthrough", originUrl, persistRoot: `${stateDir}/passthrough` }),
+    workers("passthrough", {
+      mode: "passthrough",
+      originUrl,
+      persistRoot: `${stateDir}/passthrough`,
+      inspectorPort: inspectors?.passthrough,
+    }),
     workers("gateway", {
       mode: "gateway",
+      inspectorPort: inspectors?.gateway,
       originUrl,
       persistRoot: `${stateDir}/gateway`,
       bundleDir: `${tmp}/bundle`,
@@ -386,8 +396,12 @@ async function main(): Promise<void> {
       lua: lua.report,
       originUrl,
       pool,
-      gateway: { ...targets.gateway, pid: gateway.pid },
-      passthrough: { ...targets.passthrough, pid: passthrough.pid },
+      gateway: { ...targets.gateway, pid: gateway.pid, inspectorPort: inspectors?.gateway ?? 0 },
+      passthrough: {
+        ...targets.passthrough,
+        pid: passthrough.pid,
+        inspectorPort: inspectors?.passthrough ?? 0,
+      },
       tenantId: main.tenant.id,
     });
     return;
@@ -749,8 +763,8 @@ async function soakRun(o: {
   lua: string;
   originUrl: string;
   pool: pg.Pool;
-  gateway: { url: string; headers: Record<string, string>; pid: number };
-  passthrough: { url: string; headers: Record<string, string>; pid: number };
+  gateway: { url: string; headers: Record<string, string>; pid: number; inspectorPort: number };
+  passthrough: { url: string; headers: Record<string, string>; pid: number; inspectorPort: number };
   tenantId: string;
 }): Promise<void> {
   beginStep("soak");
@@ -763,6 +777,18 @@ async function soakRun(o: {
   const startedAt = new Date().toISOString();
   log(`  ${totalS} s of load, ${connectionsEach} connections each; RSS every 10 s, warm-up ${warmupS} s`);
   const rss = sampleRss(o.gateway.pid, o.passthrough.pid);
+  // Each workerd's isolate heaps after a full GC, once at the end of the warm-up and once at the end.
+  // The snapshots are kept in bench/results/heap/ (compare warm and end in Chrome DevTools).
+  const readHeaps = async (label: string) => ({
+    gateway: await isolateHeaps(o.gateway.inspectorPort, {
+      snapshotDir: HEAP_DIR,
+      label: `gateway-${label}`,
+    }),
+    passthrough: await isolateHeaps(o.passthrough.inspectorPort),
+  });
+  const warmHeaps = new Promise<Awaited<ReturnType<typeof readHeaps>>>((resolve, reject) =>
+    setTimeout(() => readHeaps("warm").then(resolve, reject), warmupS * 1000),
+  );
   const progress = setInterval(() => {
     const s = rss.samples.at(-1);
     if (s)
@@ -790,6 +816,7 @@ async function soakRun(o: {
     clearInterval(progress);
     rss.stop();
   }
+  const heaps = { warm: await warmHeaps, end: await readHeaps("end") };
   const counts = await originCounts(o.originUrl);
   // The gateway tenant's rows: the smoke request and the soak.
   const expected = (counts["/v1/bench/soak"] ?? 0) + (counts["/v1/bench/gateway"] ?? 0);
@@ -809,6 +836,7 @@ async function soakRun(o: {
     passthrough,
     excessGrowthPct: gateway.workerdGrowthPct - passthrough.workerdGrowthPct,
     usage: { proxied, rows, pass: rows === proxied },
+    heaps,
     samples: rss.samples,
   };
   log(

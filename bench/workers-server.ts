@@ -49,6 +49,8 @@ export interface WorkersServerConfig {
   databaseUrl?: string;
   adminToken?: string;
   claimsSecret?: string;
+  /** soak: workerd's inspector on this loopback port, to read its isolates' heaps (bench/lib/heap.ts) */
+  inspectorPort?: number;
 }
 
 /**
@@ -146,6 +148,7 @@ async function main(): Promise<void> {
     logRequests: false,
     log: new BenchLog(),
     defaultPersistRoot: config.persistRoot,
+    ...(config.inspectorPort ? { inspectorPort: config.inspectorPort, inspectorHost: "127.0.0.1" } : {}),
     // workerd's own output (the Worker's console.error, runtime warnings) goes to our stderr.
     handleRuntimeStdio: (stdout: Readable, stderr: Readable) => {
       stdout.resume();

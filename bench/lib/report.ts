@@ -226,6 +226,14 @@ export function renderSoak(r: SoakResult, machine: Record<string, string>): stri
       `(goal ≤ 10). Usage rows = proxied requests during the soak: ${fmt(r.usage.rows)} / ${fmt(r.usage.proxied)} ` +
       `**${r.usage.pass ? "pass" : "FAIL"}**.`,
     "",
+    "V8 heaps inside each workerd after a full GC (read through its inspector), end of warm-up → end: what the",
+    "isolate's JavaScript still holds, and what V8 has committed for it. RSS growth the heaps don't show is the",
+    "runtime's own memory.",
+    "",
+    "| workerd | isolate | heap held after GC, MiB | heap committed, MiB | ArrayBuffers outside the heap, MiB |",
+    "| --- | --- | --: | --: | --: |",
+    ...heapRows(r),
+    "",
     "workerd RSS (MiB) over time, total (anonymous + mapped):",
     "",
     "| s | gateway | pass-through |",
@@ -239,6 +247,17 @@ export function renderSoak(r: SoakResult, machine: Record<string, string>): stri
       ),
   ];
   return `${out.join("\n")}\n`;
+}
+
+function heapRows(r: SoakResult): string[] {
+  return (["gateway", "passthrough"] as const).flatMap((side) =>
+    r.heaps.end[side].map((end) => {
+      const warm = r.heaps.warm[side].find((h) => h.title === end.title);
+      const pair = (a: number | undefined, b: number) =>
+        `${a === undefined ? "?" : fmt(a, 1)} → ${fmt(b, 1)}`;
+      return `| ${side === "gateway" ? "gateway" : "pass-through"} | ${end.title} | ${pair(warm?.usedMiB, end.usedMiB)} | ${pair(warm?.totalMiB, end.totalMiB)} | ${pair(warm?.backingMiB, end.backingMiB)} |`;
+    }),
+  );
 }
 
 /**

@@ -6,6 +6,7 @@
  * (the Miniflare host process, which for the gateway also runs the Postgres bridge). Growth is measured
  * from the end of the warm-up to the end of the load; the pass-through is the runtime's own baseline.
  */
+import type { IsolateHeap } from "./heap";
 import { treeRssMiB } from "./memory";
 import type { WrkResult } from "./wrk";
 
@@ -43,6 +44,8 @@ export interface SoakResult {
   /** gateway workerd growth % − pass-through workerd growth % (goal ≤ 10) */
   excessGrowthPct: number;
   usage: { proxied: number; rows: number; pass: boolean };
+  /** each workerd's isolate heaps after a full GC, at the end of the warm-up and at the end */
+  heaps: Record<"warm" | "end", Record<"gateway" | "passthrough", IsolateHeap[]>>;
   samples: RssSample[];
 }
 
