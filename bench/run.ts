@@ -834,7 +834,7 @@ async function soakRun(o: {
     connectionsEach,
     gateway,
     passthrough,
-    excessGrowthPct: gateway.workerdGrowthPct - passthrough.workerdGrowthPct,
+    excessGrowthPct: gateway.workerdTrendPct - passthrough.workerdTrendPct,
     usage: { proxied, rows, pass: rows === proxied },
     heaps,
     samples: rss.samples,

@@ -210,6 +210,7 @@ export function renderSoak(r: SoakResult, machine: Record<string, string>): stri
   const side = (label: string, s: SoakSide) =>
     `| ${label} | ${fmt(s.rps)} | ${fmt(s.requests)} | ${fmt(s.errors)} | ${mib(s.warm.workerd)} → ${mib(s.end.workerd)} | ` +
     `${s.workerdGrowthMiB >= 0 ? "+" : ""}${fmt(s.workerdGrowthMiB, 1)} MiB (${fmt(s.workerdGrowthPct, 1)} %) | ` +
+    `${s.workerdTrendPct >= 0 ? "+" : ""}${fmt(s.workerdTrendPct, 1)} % | ` +
     `${fmt(s.workerdKiBPerRequest, 3)} | ${mib(s.warm["workerd:anon"])} → ${mib(s.end["workerd:anon"])} | ` +
     `${mib(s.warm["workerd:mapped"])} → ${mib(s.end["workerd:mapped"])} | ${mib(s.warm.node)} → ${mib(s.end.node)} |`;
   const out = [
@@ -217,12 +218,13 @@ export function renderSoak(r: SoakResult, machine: Record<string, string>): stri
       `pass-through side by side (wrk -t1 -c${r.connectionsEach} each) · RSS sampled every 10 s · warm-up ${r.warmupS} s · ` +
       `load average at start ${machine["load average (start)"] ?? "?"}.`,
     "",
-    "| Worker | req/s | requests | errors | workerd RSS MiB, warm → end | workerd growth | growth KiB / request | of which anonymous (heaps) | of which mapped (storage files) | Miniflare host node RSS MiB, warm → end |",
-    "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
+    "| Worker | req/s | requests | errors | workerd RSS MiB, warm → end | workerd growth, sample to sample | workerd growth along the trend line | growth KiB / request | of which anonymous (heaps) | of which mapped (storage files) | Miniflare host node RSS MiB, warm → end |",
+    "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
     side("gateway", r.gateway),
     side("pass-through", r.passthrough),
     "",
-    `Gateway workerd growth beyond the pass-through's: **${r.excessGrowthPct >= 0 ? "+" : ""}${fmt(r.excessGrowthPct, 1)} points** ` +
+    `Gateway workerd growth beyond the pass-through's, along the least-squares line through the samples after the warm-up ` +
+      `(two single samples swing by ±20 % on their own): **${r.excessGrowthPct >= 0 ? "+" : ""}${fmt(r.excessGrowthPct, 1)} points** ` +
       `(goal ≤ 10). Usage rows = proxied requests during the soak: ${fmt(r.usage.rows)} / ${fmt(r.usage.proxied)} ` +
       `**${r.usage.pass ? "pass" : "FAIL"}**.`,
     "",

@@ -27,6 +27,12 @@ export interface SoakSide {
   /** workerd RSS growth from warm to end */
   workerdGrowthMiB: number;
   workerdGrowthPct: number;
+  /**
+   * workerd growth from warm to end along the least-squares line through every sample after the
+   * warm-up, % of the line's value at warm: two single samples swing by ±20 % on their own (a
+   * sample can land on a collection or a burst of allocation), the line through 37 of them does not.
+   */
+  workerdTrendPct: number;
   /** workerd growth per request served after the warm-up, KiB */
   workerdKiBPerRequest: number;
   /** growth of workerd's anonymous memory (heaps), and of the pages it maps (storage files), MiB */
@@ -41,7 +47,7 @@ export interface SoakResult {
   connectionsEach: number;
   gateway: SoakSide;
   passthrough: SoakSide;
-  /** gateway workerd growth % − pass-through workerd growth % (goal ≤ 10) */
+  /** gateway workerd trend growth % − pass-through workerd trend growth % (goal ≤ 10) */
   excessGrowthPct: number;
   usage: { proxied: number; rows: number; pass: boolean };
   /** each workerd's isolate heaps after a full GC, at the end of the warm-up and at the end */
@@ -92,8 +98,25 @@ export function soakSide(
     end,
     workerdGrowthMiB: growth,
     workerdGrowthPct: warm.workerd ? (growth / warm.workerd) * 100 : Number.NaN,
+    workerdTrendPct: trendGrowthPct(
+      samples.filter((s) => s.atS >= warmupS).map((s) => [s.atS, s[side].workerd ?? 0]),
+    ),
     workerdKiBPerRequest: afterWarm > 0 ? (growth * 1024) / afterWarm : Number.NaN,
     anonGrowthMiB: (end["workerd:anon"] ?? 0) - (warm["workerd:anon"] ?? 0),
     mappedGrowthMiB: (end["workerd:mapped"] ?? 0) - (warm["workerd:mapped"] ?? 0),
   };
+}
+
+/** Growth along the least-squares line through `points` ([s, MiB]), first to last, % of its first value. */
+export function trendGrowthPct(points: Array<[number, number]>): number {
+  const n = points.length;
+  if (n < 2) return Number.NaN;
+  const meanT = points.reduce((a, [t]) => a + t, 0) / n;
+  const meanV = points.reduce((a, [, v]) => a + v, 0) / n;
+  const slope =
+    points.reduce((a, [t, v]) => a + (t - meanT) * (v - meanV), 0) /
+    points.reduce((a, [t]) => a + (t - meanT) ** 2, 0);
+  const at = (t: number) => meanV + slope * (t - meanT);
+  const first = at(points[0]?.[0] ?? 0);
+  return ((at(points[n - 1]?.[0] ?? 0) - first) / first) * 100;
 }
