@@ -39,7 +39,9 @@ export async function isolateHeaps(
   const list = await fetch(`http://127.0.0.1:${inspectorPort}/json/list`, {
     signal: AbortSignal.timeout(timeoutMs),
   });
-  const targets = (await list.json()) as Target[];
+  // `core:custom-fetch:…` targets are Node functions bound as services (the bench's queue control):
+  // listed, but no isolate behind them answers.
+  const targets = ((await list.json()) as Target[]).filter((t) => !t.title.includes("core:custom-fetch:"));
   const heaps: IsolateHeap[] = [];
   for (const t of targets) {
     const file = opts.snapshotDir
