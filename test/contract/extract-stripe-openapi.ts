@@ -52,18 +52,19 @@ const REF = "#/components/schemas/";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-function strip(node: Json): Json {
-  if (Array.isArray(node)) return node.map(strip);
+/** `names`: the keys of `node` are property names (inside `properties` or `encoding`), not keywords. */
+function strip(node: Json, names = false): Json {
+  if (Array.isArray(node)) return node.map((item) => strip(item));
   if (node === null || typeof node !== "object") return node;
   const out: { [key: string]: Json } = {};
   for (const [key, value] of Object.entries(node)) {
-    if (key === "description" || key === "summary" || key.startsWith("x-")) continue;
-    if (key === "$ref" && typeof value === "string") {
-      const name = value.slice(REF.length);
+    if (!names && (key === "description" || key === "summary" || key.startsWith("x-"))) continue;
+    if (!names && key === "$ref" && typeof value === "string") {
       if (!value.startsWith(REF)) throw new Error(`unexpected $ref ${value}`);
+      const name = value.slice(REF.length);
       if (!KEEP.includes(name)) return { not: {}, title: `pruned: ${name}` };
     }
-    out[key] = strip(value);
+    out[key] = strip(value, !names && (key === "properties" || key === "encoding"));
   }
   return out;
 }
