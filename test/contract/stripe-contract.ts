@@ -27,6 +27,7 @@ import {
   recordExchanges,
   subset,
 } from "./stripe-openapi";
+import { packageVersions, typeFields } from "./stripe-package-types";
 
 const KEY = "sk_test_contract";
 const uniq = () => crypto.randomUUID().slice(0, 8);
@@ -72,6 +73,13 @@ async function conforming(
     assert.deepEqual(contractViolations(exchange, { request }), [], `${exchange.method} ${exchange.url}`);
   });
   return made;
+}
+
+/** The `properties` of an object schema (the subset keeps Stripe's schemas as plain JSON). */
+function propertiesOf(schema: unknown): Record<string, unknown> {
+  const properties = (schema as { properties?: Record<string, unknown> } | null)?.properties;
+  assert.ok(properties, "an object schema with properties");
+  return properties;
 }
 
 async function stripeError(promise: Promise<unknown>): Promise<Stripe.errors.StripeError> {
@@ -207,6 +215,52 @@ describe(`Stripe contract (spec ${subset["x-source"].tag}, API ${subset.info.ver
     // always answers `discount: null`).
     for (const type of ["billing.meter", "billing.meter_event", "billing.meter_event_summary"]) {
       assert.deepEqual(fixtureViolations(type), [], type);
+    }
+  });
+
+  const pinned = packageVersions();
+  it(`names the same fields as the pinned stripe package's types (spec ${pinned.specTag}, API ${pinned.apiVersion})`, () => {
+    const schemaFields = (name: string) => Object.keys(propertiesOf(subset.components.schemas[name]));
+    const bodyFields = (path: string, method: string) =>
+      Object.keys(
+        propertiesOf(
+          subset.paths[path]?.[method]?.requestBody?.content["application/x-www-form-urlencoded"].schema ??
+            null,
+        ),
+      );
+    const queryFields = (path: string) =>
+      (subset.paths[path]?.get?.parameters ?? []).filter((p) => p.in === "query").map((p) => p.name);
+    // Known differences, not wire fields of the vendored tag: `Customer.deleted` is the package's
+    // marker telling a Customer from a DeletedCustomer; `CustomerCreateParams.validate` is in the
+    // package's types only.
+    const notOnTheWire = new Set(["Customer.deleted", "CustomerCreateParams.validate"]);
+    const pairs: Array<[string, string, string[]]> = [
+      ["resources/Customers.d.ts", "Customer", schemaFields("customer")],
+      ["resources/Billing/Meters.d.ts", "Meter", schemaFields("billing.meter")],
+      ["resources/Billing/MeterEvents.d.ts", "MeterEvent", schemaFields("billing.meter_event")],
+      [
+        "resources/Billing/MeterEventSummaries.d.ts",
+        "MeterEventSummary",
+        schemaFields("billing.meter_event_summary"),
+      ],
+      ["resources/Customers.d.ts", "CustomerCreateParams", bodyFields("/v1/customers", "post")],
+      ["resources/Billing/Meters.d.ts", "MeterCreateParams", bodyFields("/v1/billing/meters", "post")],
+      [
+        "resources/Billing/MeterEvents.d.ts",
+        "MeterEventCreateParams",
+        bodyFields("/v1/billing/meter_events", "post"),
+      ],
+      ["resources/Billing/Meters.d.ts", "MeterListParams", queryFields("/v1/billing/meters")],
+      [
+        "resources/Billing/Meters.d.ts",
+        "MeterListEventSummariesParams",
+        queryFields("/v1/billing/meters/{id}/event_summaries"),
+      ],
+    ];
+    for (const [file, name, spec] of pairs) {
+      const types = typeFields(file, name).filter((field) => !notOnTheWire.has(`${name}.${field}`));
+      assert.deepEqual([...types].sort(), [...spec].sort(), name);
+      assert.ok(spec.length > 0, name);
     }
   });
 
