@@ -13,6 +13,7 @@
  *
  * Usage (with copies of the two files from the tag or commit to record):
  *   npx tsx test/contract/extract-stripe-openapi.ts <spec3.json> <fixtures3.json> <tag> <commit> [note]
+ *   npx biome format --write test/contract/stripe-openapi.subset.json   # the repository's JSON style
  * The API version recorded is the spec's own `info.version`. Match it to the version the `stripe`
  * package pins (`node_modules/stripe/OPENAPI_VERSION` names the spec tag it was generated from).
  */
