@@ -2,43 +2,35 @@
  * The field names the pinned `stripe` package's TypeScript types give an object or a params hash.
  * The package is generated from a later tag of Stripe's spec than the vendored subset (see the
  * subset's `x-source`), so comparing the two shows whether the fields the gateway touches differ
- * between them. Read with the TypeScript parser (syntax only, no type-check), from the package's
- * declaration files.
+ * between them. Read from the package's generated declaration files line by line (loading the
+ * TypeScript compiler to parse them costs seconds): an interface's fields are the `name:` or
+ * `name?:` lines one indent level inside its braces.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import ts from "typescript";
 
 /** The installed package (its `exports` do not expose the declaration files or package.json). */
 const esm = fileURLToPath(new URL("../../node_modules/stripe/esm/", import.meta.url));
 
-function interfaces(file: string): Map<string, ts.InterfaceDeclaration> {
-  const source = ts.createSourceFile(
-    file,
-    readFileSync(join(esm, file), "utf8"),
-    ts.ScriptTarget.Latest,
-    true,
-  );
-  const found = new Map<string, ts.InterfaceDeclaration>();
-  const visit = (node: ts.Node) => {
-    // The first declaration of a name wins: nested namespaces reuse short names (`Meter.CustomerMapping`).
-    if (ts.isInterfaceDeclaration(node) && !found.has(node.name.text)) found.set(node.name.text, node);
-    ts.forEachChild(node, visit);
-  };
-  visit(source);
-  return found;
-}
-
 /** The property names of `name` in `file` (relative to the package's esm/), including `PaginationParams`'. */
 export function typeFields(file: string, name: string): string[] {
-  const declaration = interfaces(file).get(name);
-  if (!declaration) throw new Error(`no interface ${name} in stripe/esm/${file}`);
-  const own = declaration.members.filter(ts.isPropertySignature).map((m) => m.name.getText());
-  const paginated = declaration.heritageClauses?.some((c) =>
-    c.types.some((t) => t.getText() === "PaginationParams"),
+  const lines = readFileSync(join(esm, file), "utf8").split("\n");
+  const start = lines.findIndex((line) =>
+    new RegExp(`^\\s*(export )?interface ${name}( extends \\w+)? \\{$`).test(line),
   );
-  return paginated ? [...own, ...typeFields("shared.d.ts", "PaginationParams")] : own;
+  if (start < 0) throw new Error(`no interface ${name} in stripe/esm/${file}`);
+  const header = lines[start] ?? "";
+  const indent = /^\s*/.exec(header)?.[0] ?? "";
+  const fields: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (line === `${indent}}`) break;
+    const field = new RegExp(`^${indent}    (\\w+)\\??:`).exec(line)?.[1];
+    if (field) fields.push(field);
+  }
+  return header.includes(" extends PaginationParams ")
+    ? [...fields, ...typeFields("shared.d.ts", "PaginationParams")]
+    : fields;
 }
 
 /** The `version` the package pins (its `apiVersion.js`) and the spec tag it was generated from. */
