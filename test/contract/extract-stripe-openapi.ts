@@ -101,6 +101,7 @@ function extract(spec: Spec, fixtures: { resources?: Record<string, Json> }, sou
       repository: "stripe/openapi",
       files: "openapi/spec3.json, openapi/fixtures3.json",
       ...source,
+      license: "MIT, Copyright (c) 2011- Stripe, Inc.: test/contract/stripe-openapi.LICENSE",
       apiVersion: spec.info.version,
       extractedBy: "test/contract/extract-stripe-openapi.ts",
     },
