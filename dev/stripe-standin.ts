@@ -38,6 +38,10 @@
  * - Lists: `{ object: "list", data, has_more, url }`, newest first, `limit` 1–100 (default 10),
  *   `starting_after` / `ending_before` cursors (api/pagination).
  *
+ * Every call the gateway makes is checked against Stripe's published OpenAPI spec and example objects
+ * (request and answer) by `npm run test:contract` (test/contract/stripe-contract.ts): change an
+ * answer's shape here and that check says where it departs from Stripe's.
+ *
  * Choices where the docs are silent are marked "Choice:" below. Test and live keys see separate
  * data (as two Stripe modes do). Data lives in memory, or in `stateFile` when given. Fault injection and inspection live under `/__control/` (no auth):
  * `fail`, `latency`, `reset-faults` (clears both; tests call it before each test), `reset` (everything), `events`.
