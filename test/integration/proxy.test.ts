@@ -152,15 +152,16 @@ describe("proxy", () => {
   it("refuses paths outside the route table and ambiguous encodings, before auth reaches the origin", async () => {
     const t = await seedTenant();
     const marker = uniq();
-    for (const path of [
-      `/v2/${marker}`,
-      `/v1/..%2f${marker}`,
-      `/v1/%2e%2e/${marker}`,
-      `/v1//${marker}`,
-      `/v1/a%5c${marker}`,
-    ]) {
+    for (const [path, status] of [
+      [`/v2/${marker}`, 404],
+      [`/v1/..%2f${marker}`, 400],
+      // `new Request()` itself resolves `%2e%2e` as `..`: the Worker sees `/<marker>`, outside the table.
+      [`/v1/%2e%2e/${marker}`, 404],
+      [`/v1//${marker}`, 400],
+      [`/v1/a%5c${marker}`, 400],
+    ] as const) {
       const res = await gateway(path, { headers: bearer(t.key) });
-      expect([400, 404], path).toContain(res.status);
+      expect(res.status, path).toBe(status);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
     }
     expect(await originCalls(marker)).toHaveLength(0);
