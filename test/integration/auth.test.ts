@@ -126,7 +126,10 @@ describe("authentication", () => {
 
   it("costs 0 KV reads once a key is warm in the isolate", async () => {
     const t = await seedTenant();
-    await gateway("/v1/warm-up", { headers: bearer(t.key) });
+    // The control: the first request with the key reads it (and its tenant) from KV.
+    const cold = kvReads.count;
+    expect((await gateway("/v1/warm-up", { headers: bearer(t.key) })).status).toBe(200);
+    expect(kvReads.count - cold).toBeGreaterThanOrEqual(1);
     const before = kvReads.count;
     for (let i = 0; i < 5; i++)
       expect((await gateway("/v1/warm", { headers: bearer(t.key) })).status).toBe(200);
@@ -135,9 +138,12 @@ describe("authentication", () => {
 
   it("caches misses too, so a flood of unknown keys costs one KV read each, once", async () => {
     const unknown = generateKey("live");
-    await gateway("/v1/x", { headers: bearer(unknown) });
+    const cold = kvReads.count;
+    expect((await gateway("/v1/x", { headers: bearer(unknown) })).status).toBe(401);
+    expect(kvReads.count - cold).toBe(1);
     const before = kvReads.count;
-    for (let i = 0; i < 5; i++) await gateway("/v1/x", { headers: bearer(unknown) });
+    for (let i = 0; i < 5; i++)
+      expect((await gateway("/v1/x", { headers: bearer(unknown) })).status).toBe(401);
     expect(kvReads.count - before).toBe(0);
   });
 });

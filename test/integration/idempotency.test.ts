@@ -2,6 +2,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { RETENTION_MS } from "../../durable-objects/idempotency";
 import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
 import { bearer, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
 import { watchUsage } from "../support/metering";
@@ -36,11 +37,27 @@ describe("Idempotency-Key", () => {
           : `first-${r.status}`,
     );
     expect(kinds.filter((k) => k === "first-200")).toHaveLength(1);
-    expect(kinds.every((k) => ["first-200", "replay", "in_flight"].includes(k))).toBe(true);
-    const conflict = responses.find((r) => r.status === 409);
-    if (conflict) {
-      expect((await conflict.json<{ code: string }>()).code).toBe("idempotency_key_in_use");
-    }
+    expect(kinds.filter((k) => !["first-200", "replay", "in_flight"].includes(k))).toEqual([]);
+  });
+
+  it("answers 409 idempotency_key_in_use while the first request is still at the origin", async () => {
+    const t = await seedTenant();
+    const marker = uniq();
+    // The origin holds `/slow` for 1.5 s: the first request is in flight for all of that time.
+    const path = `/v1/${marker}/slow?ms=1500`;
+    const first = post(t.key, path, "{}", `held-${marker}`);
+    await vi.waitFor(async () => expect(await originCalls(marker)).toHaveLength(1), { timeout: 5_000 });
+
+    const second = await post(t.key, path, "{}", `held-${marker}`);
+    expect(second.status).toBe(409);
+    expect(second.headers.get("content-type")).toBe("application/problem+json");
+    expect(await second.json()).toMatchObject({
+      status: 409,
+      code: "idempotency_key_in_use",
+      request_id: second.headers.get("x-request-id"),
+    });
+    expect((await first).status).toBe(200);
+    expect(await originCalls(marker)).toHaveLength(1);
   });
 
   it("replays the recorded response byte for byte, without calling the origin or billing again", async () => {
@@ -102,20 +119,38 @@ describe("Idempotency-Key", () => {
   it("releases the key when the origin fails, so a retry reaches the origin again", async () => {
     const t = await seedTenant();
     const marker = uniq();
+    /** The retry once the first request's release has landed (until then it is 409 in flight). */
+    const retry = (path: string, key: string) =>
+      vi.waitFor(async () => {
+        const res = await post(t.key, path, "{}", key);
+        if (res.status === 409) throw new Error("the key is not released yet");
+        return res;
+      });
+
     const first = await post(t.key, `/v1/${marker}?status=503`, "{}", `fail-${marker}`);
     expect(first.status).toBe(503);
-    await vi.waitFor(async () => {
-      const retry = await post(t.key, `/v1/${marker}?status=503`, "{}", `fail-${marker}`);
-      expect(retry.status).toBe(503);
-      expect(retry.headers.get("idempotent-replayed")).toBeNull();
-    });
-    expect((await originCalls(marker)).length).toBeGreaterThanOrEqual(2);
+    expect(await originCalls(marker)).toHaveLength(1);
+    const again = await retry(`/v1/${marker}?status=503`, `fail-${marker}`);
+    expect(again.status).toBe(503);
+    expect(again.headers.get("idempotent-replayed")).toBeNull();
+    // Not a replay: the origin saw the retry, and echoed the retry's own request id.
+    expect(await originCalls(marker)).toHaveLength(2);
+    expect((await again.json<{ headers: Record<string, string> }>()).headers["x-request-id"]).toBe(
+      again.headers.get("x-request-id"),
+    );
 
+    // 502: the gateway's own answer for an unreachable origin. The retry tried the origin again (its
+    // Server-Timing has an origin step, and its problem body names its own request id).
     const dead = await post(t.key, `/dead/${marker}`, "{}", `dead-${marker}`);
     expect(dead.status).toBe(502);
-    await vi.waitFor(async () =>
-      expect((await post(t.key, `/dead/${marker}`, "{}", `dead-${marker}`)).status).toBe(502),
-    );
+    const deadAgain = await retry(`/dead/${marker}`, `dead-${marker}`);
+    expect(deadAgain.status).toBe(502);
+    expect(deadAgain.headers.get("idempotent-replayed")).toBeNull();
+    expect(deadAgain.headers.get("server-timing")).toMatch(/origin;dur=/);
+    expect(await deadAgain.json()).toMatchObject({
+      code: "origin_unavailable",
+      request_id: deadAgain.headers.get("x-request-id"),
+    });
   });
 
   it("ignores Idempotency-Key on GET", async () => {
@@ -132,7 +167,8 @@ describe("Idempotency-Key", () => {
 });
 
 describe("idempotency records over time", () => {
-  const input = (fingerprint: string): AdmitInput => ({
+  const HOUR = 3_600_000;
+  const input = (fingerprint: string, key = "k1"): AdmitInput => ({
     keyId: "key_idem",
     keyLimit: null,
     cost: 1,
@@ -147,7 +183,7 @@ describe("idempotency records over time", () => {
         monthlyQuota: null,
       },
     },
-    idempotency: { key: "k1", fingerprint, leaseMs: 60_000 },
+    idempotency: { key, fingerprint, leaseMs: 60_000 },
   });
 
   it("lets a retry take over a lease its holder never completed", async () => {
@@ -164,15 +200,42 @@ describe("idempotency records over time", () => {
   });
 
   it("deletes records after 24 h with the cleanup alarm", async () => {
-    const stub = env.TENANT.getByName(`idem-${uniq()}`);
-    await runInDurableObject(stub, async (o: TenantLimiter, state) => {
-      o.decide(input("fp"), Date.now() - 25 * 3600_000);
-      await state.storage.setAlarm(Date.now() + 60_000);
-    });
-    expect(await runDurableObjectAlarm(stub)).toBe(true);
-    const left = await runInDurableObject(stub, (_o: TenantLimiter, state) =>
-      state.storage.sql.exec("SELECT count(*) AS n FROM idempotency").one(),
+    // Scheduling: an idempotent request through the gateway leaves the tenant object with an alarm
+    // at its record's expiry, 24 h after admission.
+    const t = await seedTenant();
+    const before = Date.now();
+    const res = await post(t.key, `/v1/${uniq()}`, "{}", `alarm-${uniq()}`);
+    expect(res.status).toBe(200);
+    const after = Date.now();
+    const scheduled = await runInDurableObject(env.TENANT.getByName(t.tenantId), (_o: TenantLimiter, state) =>
+      state.storage.getAlarm(),
     );
-    expect(left.n).toBe(0);
+    expect(scheduled).toBeGreaterThanOrEqual(before + RETENTION_MS);
+    expect(scheduled).toBeLessThanOrEqual(after + RETENTION_MS);
+
+    // Running it: an admission schedules the alarm for its record's expiry; records admitted 25 h
+    // and 23 h ago join it (on the object's own clock). Running the alarm deletes the expired one,
+    // keeps the younger ones, and sets the alarm again for the next expiry.
+    const stub = env.TENANT.getByName(`idem-${uniq()}`);
+    const { freshAt, youngAt, due } = await runInDurableObject(stub, async (o: TenantLimiter, state) => {
+      const fresh = await o.admit(input("fp", "fresh"));
+      if (fresh.outcome !== "admitted") throw new Error(`not admitted: ${fresh.outcome}`);
+      const due = await state.storage.getAlarm();
+      const now = Date.now();
+      o.decide(input("fp", "old"), now - 25 * HOUR);
+      o.decide(input("fp", "young"), now - 23 * HOUR);
+      return { freshAt: fresh.admittedAt, youngAt: now - 23 * HOUR, due };
+    });
+    expect(due).toBe(freshAt + RETENTION_MS);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const { keys, alarm } = await runInDurableObject(stub, async (_o: TenantLimiter, state) => ({
+      keys: state.storage.sql
+        .exec<{ key: string }>("SELECT key FROM idempotency ORDER BY key")
+        .toArray()
+        .map((r) => r.key),
+      alarm: await state.storage.getAlarm(),
+    }));
+    expect(keys).toEqual(["fresh", "young"]);
+    expect(alarm).toBe(youngAt + RETENTION_MS);
   });
 });

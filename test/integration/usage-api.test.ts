@@ -7,6 +7,7 @@ import { openDb } from "../../workers/shared/db";
 import { admin, bearer, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
 
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Writes `n` synthetic events for a tenant, one per second from `start`. */
@@ -64,7 +65,8 @@ describe("usage API", () => {
 
   it("returns hourly and daily timeseries by route with latency percentiles", async () => {
     const t = await seedTenant();
-    const start = Math.floor(Date.now() / HOUR) * HOUR - 48 * HOUR;
+    // Midnight UTC two days ago: both hours fall in one day bucket, whatever time the test runs.
+    const start = Math.floor(Date.now() / DAY) * DAY - 2 * DAY;
     await seedEvents(t.tenantId, t.keyId, 7200, start); // two hours, one event per second
     const q = `from=${iso(start)}&to=${iso(start + 2 * HOUR)}`;
     const hourly = await expectJson<{
@@ -87,13 +89,18 @@ describe("usage API", () => {
     expect(hourly.data.reduce((a, p) => a + p.billableUnits, 0)).toBe(4800 + 2400 * 5);
     expect(hourly.data[0]?.statuses).toHaveProperty("4xx");
     expect(hourly.data[0]?.latencyMs.p50).toBe(50);
-    const reports = await expectJson<{ data: { route: string }[] }>(
-      await gateway(`/gateway/v1/usage/timeseries?granularity=day&${q}&route=/v1/reports/`, {
-        headers: bearer(t.key),
-      }),
+    // `&route=`: every third event is on /v1/reports/ (2,400 of 7,200); the other route is left out.
+    const daily = (filter: string) =>
+      gateway(`/gateway/v1/usage/timeseries?granularity=day&${q}${filter}`, { headers: bearer(t.key) });
+    const all = await expectJson<{ data: { route: string; requests: number }[] }>(await daily(""), 200);
+    expect(new Set(all.data.map((p) => p.route))).toEqual(new Set(["/v1/", "/v1/reports/"]));
+    const reports = await expectJson<{ data: { route: string; requests: number }[] }>(
+      await daily("&route=/v1/reports/"),
       200,
     );
-    expect(reports.data.every((p) => p.route === "/v1/reports/")).toBe(true);
+    expect(reports.data.length).toBeGreaterThan(0);
+    expect(reports.data.reduce((a, p) => a + p.requests, 0)).toBe(2400);
+    expect(reports.data.filter((p) => p.route !== "/v1/reports/")).toEqual([]);
     const bad = await gateway(
       `/gateway/v1/usage/timeseries?granularity=hour&from=${iso(start)}&to=${iso(start + 40 * 86_400_000)}`,
       {
