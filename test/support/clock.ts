@@ -9,9 +9,12 @@
  * real. What runs outside the isolate keeps the real clock: KV (absolute `expiration`), Postgres
  * `now()`, the Node services of global-setup.ts.
  *
- * Move the clock forward only, from an instant not before the real now: KV refuses an
- * `expiration` in its real past, and the tenant object keeps the key record with the newest
- * version (the time of the change), so a clock moved back would make a later change look older.
+ * Within a test, move the clock forward only: tenant configs and key records are versioned by the
+ * millisecond of the change and the tenant object keeps the newest, so a change made after the
+ * clock moved back looks older and is ignored; a plan or tenant change in the same millisecond as
+ * the previous one is ignored too (advance the clock before it, as real time would have).
+ * A test that gives a key an end (expiry, rotation, revocation) starts from the real now: KV
+ * refuses an absolute `expiration` in its real past. Quota tests may use any fixed instant.
  */
 import { afterEach, vi } from "vitest";
 
