@@ -20,8 +20,13 @@ export interface BucketState {
   capacity: number;
 }
 
-/** Tokens per millisecond. */
-const rate = (limit: BucketLimit) => limit.refillTokens / (limit.refillPeriodSeconds * 1000);
+/**
+ * Tokens regained in `elapsed` ms. Multiplied before dividing: a whole number of periods regains
+ * whole tokens, so a client that waits exactly its Retry-After finds them (3_600_000 ms at a per-ms
+ * rate of 1 / 3_600_000 is 0.9999999999999999 tokens in floats).
+ */
+const regained = (limit: BucketLimit, elapsed: number) =>
+  (elapsed * limit.refillTokens) / (limit.refillPeriodSeconds * 1000);
 
 /**
  * The bucket as of `now`: a new bucket starts full; a raised capacity adds its extra tokens at
@@ -33,7 +38,7 @@ export function refill(limit: BucketLimit, state: BucketState | null, now: numbe
   const elapsed = Math.max(0, now - state.updatedAt);
   const grown = Math.max(0, capacity - state.capacity);
   return {
-    tokens: Math.min(capacity, state.tokens + grown + elapsed * rate(limit)),
+    tokens: Math.min(capacity, state.tokens + grown + regained(limit, elapsed)),
     updatedAt: now,
     capacity,
   };

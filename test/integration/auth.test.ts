@@ -2,6 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { generateKey } from "../../workers/shared/api-keys";
 import { kvReads } from "../../workers/shared/key-store";
+import { doCalls } from "../../workers/shared/tenant-client";
+import { controlledClock } from "../support/clock";
 import {
   admin,
   bearer,
@@ -12,6 +14,8 @@ import {
   seedTenant,
   uniq,
 } from "../support/gateway";
+
+const clock = controlledClock();
 
 async function expectUnauthorized(res: Response, detail: RegExp) {
   expect(res.status).toBe(401);
@@ -104,14 +108,18 @@ describe("authentication", () => {
     expect(await originCalls(marker)).toHaveLength(0);
   });
 
-  it("rejects an expired key", async () => {
+  it("rejects an expired key from the instant it expires, at the edge, before any tenant-object call", async () => {
     const t = await seedTenant();
-    const soon = new Date(Date.now() + 1500).toISOString();
-    const k = await createKey(t.tenantId, { expiresAt: soon });
+    const expiresAt = clock.set(Date.now()) + 60_000;
+    const k = await createKey(t.tenantId, { expiresAt: new Date(expiresAt).toISOString() });
     const marker = uniq();
+    clock.set(expiresAt - 1);
     expect((await gateway(`/v1/${marker}/before`, { headers: bearer(k.key) })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1600));
+    clock.set(expiresAt);
+    const calls = doCalls.count;
     await expectUnauthorized(await gateway(`/v1/${marker}/after`, { headers: bearer(k.key) }), /expired/);
+    // authenticate refused it from the key record (now warm in the isolate): the object was not asked.
+    expect(doCalls.count).toBe(calls);
     expect((await originCalls(marker)).map((c) => c.path)).toEqual([`/v1/${marker}/before`]);
   });
 

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { hashKey } from "../../workers/shared/api-keys";
 import { keyKvName } from "../../workers/shared/auth-context";
 import { forgetKey } from "../../workers/shared/key-store";
+import { controlledClock } from "../support/clock";
 import {
   admin,
   bearer,
@@ -31,6 +32,8 @@ async function keepStale(key: string): Promise<() => Promise<void>> {
 }
 
 const from = (ip: string) => ({ "cf-connecting-ip": ip });
+const iso = (ms: number) => new Date(ms).toISOString();
+const clock = controlledClock();
 
 describe("PATCH /admin/v1/keys/:id", () => {
   it("updates name, allowlist, per-key limit and expiry, and returns the key", async () => {
@@ -118,35 +121,32 @@ describe("PATCH /admin/v1/keys/:id", () => {
     expect(limited.headers.get("retry-after")).toBe("3600");
   });
 
-  it("refuses a key on the next request after its expiry is shortened, whatever KV holds", async () => {
+  it("refuses a key from the instant its shortened expiry passes, whatever KV holds", async () => {
     const t = await seedTenant();
     const restore = await keepStale(t.key);
-    await expectJson(
-      await admin("PATCH", `/admin/v1/keys/${t.keyId}`, {
-        expiresAt: new Date(Date.now() + 1000).toISOString(),
-      }),
-      200,
-    );
+    const expiresAt = clock.set(Date.now()) + 60_000;
+    await expectJson(await admin("PATCH", `/admin/v1/keys/${t.keyId}`, { expiresAt: iso(expiresAt) }), 200);
     await restore();
+    clock.set(expiresAt - 1);
     expect((await gateway("/v1/before", { headers: bearer(t.key) })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1100));
+    // KV still says the key never expires: only the tenant object knows.
+    clock.set(expiresAt);
     const res = await gateway("/v1/after", { headers: bearer(t.key) });
     expect(res.status).toBe(401);
     expect((await res.json<{ detail: string }>()).detail).toBe("The API key has expired.");
   });
 
-  it("un-refuses a key whose expiry is extended before it passes", async () => {
+  it("un-refuses a key whose expiry is extended before it passes, until the new expiry", async () => {
     const t = await seedTenant();
-    const k = await createKey(t.tenantId, { expiresAt: new Date(Date.now() + 1000).toISOString() });
-    await expectJson(
-      await admin("PATCH", `/admin/v1/keys/${k.id}`, {
-        expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
-      }),
-      200,
-    );
-    await new Promise((r) => setTimeout(r, 1100));
+    const first = clock.set(Date.now()) + 60_000;
+    const k = await createKey(t.tenantId, { expiresAt: iso(first) });
+    const extended = first + 3_600_000;
+    await expectJson(await admin("PATCH", `/admin/v1/keys/${k.id}`, { expiresAt: iso(extended) }), 200);
+    clock.set(first);
     expect((await gateway("/v1/extended", { headers: bearer(k.key) })).status).toBe(200);
     expect((await gateway("/gateway/v1/keys", { headers: bearer(k.key) })).status).toBe(200);
+    clock.set(extended);
+    expect((await gateway("/v1/past-extended", { headers: bearer(k.key) })).status).toBe(401);
   });
 
   it("refuses an expiry in the past with 400, a revoked key with 409, an unknown one with 404", async () => {

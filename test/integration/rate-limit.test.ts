@@ -5,6 +5,7 @@ import { parseList } from "structured-headers";
 import { describe, expect, it } from "vitest";
 import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
 import { doCalls } from "../../workers/shared/tenant-client";
+import { controlledClock } from "../support/clock";
 import {
   admin,
   bearer,
@@ -18,6 +19,10 @@ import {
 
 /** A bucket that effectively never refills during a test. */
 const noRefill = { refillTokens: 1, refillPeriodSeconds: 86_400 };
+
+/** Every test that spends a quota or reads a reset time sets the clock: none depends on when it runs. */
+const clock = controlledClock();
+const epochSeconds = (iso: string) => Date.parse(iso) / 1000;
 
 async function fire(n: number, path: (i: number) => string, headers: HeadersInit): Promise<Response[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => gateway(path(i), { headers })));
@@ -39,6 +44,7 @@ describe("rate limits", () => {
   });
 
   it("admits exactly the daily quota out of 200 concurrent requests", { timeout: 60_000 }, async () => {
+    clock.set("2027-01-31T18:00:00Z");
     const t = await seedTenant({
       plan: { burstCapacity: 1000, refillTokens: 1000, refillPeriodSeconds: 1, dailyQuota: 30 },
     });
@@ -50,10 +56,35 @@ describe("rate limits", () => {
     expect(await originCalls(marker)).toHaveLength(30);
     const body = await (rejected[0] as Response).json<{ code: string }>();
     expect(body.code).toBe("quota_exceeded");
-    const now = Date.now() / 1000;
-    const midnight =
-      Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1) / 1000;
-    expect(Number((rejected[0] as Response).headers.get("retry-after"))).toBeCloseTo(midnight - now, -1);
+    // Six hours to UTC midnight.
+    expect(new Set(rejected.map((r) => r.headers.get("retry-after")))).toEqual(new Set(["21600"]));
+  });
+
+  it("rolls the daily and monthly quotas over at the month's last midnight", async () => {
+    clock.set("2027-01-31T23:59:59.000Z");
+    const t = await seedTenant({
+      plan: { burstCapacity: 100, ...noRefill, dailyQuota: 2, monthlyQuota: 3 },
+    });
+    expect((await gateway("/v1/jan/1", { headers: bearer(t.key) })).status).toBe(200);
+    expect((await gateway("/v1/jan/2", { headers: bearer(t.key) })).status).toBe(200);
+    clock.set("2027-01-31T23:59:59.900Z");
+    const refused = await gateway("/v1/jan/3", { headers: bearer(t.key) });
+    expect(refused.status).toBe(429);
+    expect((await refused.json<{ code: string }>()).code).toBe("quota_exceeded");
+    // 100 ms to midnight: a whole second, never 0.
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(refused.headers.get("x-ratelimit-reset")).toBe(String(epochSeconds("2027-02-01T00:00:00Z")));
+
+    clock.set("2027-02-01T00:00:00.100Z");
+    const february = await gateway("/v1/feb/1", { headers: bearer(t.key) });
+    expect(february.status).toBe(200);
+    const current = parseList(february.headers.get("ratelimit") as string);
+    expect(
+      Object.fromEntries(current.map(([name, params]) => [name, Object.fromEntries(params)])),
+    ).toMatchObject({
+      daily: { r: 1, t: 86_400 },
+      monthly: { r: 2, t: 28 * 86_400 },
+    });
   });
 
   it("charges the route's cost in units against every window", async () => {
@@ -82,15 +113,26 @@ describe("rate limits", () => {
   });
 
   it("gives an exact Retry-After: the time until enough tokens are back", async () => {
-    const t = await seedTenant({ plan: { burstCapacity: 2, refillTokens: 1, refillPeriodSeconds: 10 } });
-    await gateway("/v1/a", { headers: bearer(t.key) });
-    await gateway("/v1/b", { headers: bearer(t.key) });
-    const limited = await gateway("/v1/c", { headers: bearer(t.key) });
-    expect(limited.status).toBe(429);
-    expect(limited.headers.get("retry-after")).toBe("10");
+    for (const refillPeriodSeconds of [10, 3600]) {
+      const start = clock.set(Date.now());
+      const t = await seedTenant({ plan: { burstCapacity: 2, refillTokens: 1, refillPeriodSeconds } });
+      expect((await gateway("/v1/a", { headers: bearer(t.key) })).status).toBe(200);
+      expect((await gateway("/v1/b", { headers: bearer(t.key) })).status).toBe(200);
+      const limited = await gateway("/v1/c", { headers: bearer(t.key) });
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get("retry-after")).toBe(String(refillPeriodSeconds));
+      // One millisecond early is still early; a client that waits exactly Retry-After is admitted.
+      clock.set(start + refillPeriodSeconds * 1000 - 1);
+      const early = await gateway("/v1/d", { headers: bearer(t.key) });
+      expect(early.status).toBe(429);
+      expect(early.headers.get("retry-after")).toBe("1");
+      clock.set(start + refillPeriodSeconds * 1000);
+      expect((await gateway("/v1/e", { headers: bearer(t.key) })).status).toBe(200);
+    }
   });
 
   it("sends RateLimit headers that parse as RFC 8941 lists, and the X-RateLimit set", async () => {
+    clock.set("2027-01-31T23:59:00Z");
     const t = await seedTenant({
       plan: {
         burstCapacity: 100,
@@ -110,26 +152,33 @@ describe("rate limits", () => {
     ]);
     const current = parseList(res.headers.get("ratelimit") as string);
     const byName = Object.fromEntries(current.map(([name, params]) => [name, Object.fromEntries(params)]));
-    expect(byName.burst?.r).toBe(99);
-    expect(byName.daily?.r).toBe(999);
-    expect(byName.monthly?.r).toBe(19999);
+    // One token short at 100 a minute: 1 s to full; a minute to midnight and to February.
+    expect(byName).toEqual({
+      burst: { r: 99, t: 1 },
+      daily: { r: 999, t: 60 },
+      monthly: { r: 19999, t: 60 },
+    });
     expect(res.headers.get("x-ratelimit-tenant")).toBe(t.slug);
     expect(res.headers.get("x-ratelimit-plan")).toBe(t.plan.name);
     // The bucket (99 left) denies before the daily quota (999 left): the X-RateLimit set says so.
     expect(res.headers.get("x-ratelimit-limit")).toBe("100");
     expect(res.headers.get("x-ratelimit-remaining")).toBe("99");
-    expect(Number(res.headers.get("x-ratelimit-reset"))).toBeGreaterThan(Date.now() / 1000);
+    expect(res.headers.get("x-ratelimit-reset")).toBe(String(epochSeconds("2027-01-31T23:59:01Z")));
     expect(res.headers.get("x-ratelimit-burstremaining")).toBe("99");
   });
 
   it("applies a plan change on the next request", async () => {
+    clock.set(Date.now());
     const t = await seedTenant({ plan: { burstCapacity: 1, ...noRefill } });
     expect((await gateway("/v1/a", { headers: bearer(t.key) })).status).toBe(200);
     expect((await gateway("/v1/b", { headers: bearer(t.key) })).status).toBe(429);
+    // A change is versioned by the millisecond it was made: the operator's comes a second later.
+    clock.advance(1000);
     await expectJson(await admin("PATCH", `/admin/v1/plans/${t.plan.id}`, { burstCapacity: 10 }), 200);
     const after = await gateway("/v1/c", { headers: bearer(t.key) });
     expect(after.status).toBe(200);
     expect(after.headers.get("ratelimit-policy")).toContain('"burst";q=10;');
+    clock.advance(1000);
     await expectJson(
       await admin("PATCH", `/admin/v1/tenants/${t.tenantId}`, { overrides: { dailyQuota: 1 } }),
       200,
@@ -148,12 +197,8 @@ describe("rate limits", () => {
 });
 
 describe("X-RateLimit headers describe the window that denies first", () => {
-  const firstOfNextMonth = () => {
-    const d = new Date();
-    return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) / 1000;
-  };
-
   it("the monthly quota, when it has the fewest left: Remaining 0 means the next request is refused", async () => {
+    clock.set("2027-01-31T20:00:00Z");
     const t = await seedTenant({
       plan: { burstCapacity: 100, ...noRefill, dailyQuota: 1000, monthlyQuota: 3 },
     });
@@ -167,7 +212,7 @@ describe("X-RateLimit headers describe the window that denies first", () => {
         res.headers.get("x-ratelimit-reset"),
       ]);
     }
-    const reset = String(firstOfNextMonth());
+    const reset = String(epochSeconds("2027-02-01T00:00:00Z"));
     expect(seen).toEqual([
       ["3", "2", reset],
       ["3", "1", reset],
@@ -181,6 +226,7 @@ describe("X-RateLimit headers describe the window that denies first", () => {
   });
 
   it("the key's own bucket, when it is tighter than the tenant's bucket and the quotas", async () => {
+    clock.set("2027-01-31T20:00:00Z");
     const t = await seedTenant({ plan: { burstCapacity: 100, ...noRefill, dailyQuota: 1000 } });
     const tight = await createKey(t.tenantId, { rateLimit: { burstCapacity: 2, ...noRefill } });
     const res = await gateway("/v1/k", { headers: bearer(tight.key) });
@@ -188,10 +234,11 @@ describe("X-RateLimit headers describe the window that denies first", () => {
     expect(res.headers.get("x-ratelimit-limit")).toBe("2");
     expect(res.headers.get("x-ratelimit-remaining")).toBe("1");
     // A bucket is full again after one refill period per missing token.
-    expect(Number(res.headers.get("x-ratelimit-reset"))).toBeCloseTo(Date.now() / 1000 + 86_400, -1);
+    expect(res.headers.get("x-ratelimit-reset")).toBe(String(epochSeconds("2027-02-01T20:00:00Z")));
   });
 
   it("counts in requests of this cost: a cost-5 route binds on the quota with fewer such requests left", async () => {
+    clock.set("2027-01-31T20:00:00Z");
     const t = await seedTenant({
       plan: { burstCapacity: 100, ...noRefill, dailyQuota: 12, entitlements: ["api", "reports"] },
     });

@@ -10,6 +10,7 @@ import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
 import { hashKey } from "../../workers/shared/api-keys";
 import { keyKvName, tenantKvName } from "../../workers/shared/auth-context";
 import { forgetKey, forgetTenant } from "../../workers/shared/key-store";
+import { controlledClock } from "../support/clock";
 import { admin, bearer, expectJson, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
 
 async function restoreStale(name: string, stale: string | null, forget: () => void) {
@@ -17,6 +18,8 @@ async function restoreStale(name: string, stale: string | null, forget: () => vo
   await env.API_KEYS.put(name, stale);
   forget();
 }
+
+const clock = controlledClock();
 
 describe("revocation in one request", () => {
   it("refuses a revoked key on the next request even with a stale KV record", async () => {
@@ -39,10 +42,15 @@ describe("revocation in one request", () => {
     const t = await seedTenant();
     const hash = await hashKey(t.key);
     const stale = await env.API_KEYS.get(keyKvName(hash));
-    await expectJson(await admin("POST", `/admin/v1/keys/${t.keyId}/rotate`, { gracePeriodSeconds: 1 }), 201);
+    const graceEnd = clock.set(Date.now()) + 60_000;
+    await expectJson(
+      await admin("POST", `/admin/v1/keys/${t.keyId}/rotate`, { gracePeriodSeconds: 60 }),
+      201,
+    );
     await restoreStale(keyKvName(hash), stale, () => forgetKey(hash));
+    clock.set(graceEnd - 1);
     expect((await gateway("/v1/in-grace", { headers: bearer(t.key) })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1100));
+    clock.set(graceEnd);
     const res = await gateway("/v1/after-grace", { headers: bearer(t.key) });
     expect(res.status).toBe(401);
     expect((await res.json<{ detail: string }>()).detail).toMatch(/expired/);

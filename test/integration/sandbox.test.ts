@@ -3,9 +3,13 @@
  * defaults), never the live ones, and a test key can create and revoke only test keys.
  */
 import { describe, expect, it } from "vitest";
+import { controlledClock } from "../support/clock";
 import { admin, bearer, createKey, expectJson, gateway, seedTenant } from "../support/gateway";
 
 const noRefill = { refillTokens: 1, refillPeriodSeconds: 86_400 };
+
+/** The daily quotas below must not roll over mid-test: the clock stands still at a chosen instant. */
+const clock = controlledClock();
 
 const asKey = (key: string, method: string, path: string, body?: unknown) =>
   gateway(path, {
@@ -16,6 +20,7 @@ const asKey = (key: string, method: string, path: string, body?: unknown) =>
 
 describe("sandbox limits", () => {
   it("spends the plan's sandbox bucket and quotas for test keys, never the live ones", async () => {
+    clock.set("2027-01-31T23:59:59.000Z");
     const t = await seedTenant({
       plan: {
         burstCapacity: 100,
@@ -57,6 +62,7 @@ describe("sandbox limits", () => {
   });
 
   it("holds test keys of a plan without sandbox limits to the live numbers, counted apart", async () => {
+    clock.set("2027-01-31T23:59:59.000Z");
     const t = await seedTenant({ plan: { burstCapacity: 10, ...noRefill, dailyQuota: 2 } });
     const test = await createKey(t.tenantId, { env: "test" });
     const res = await gateway("/v1/defaults/1", { headers: bearer(test.key) });

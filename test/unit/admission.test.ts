@@ -164,4 +164,47 @@ describe("admission (pure)", () => {
     expect(mergeKeyState(revoked, { version: 7, revokedAt: null, expiresAt: null }).revokedAt).toBe(500);
     expect(mergeKeyState(revoked, { version: 7, revokedAt: 800, expiresAt: null }).revokedAt).toBe(500);
   });
+
+  it("admits a client that waits exactly its Retry-After, not a millisecond earlier", () => {
+    const m = memory();
+    const cfg = config({
+      limits: {
+        burstCapacity: 1,
+        refillTokens: 1,
+        refillPeriodSeconds: 3600,
+        dailyQuota: null,
+        monthlyQuota: null,
+      },
+    });
+    expect(m.run(input({ config: cfg }), cfg, NOW).outcome).toBe("admitted");
+    expect(m.run(input({ config: cfg }), cfg, NOW)).toMatchObject({
+      outcome: "rate_limited",
+      retryAfter: 3600,
+    });
+    expect(m.run(input({ config: cfg }), cfg, NOW + 3_600_000 - 1)).toMatchObject({
+      outcome: "rate_limited",
+      retryAfter: 1,
+    });
+    expect(m.run(input({ config: cfg }), cfg, NOW + 3_600_000).outcome).toBe("admitted");
+  });
+
+  it("refuses a used-up month until its last midnight, and admits 200 ms later", () => {
+    const m = memory();
+    const cfg = config({
+      limits: {
+        burstCapacity: 10,
+        refillTokens: 1,
+        refillPeriodSeconds: 3600,
+        dailyQuota: 5,
+        monthlyQuota: 1,
+      },
+    });
+    const at = (iso: string) => m.run(input({ config: cfg }), cfg, Date.parse(iso));
+    expect(at("2027-01-31T12:00:00Z").outcome).toBe("admitted");
+    expect(at("2027-01-31T12:00:00Z")).toMatchObject({ outcome: "quota_exceeded", retryAfter: 12 * 3600 });
+    expect(at("2027-01-31T23:59:59.900Z")).toMatchObject({ outcome: "quota_exceeded", retryAfter: 1 });
+    expect(at("2027-02-01T00:00:00.100Z").outcome).toBe("admitted");
+    expect(m.quotas.get("daily")).toEqual({ period: "2027-02-01", used: 1 });
+    expect(m.quotas.get("monthly")).toEqual({ period: "2027-02", used: 1 });
+  });
 });

@@ -33,4 +33,29 @@ describe("calendar quotas", () => {
       used: 0,
     });
   });
+
+  it("rolls the day and the month over together at a month's last midnight", () => {
+    const before = at("2027-01-31T23:59:59.900Z");
+    const after = at("2027-02-01T00:00:00.100Z");
+    expect([periodOf("daily", before), periodOf("monthly", before)]).toEqual(["2027-01-31", "2027-01"]);
+    expect([periodOf("daily", after), periodOf("monthly", after)]).toEqual(["2027-02-01", "2027-02"]);
+    expect([periodEnd("daily", before), periodEnd("monthly", before)]).toEqual([
+      at("2027-02-01T00:00:00Z"),
+      at("2027-02-01T00:00:00Z"),
+    ]);
+    expect([periodEnd("daily", after), periodEnd("monthly", after)]).toEqual([
+      at("2027-02-02T00:00:00Z"),
+      at("2027-03-01T00:00:00Z"),
+    ]);
+    const day = { period: "2027-01-31", used: 7 };
+    const month = { period: "2027-01", used: 70 };
+    expect([currentUsage("daily", day, before), currentUsage("monthly", month, before)]).toEqual([
+      day,
+      month,
+    ]);
+    expect([currentUsage("daily", day, after), currentUsage("monthly", month, after)]).toEqual([
+      { period: "2027-02-01", used: 0 },
+      { period: "2027-02", used: 0 },
+    ]);
+  });
 });
