@@ -16,9 +16,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import Stripe from "stripe";
+import type Stripe from "stripe";
 import { type StripeStandIn, startStripeStandIn } from "../../dev/stripe-standin";
 import { createCustomer, ensureMeter, stripeClient } from "../../workers/shared/stripe";
+import { stripeError } from "../support/stripe-error";
 import {
   contractViolations,
   type Exchange,
@@ -80,16 +81,6 @@ function propertiesOf(schema: unknown): Record<string, unknown> {
   const properties = (schema as { properties?: Record<string, unknown> } | null)?.properties;
   assert.ok(properties, "an object schema with properties");
   return properties;
-}
-
-async function stripeError(promise: Promise<unknown>): Promise<Stripe.errors.StripeError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof Stripe.errors.StripeError) return err;
-    throw err;
-  }
-  throw new Error("expected the call to fail with a StripeError");
 }
 
 async function customerAndMeter() {

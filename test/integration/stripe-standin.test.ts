@@ -8,6 +8,7 @@
 import { env } from "cloudflare:workers";
 import Stripe from "stripe";
 import { describe, expect, inject, it } from "vitest";
+import { stripeError } from "../support/stripe-error";
 
 const STANDIN = new URL(inject("stripeUrl"));
 const KEY = "sk_test_gateway";
@@ -26,17 +27,6 @@ function stripe(key = KEY, config: Stripe.StripeConfig = {}): Stripe {
   });
 }
 const noRetries = () => stripe(KEY, { maxNetworkRetries: 0 });
-
-/** The Stripe error a promise rejects with (fails the test when it resolves or throws anything else). */
-async function stripeError(promise: Promise<unknown>): Promise<Stripe.errors.StripeError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof Stripe.errors.StripeError) return err;
-    throw err;
-  }
-  throw new Error("expected the call to fail with a StripeError");
-}
 
 /** How the stripe package surfaces an error: printed so the reporter's author can see it. */
 function describeError(label: string, err: Stripe.errors.StripeError) {
