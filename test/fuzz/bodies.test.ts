@@ -2,6 +2,12 @@
  * Fuzz: request bodies. Junk on the admin API (invalid JSON, wrong types, wrong media types, deep
  * nesting, prototype keys) is a 4xx problem, never a 5xx, and pollutes nothing; declared and actual
  * bodies over the limits are 413 before the origin; bodies under the limit reach it intact.
+ *
+ * What `new Request()` normalises or refuses before the Worker sees a body: a body on GET or HEAD
+ * throws (so those are sent on the wire, test/wire/hostile-wire.ts); a string body is a USVString
+ * (Fetch), encoded as UTF-8, so a lone surrogate in raw text arrives as U+FFFD (the NUL property
+ * sends it JSON-escaped, `"\ud800"`, which does reach the JSON parser); a ReadableStream body
+ * carries no Content-Length (chunked).
  */
 import { env } from "cloudflare:workers";
 import fc from "fast-check";

@@ -4,6 +4,14 @@
  * the client's credentials never reach the origin, spoofed X-Request-ID / X-Gateway-Claims are
  * replaced, injection attempts stay inside their value, oversized values never 5xx, and
  * conflicting or duplicated credentials never authenticate.
+ *
+ * What the runtime's `Headers` (and so `new Request()`) normalises or refuses before the Worker
+ * sees it: CR, LF and NUL in a value, and names with separators, spaces or controls, throw (the
+ * generators keep to what `Headers` accepts, `headerSafe`); leading and trailing SP/HTAB of a value
+ * are trimmed; names are lower-cased; a value with code points ≥ U+0080 is sent as its UTF-8 bytes
+ * (workerd warns "As a quirk to support Unicode…"); repeated names are joined with ", " by `get`.
+ * So raw CR/LF/NUL, obs-fold and non-UTF-8 bytes in a value, and bad name bytes, are sent on the
+ * wire by test/wire/hostile-wire.ts instead.
  */
 import fc from "fast-check";
 import { beforeAll, describe, it } from "vitest";

@@ -3,6 +3,11 @@
  * well-formed ones (bare, Stripe style, or the draft's quoted sf-string) proceed once, replay
  * byte for byte in either form, refuse a different request with 422, and N concurrent identical
  * requests reach the origin once.
+ *
+ * What the runtime does to an `Idempotency-Key` before the Worker sees it (it is a header value):
+ * CR, LF and NUL throw in `Headers` (not generated); leading and trailing SP/HTAB are trimmed, so
+ * `" k"` and `"k"` are the same key to the gateway; non-ASCII is sent as UTF-8 bytes. A key the
+ * Worker sees with other control characters is generated here (400 before the origin).
  */
 import fc from "fast-check";
 import { beforeAll, describe, it } from "vitest";

@@ -1,6 +1,12 @@
 /**
  * Fuzz: API keys. Junk key material never authenticates and never reaches the origin; a valid key
  * in any RFC 9110 framing always does; a valid key under another scheme or header never does.
+ *
+ * What the runtime does to key material before the Worker sees it (it travels in a header value):
+ * CR, LF and NUL throw in `Headers` (the generators drop such material, `headerSafe`); leading and
+ * trailing SP/HTAB are trimmed (so junk glued to a key is never whitespace, or the runtime would
+ * repair the key); non-ASCII lookalikes arrive as their UTF-8 bytes. Keys with raw CR/LF/NUL are
+ * refused by workerd's parser on the wire (test/wire/hostile-wire.ts) before any Worker code runs.
  */
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
