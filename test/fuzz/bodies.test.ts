@@ -23,6 +23,7 @@ import {
   checkResponse,
   FUZZ_PLAN,
   FuzzFailure,
+  fuzzSeed,
   Ledger,
   type Sent,
 } from "../support/fuzz-kit";
@@ -271,7 +272,7 @@ describe("fuzz: bodies", () => {
         if (sent.status < 300) await checkServerFields(run, endpoint, sent);
         check(({} as Record<string, unknown>).polluted === undefined, "Object.prototype was polluted", sent);
       }),
-      { numRuns: 500, seed: 0x626f6431 },
+      { numRuns: 500, seed: fuzzSeed(0x626f6431) },
     );
     check(
       Object.getOwnPropertyNames(Object.prototype).every((n) => n !== "polluted"),
@@ -338,7 +339,7 @@ describe("fuzz: bodies", () => {
         if (sent.status < 300) return checkServerFields(run, endpoint, sent);
         checkRefused(sent, "validation_failed", "conflict");
       }),
-      { numRuns: 60, seed: 0x626f6437 },
+      { numRuns: 60, seed: fuzzSeed(0x626f6437) },
     );
   });
 
@@ -519,7 +520,7 @@ describe("fuzz: bodies", () => {
           );
         }
       }),
-      { numRuns: 150, seed: 0x626f6436 },
+      { numRuns: 150, seed: fuzzSeed(0x626f6436) },
     );
   });
 
@@ -561,7 +562,7 @@ describe("fuzz: bodies", () => {
           checkRefused(sent, "payload_too_large", "bad_request");
         }
       }),
-      { numRuns: 300, seed: 0x626f6432 },
+      { numRuns: 300, seed: fuzzSeed(0x626f6432) },
     );
     check((await checkOriginCalls(run.marker)).length === 0, "a refused body reached the origin");
   });
@@ -600,7 +601,7 @@ describe("fuzz: bodies", () => {
           const echo = await checkEcho(sent, caller);
           check(echo?.body.length === size, `origin received ${echo?.body.length} of ${size} bytes`, sent);
         }),
-        { numRuns: 8, seed: chunked ? 0x626f6435 : 0x626f6433 },
+        { numRuns: 8, seed: fuzzSeed(chunked ? 0x626f6435 : 0x626f6433) },
       );
       const calls = await checkOriginCalls(run.marker);
       check(calls.length === run.reachedOrigin, `origin saw ${calls.length} calls for ${run.reachedOrigin}`);
@@ -626,7 +627,7 @@ describe("fuzz: bodies", () => {
         if (body.length > API_BODY_LIMIT) checkRefused(sent, "payload_too_large");
         else checkRefused(sent, "validation_failed", "not_found");
       }),
-      { numRuns: 60, seed: 0x626f6434 },
+      { numRuns: 60, seed: fuzzSeed(0x626f6434) },
     );
   });
 });

@@ -24,6 +24,7 @@ import {
   checkResponse,
   FUZZ_PLAN,
   type FuzzRequest,
+  fuzzSeed,
   Ledger,
   type Sent,
 } from "../support/fuzz-kit";
@@ -102,7 +103,7 @@ describe("fuzz: entry parity", () => {
           direct,
         );
       }),
-      { numRuns: 150, seed: 0x70617231 },
+      { numRuns: 150, seed: fuzzSeed(0x70617231) },
     );
     const calls = await checkOriginCalls(run.marker);
     check(calls.length === run.reachedOrigin, `origin saw ${calls.length} calls for ${run.reachedOrigin}`);

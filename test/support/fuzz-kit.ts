@@ -14,7 +14,7 @@
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterAll } from "vitest";
+import { afterAll, inject } from "vitest";
 import { type GatewayClaims, verifyGatewayClaims } from "../../workers/edge/claims";
 import { ERROR_CODES, PROBLEM_TYPE_BASE } from "../../workers/errors";
 import worker from "../../workers/index";
@@ -22,6 +22,23 @@ import { BASE, gateway, type OriginCall, originCalls, uniq } from "./gateway";
 import { originPathViolation } from "./path-oracle";
 
 export { BASE };
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Set only by `npm run fuzz:nightly` (scripts/fuzz-nightly.ts): the run's random seed. */
+    fuzzSeed?: number;
+  }
+}
+
+/**
+ * The seed of one property: its fixed seed in `npm test`; under `npm run fuzz:nightly`, the run's
+ * seed mixed with the fixed one (so every property still draws its own sequence). fast-check
+ * prints the seed it used (and the shrink path) with any counterexample.
+ */
+export function fuzzSeed(fixed: number): number {
+  const run = inject("fuzzSeed");
+  return run === undefined ? fixed : (run ^ fixed) | 0;
+}
 
 /**
  * The test env with `LOG_LEVEL=error`: the gateway writes one log line per request, and ten thousand
