@@ -3,6 +3,10 @@
  * This property sends the same generated requests both ways — directly, and through `gateway()`
  * (exports.default.fetch, the service-binding path the other integration tests use) — and checks
  * that the answers agree: same status, same problem code, same origin path.
+ *
+ * Both ways build the same `new Request()`, so both see what the runtime has already normalised
+ * (URL parsing resolves `.`/`..` in any spelling and `\`; `Headers` trims values and refuses
+ * CR/LF/NUL): parity here is about the two entries, not about those shapes (test/wire/ sends them).
  */
 import fc from "fast-check";
 import { beforeAll, describe, it } from "vitest";
@@ -20,6 +24,7 @@ import {
   checkResponse,
   FUZZ_PLAN,
   type FuzzRequest,
+  fuzzSeed,
   Ledger,
   type Sent,
 } from "../support/fuzz-kit";
@@ -98,7 +103,7 @@ describe("fuzz: entry parity", () => {
           direct,
         );
       }),
-      { numRuns: 150, seed: 0x70617231 },
+      { numRuns: 150, seed: fuzzSeed(0x70617231) },
     );
     const calls = await checkOriginCalls(run.marker);
     check(calls.length === run.reachedOrigin, `origin saw ${calls.length} calls for ${run.reachedOrigin}`);

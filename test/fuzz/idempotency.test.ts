@@ -3,6 +3,11 @@
  * well-formed ones (bare, Stripe style, or the draft's quoted sf-string) proceed once, replay
  * byte for byte in either form, refuse a different request with 422, and N concurrent identical
  * requests reach the origin once.
+ *
+ * What the runtime does to an `Idempotency-Key` before the Worker sees it (it is a header value):
+ * CR, LF and NUL throw in `Headers` (not generated); leading and trailing SP/HTAB are trimmed, so
+ * `" k"` and `"k"` are the same key to the gateway; non-ASCII is sent as UTF-8 bytes. A key the
+ * Worker sees with other control characters is generated here (400 before the origin).
  */
 import fc from "fast-check";
 import { beforeAll, describe, it } from "vitest";
@@ -15,6 +20,7 @@ import {
   checkRefused,
   checkResponse,
   FUZZ_PLAN,
+  fuzzSeed,
   Ledger,
   type Sent,
 } from "../support/fuzz-kit";
@@ -173,7 +179,7 @@ describe("fuzz: Idempotency-Key", () => {
         const changed = await run.send(post(path, c.values, `${payload} `, method), { settle: true });
         checkRefused(changed, "idempotency_key_mismatch");
       }),
-      { numRuns: 400, seed: 0x69646d31 },
+      { numRuns: 400, seed: fuzzSeed(0x69646d31) },
     );
     // Every request reached the origin at most once (replays and refusals never do).
     const calls = await checkOriginCalls(run.marker);
@@ -213,7 +219,7 @@ describe("fuzz: Idempotency-Key", () => {
         }
         check(firsts === 1, `${firsts} of ${n} concurrent requests ran (expected 1): ${path}`);
       }),
-      { numRuns: 40, seed: 0x69646d32 },
+      { numRuns: 40, seed: fuzzSeed(0x69646d32) },
     );
     const calls = await checkOriginCalls(run.marker);
     const perPath = new Map<string, number>();
@@ -237,7 +243,7 @@ describe("fuzz: Idempotency-Key", () => {
         checkResponse(sent);
         check(sent.fromOrigin && sent.status === 200, `the sf-string key ${value} was refused`, sent);
       }),
-      { numRuns: 60, seed: 0x69646d33 },
+      { numRuns: 60, seed: fuzzSeed(0x69646d33) },
     );
   });
 });

@@ -1,14 +1,20 @@
 /**
  * Fuzz: API keys. Junk key material never authenticates and never reaches the origin; a valid key
  * in any RFC 9110 framing always does; a valid key under another scheme or header never does.
+ *
+ * What the runtime does to key material before the Worker sees it (it travels in a header value):
+ * CR, LF and NUL throw in `Headers` (the generators drop such material, `headerSafe`); leading and
+ * trailing SP/HTAB are trimmed (so junk glued to a key is never whitespace, or the runtime would
+ * repair the key); non-ASCII lookalikes arrive as their UTF-8 bytes. Keys with raw CR/LF/NUL are
+ * refused by workerd's parser on the wire (test/wire/hostile-wire.ts) before any Worker code runs.
  */
 import fc from "fast-check";
-import { beforeAll, describe, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { checksum, parseKey } from "../../workers/shared/api-keys";
 import {
   base62,
   framing,
   invalidKeyMaterial,
-  looksValid,
   method,
   spoofedRequestId,
   wrongScheme,
@@ -20,6 +26,7 @@ import {
   checkKeyRefused,
   checkOriginCalls,
   FUZZ_PLAN,
+  fuzzSeed,
   Ledger,
 } from "../support/fuzz-kit";
 import { createKey, seedTenant } from "../support/gateway";
@@ -36,14 +43,23 @@ beforeAll(async () => {
     { key: test.key, caller: { tenantId: t.tenantId, keyId: test.id, env: "test" } },
     { key: member.key, caller: { tenantId: t.tenantId, keyId: member.id, env: "live" } },
   );
-  // The generators' checksum must be the gateway's, or "well-formed, never issued" keys are not.
-  check(
-    keys.every((k) => looksValid(k.key)),
-    "fuzz-arbs checksum disagrees with issued keys",
-  );
 });
 
 describe("fuzz: API keys", () => {
+  /**
+   * The generators import the gateway's checksum (workers/shared/api-keys.ts) to build "well-formed,
+   * never issued" keys. So that import can't confirm itself, it is pinned to answers computed
+   * elsewhere: 0xCBF43926 is CRC-32's published check value for "123456789" (3jZRME in 6 base62
+   * digits), and the key's last 6 digits were computed with Node's zlib.crc32.
+   */
+  it("the checksum the generators use is CRC-32 in base62 (known answers)", () => {
+    expect(checksum("123456789")).toBe("3jZRME");
+    expect(checksum("gw_live_0123456789ABCDEFGHIJKLMN")).toBe("2nJQC4");
+    expect(parseKey("gw_live_0123456789ABCDEFGHIJKLMN2nJQC4")).toEqual({ env: "live" });
+    expect(parseKey("gw_live_0123456789ABCDEFGHIJKLMN2nJQC5")).toBeNull();
+    for (const { key } of keys) expect(parseKey(key)).not.toBeNull();
+  });
+
   it("refuses junk key material in any framing with a 401 problem, never calling the origin", {
     timeout: 60_000,
   }, async () => {
@@ -63,7 +79,7 @@ describe("fuzz: API keys", () => {
         checkKeyRefused(sent);
         check(sent.headers.get("x-request-id") !== spoof, "echoed the client's X-Request-ID", sent);
       }),
-      { numRuns: 3000, seed: 0x6b657931 },
+      { numRuns: 3000, seed: fuzzSeed(0x6b657931) },
     );
     check((await checkOriginCalls(run.marker)).length === 0, "junk keys reached the origin");
   });
@@ -93,7 +109,7 @@ describe("fuzz: API keys", () => {
           checkKeyRefused(sent);
         }
       }),
-      { numRuns: 400, seed: 0x6b657932 },
+      { numRuns: 400, seed: fuzzSeed(0x6b657932) },
     );
     const calls = await checkOriginCalls(run.marker);
     check(calls.length === run.reachedOrigin, `origin saw ${calls.length} calls for ${run.reachedOrigin}`);
@@ -116,7 +132,7 @@ describe("fuzz: API keys", () => {
         });
         checkKeyRefused(sent);
       }),
-      { numRuns: 300, seed: 0x6b657933 },
+      { numRuns: 300, seed: fuzzSeed(0x6b657933) },
     );
     check((await checkOriginCalls(run.marker)).length === 0, "a misplaced key reached the origin");
   });

@@ -35,7 +35,8 @@ function crc32(text: string): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-function checksum(body: string): string {
+/** The 6 base62 digits of the CRC-32 of `body` (what a key ends with). */
+export function checksum(body: string): string {
   let n = crc32(body);
   let out = "";
   for (let i = 0; i < CHECKSUM_LENGTH; i++) {
