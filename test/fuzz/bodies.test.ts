@@ -12,6 +12,7 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, it } from "vitest";
+import { controlledClock } from "../support/clock";
 import { base62, methodWithBody } from "../support/fuzz-arbs";
 import {
   type Caller,
@@ -40,6 +41,20 @@ let caller: Caller;
 let apiKey = "";
 /** Victims of the admin fuzz: a plan, a tenant on it, and a key of that tenant. */
 const ids = { plan: "", tenant: "", key: "" };
+
+/**
+ * Every property here calls the tenant API with the same key, so they share its management bucket
+ * (300 tokens, 5 back a second; a timeseries costs 10). Before each tenant-API call the controlled
+ * clock moves 2 s past the previous call (10 tokens back), across the whole file: no property's
+ * answers depend on which ran before it (`--sequence.shuffle`) or on how fast the machine is. The
+ * instant only ever moves forward (the tenant object keeps its bucket's last update).
+ */
+const clock = controlledClock();
+let tenantApiAt = Date.now();
+function tenantApiTurn(): void {
+  tenantApiAt = Math.max(tenantApiAt, Date.now()) + 2_000;
+  clock.set(tenantApiAt);
+}
 
 beforeAll(async () => {
   const t = await seedTenant({ plan: FUZZ_PLAN });
@@ -261,6 +276,7 @@ describe("fuzz: bodies", () => {
       .filter((r) => !hasNul(r.endpoint) && !(typeof r.body === "string" && hasNul(r.body)));
     await fc.assert(
       fc.asyncProperty(arb, async ({ endpoint, body, contentType }) => {
+        if (endpoint.tenantApi) tenantApiTurn();
         const headers: [string, string][] = [endpoint.tenantApi ? ["x-api-key", apiKey] : ADMIN];
         if (contentType !== undefined) headers.push(["content-type", contentType]);
         const sent = await run.send(
@@ -328,6 +344,7 @@ describe("fuzz: bodies", () => {
     await fc.assert(
       fc.asyncProperty(arb, async ({ target: [endpoint, base], forged }) => {
         const body = { ...base, ...Object.fromEntries(forged.map((f) => [f, FORGED[f]])) };
+        if (endpoint.tenantApi) tenantApiTurn();
         const headers: [string, string][] = [
           endpoint.tenantApi ? ["x-api-key", apiKey] : ADMIN,
           ["content-type", "application/json"],
@@ -476,6 +493,7 @@ describe("fuzz: bodies", () => {
     const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
     await fc.assert(
       fc.asyncProperty(built, async ({ method, path, body, tenantApi, value, place }) => {
+        if (tenantApi) tenantApiTurn();
         const headers: [string, string][] = [tenantApi ? ["x-api-key", apiKey] : ADMIN];
         if (body !== undefined) headers.push(["content-type", "application/json"]);
         const sent = await run.send(
