@@ -17,6 +17,8 @@ const RowSchema = z
     billableUnits: z.number().int(),
     outboxUnits: z.number().int(),
     outboxPendingUnits: z.number().int(),
+    outboxFailedUnits: z.number().int(),
+    outboxFailure: z.string().nullable(),
     stripeUnits: z.number().int().nullable(),
     difference: z.boolean(),
   })
@@ -28,7 +30,7 @@ const route = createRoute({
   tags: ["Admin: billing"],
   security,
   description:
-    "Per tenant and hour: requests admitted by the tenant object, usage rows, billable units, billing outbox units and what Stripe reports. A row with `difference: true` breaks the invariant admitted = rows and billable units = outbox = Stripe. At most 31 days per call.",
+    "Per tenant and hour: requests admitted by the tenant object, usage rows, billable units, billing outbox units and what Stripe reports. A row with `difference: true` breaks the invariant admitted = rows and billable units = outbox = Stripe; `outboxFailedUnits` are units Stripe will never bill (past its 35-day window, or refused; `outboxFailure` says why). At most 31 days per call.",
   request: {
     query: z.object({
       from: z.iso.datetime({ offset: true }),
