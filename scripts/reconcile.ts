@@ -3,7 +3,8 @@
  *
  * Asks the gateway's admin API for the reconciliation table (admitted = usage rows, billable
  * units = outbox = Stripe) one day at a time, with progress on stderr, prints every hour that
- * has traffic, and exits 1 if any hour differs (2 on a usage error or an unreachable gateway).
+ * has traffic, then every hour with units Stripe will never bill (past its 35-day window, or
+ * refused) and why, and exits 1 if any hour differs (2 on a usage error or an unreachable gateway).
  * Reads ADMIN_TOKEN (default: the `npm start` dev token) and GATEWAY_URL from the environment.
  */
 import { parseArgs } from "node:util";
@@ -66,10 +67,25 @@ async function main(): Promise<void> {
     billable: r.billableUnits,
     outbox: r.outboxUnits,
     pending: r.outboxPendingUnits,
+    unbilled: r.outboxFailedUnits,
     stripe: r.stripeUnits ?? "n/a",
     ok: r.difference ? "DIFF" : "ok",
   }));
   if (table.length > 0) console.table(table);
+  const unbilled = rows.filter((r) => r.outboxFailedUnits > 0);
+  if (unbilled.length > 0) {
+    console.log(
+      `${unbilled.reduce((a, r) => a + r.outboxFailedUnits, 0)} units will never be billed by Stripe (bill them by hand):`,
+    );
+    console.table(
+      unbilled.map((r) => ({
+        tenant: r.slug,
+        hour: r.hour.slice(0, 13).replace("T", " "),
+        units: r.outboxFailedUnits,
+        reason: r.outboxFailure,
+      })),
+    );
+  }
   const differences = rows.filter((r) => r.difference).length;
   console.log(
     differences === 0
