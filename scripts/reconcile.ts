@@ -8,7 +8,7 @@
  * Reads ADMIN_TOKEN (default: the `npm start` dev token) and GATEWAY_URL from the environment.
  */
 import { parseArgs } from "node:util";
-import type { ReconciliationRow as Row } from "../workers/metering/reconciliation";
+import type { ReconciliationRow as Row, Unbilled } from "../workers/metering/reconciliation";
 
 const DAY_MS = 86_400_000;
 const DEV_ADMIN_TOKEN = "dev-admin-token";
@@ -40,6 +40,7 @@ async function main(): Promise<void> {
   const token = process.env.ADMIN_TOKEN ?? DEV_ADMIN_TOKEN;
 
   const rows: Row[] = [];
+  let never: Unbilled | undefined;
   const days = Math.ceil((to - from) / DAY_MS);
   for (let day = 0; day < days; day++) {
     const start = from + day * DAY_MS;
@@ -55,7 +56,9 @@ async function main(): Promise<void> {
       fail(`cannot reach the gateway at ${values.gateway}: ${String(error)}`),
     );
     if (!res.ok) fail(`the gateway answered ${res.status}: ${await res.text()}`);
-    rows.push(...((await res.json()) as { rows: Row[] }).rows);
+    const body = (await res.json()) as { rows: Row[]; unbilled: Unbilled };
+    rows.push(...body.rows);
+    never = body.unbilled;
   }
   process.stderr.write("\n");
 
@@ -84,6 +87,11 @@ async function main(): Promise<void> {
         units: r.outboxFailedUnits,
         reason: r.outboxFailure,
       })),
+    );
+  }
+  if (never && never.units > 0) {
+    console.log(
+      `all hours: ${never.units} units in ${never.tenantHours} tenant-hours from ${never.firstHour} to ${never.lastHour} will never be billed by Stripe (list them with --from/--to around those hours)`,
     );
   }
   const differences = rows.filter((r) => r.difference).length;

@@ -9,7 +9,7 @@ import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
 import { describe, expect, it, vi } from "vitest";
 import { SPOOL_SHARDS } from "../../workers/metering/producer";
-import type { ReconciliationRow } from "../../workers/metering/reconciliation";
+import type { ReconciliationRow, Unbilled } from "../../workers/metering/reconciliation";
 import { REPORT_MESSAGE, reportAndChain, reportUsage } from "../../workers/metering/stripe-reporter";
 import type { UsageEvent } from "../../workers/metering/usage-event";
 import { openDb } from "../../workers/shared/db";
@@ -452,7 +452,7 @@ describe("metering pipeline", () => {
       });
     await reportAll();
     expect((await outbox(tenant.tenantId)).map((r) => r.attempts)).toEqual(rows.map(() => 1));
-    const table = await expectJson<{ differences: number; rows: ReconciliationRow[] }>(
+    const table = await expectJson<{ differences: number; rows: ReconciliationRow[]; unbilled: Unbilled }>(
       await admin(
         "GET",
         `/admin/v1/reconciliation?from=${new Date(hour).toISOString()}&to=${new Date(hour + HOUR_MS).toISOString()}&tenant=${tenant.tenantId}`,
@@ -460,6 +460,14 @@ describe("metering pipeline", () => {
       200,
     );
     expect(table.differences).toBe(1);
+    // Named in every reconciliation, whatever its range: the hour is older than any recent one.
+    const { unbilled } = await reconciliation(tenant.tenantId);
+    expect(unbilled).toEqual({
+      units: billableUnits,
+      tenantHours: 1,
+      firstHour: new Date(hour).toISOString(),
+      lastHour: new Date(hour).toISOString(),
+    });
     expect(table.rows).toMatchObject([
       {
         outboxUnits: billableUnits,

@@ -157,3 +157,35 @@ export async function reconcile(
   }
   return rows;
 }
+
+/** Units Stripe will never bill, over the whole outbox (any hour): what `unbilled` reports. */
+export interface Unbilled {
+  units: number;
+  tenantHours: number;
+  /** ISO start of the oldest and newest such hour, or null when there are none. */
+  firstHour: string | null;
+  lastHour: string | null;
+}
+
+/**
+ * The failed outbox rows of every hour, not only the range asked for: an hour past Stripe's window
+ * is older than any recent range, and still needs the operator.
+ */
+export async function unbilled(db: Db, tenantId?: string): Promise<Unbilled> {
+  const result = await db.execute<{
+    units: string;
+    tenant_hours: string;
+    first: string | null;
+    last: string | null;
+  }>(sql`
+    SELECT coalesce(sum(units), 0) AS units, count(DISTINCT (tenant_id, hour)) AS tenant_hours,
+      min(hour) AS first, max(hour) AS last
+    FROM billing_outbox WHERE state = 'failed' ${tenantId ? sql`AND tenant_id = ${tenantId}` : sql``}`);
+  const r = result.rows[0];
+  return {
+    units: Number(r?.units ?? 0),
+    tenantHours: Number(r?.tenant_hours ?? 0),
+    firstHour: r?.first ? new Date(r.first).toISOString() : null,
+    lastHour: r?.last ? new Date(r.last).toISOString() : null,
+  };
+}

@@ -2,7 +2,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
-import { reconcile } from "../../metering/reconciliation";
+import { reconcile, unbilled } from "../../metering/reconciliation";
 import { json, problemResponses, adminSecurity as security, text } from "../schemas";
 
 const MAX_RANGE_MS = 31 * 86_400_000;
@@ -47,6 +47,17 @@ const route = createRoute({
           to: z.string(),
           differences: z.number().int(),
           rows: z.array(RowSchema),
+          unbilled: z
+            .object({
+              units: z.number().int(),
+              tenantHours: z.number().int(),
+              firstHour: z.string().nullable(),
+              lastHour: z.string().nullable(),
+            })
+            .openapi("Unbilled", {
+              description:
+                "Units Stripe will never bill (past its 35-day window, or refused), over every hour, not only the range asked for.",
+            }),
         }),
       ),
     },
@@ -62,9 +73,12 @@ export function registerAdminReconciliation(app: OpenAPIHono<AppEnv>): void {
     if (!(to > from) || to - from > MAX_RANGE_MS) {
       throw new GatewayError("validation_failed", "`to` must be after `from`, at most 31 days later.");
     }
-    const rows = await reconcile(c.env, c.var.db, { from, to, ...(q.tenant ? { tenantId: q.tenant } : {}) });
+    const [rows, never] = await Promise.all([
+      reconcile(c.env, c.var.db, { from, to, ...(q.tenant ? { tenantId: q.tenant } : {}) }),
+      unbilled(c.var.db, q.tenant),
+    ]);
     return c.json(
-      { from: q.from, to: q.to, differences: rows.filter((r) => r.difference).length, rows },
+      { from: q.from, to: q.to, differences: rows.filter((r) => r.difference).length, rows, unbilled: never },
       200,
     );
   });
