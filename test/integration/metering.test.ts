@@ -231,7 +231,20 @@ describe("metering pipeline", () => {
       for (const batch of [events.slice(0, 3), events.slice(3, 6), events.slice(6)]) await deliver(batch);
     for (const { tenant, events } of runs)
       expect(await outbox(tenant.tenantId)).toHaveLength(billableHours(events).length);
-    const rowsOf = async () => (await Promise.all(runs.map((r) => outbox(r.tenant.tenantId)))).flat();
+    // More rows than calls in flight (5): a failure must not stop a lane from taking the next row.
+    const busy = await seedTenant();
+    const { db: seedDb, close: closeSeed } = openDb(env);
+    try {
+      await seedDb.execute(sql`
+        INSERT INTO billing_outbox (id, tenant_id, hour, units)
+        SELECT 'gwh:' || ${busy.tenantId} || ':' || extract(epoch FROM h)::bigint || ':0', ${busy.tenantId}, h, 2
+        FROM generate_series(date_trunc('hour', now()) - interval '6 hours',
+          date_trunc('hour', now()) - interval '2 hours', interval '1 hour') AS h`);
+    } finally {
+      await closeSeed();
+    }
+    const tenantIds = [...runs.map((r) => r.tenant.tenantId), busy.tenantId];
+    const rowsOf = async () => (await Promise.all(tenantIds.map((id) => outbox(id)))).flat();
     const now = afterThisHour();
 
     await stripeFailNext(1, 500);
@@ -277,9 +290,9 @@ describe("metering pipeline", () => {
     // A report repeated after success (a lost acknowledgement) is deduplicated by identifier.
     const { db, close } = openDb(env);
     try {
-      for (const { tenant } of runs)
+      for (const tenantId of tenantIds)
         await db.execute(
-          sql`UPDATE billing_outbox SET state = 'pending', next_attempt_at = now() WHERE tenant_id = ${tenant.tenantId}`,
+          sql`UPDATE billing_outbox SET state = 'pending', next_attempt_at = now() WHERE tenant_id = ${tenantId}`,
         );
     } finally {
       await close();
@@ -293,6 +306,11 @@ describe("metering pipeline", () => {
       const accepted = await stripeEvents(tenant.tenantId, meterEventName(env));
       expect(accepted.map((e) => e.identifier).sort()).toEqual(rows.map((r) => r.id).sort());
     }
+    const busyRows = await outbox(busy.tenantId);
+    expect(busyRows.map((r) => r.state)).toEqual(busyRows.map(() => "sent"));
+    expect((await stripeEvents(busy.tenantId, meterEventName(env))).map((e) => e.value)).toEqual([
+      2, 2, 2, 2, 2,
+    ]);
   });
 
   it("keeps the rows due, with backoff, when the first Stripe call of a report (the meter lookup) fails", {
