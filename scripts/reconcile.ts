@@ -3,11 +3,12 @@
  *
  * Asks the gateway's admin API for the reconciliation table (admitted = usage rows, billable
  * units = outbox = Stripe) one day at a time, with progress on stderr, prints every hour that
- * has traffic, and exits 1 if any hour differs (2 on a usage error or an unreachable gateway).
+ * has traffic, then every hour with units Stripe will never bill (past its 35-day window, or
+ * refused) and why, and exits 1 if any hour differs (2 on a usage error or an unreachable gateway).
  * Reads ADMIN_TOKEN (default: the `npm start` dev token) and GATEWAY_URL from the environment.
  */
 import { parseArgs } from "node:util";
-import type { ReconciliationRow as Row } from "../workers/metering/reconciliation";
+import type { ReconciliationRow as Row, Unbilled } from "../workers/metering/reconciliation";
 
 const DAY_MS = 86_400_000;
 const DEV_ADMIN_TOKEN = "dev-admin-token";
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   const token = process.env.ADMIN_TOKEN ?? DEV_ADMIN_TOKEN;
 
   const rows: Row[] = [];
+  let never: Unbilled | undefined;
   const days = Math.ceil((to - from) / DAY_MS);
   for (let day = 0; day < days; day++) {
     const start = from + day * DAY_MS;
@@ -54,7 +56,9 @@ async function main(): Promise<void> {
       fail(`cannot reach the gateway at ${values.gateway}: ${String(error)}`),
     );
     if (!res.ok) fail(`the gateway answered ${res.status}: ${await res.text()}`);
-    rows.push(...((await res.json()) as { rows: Row[] }).rows);
+    const body = (await res.json()) as { rows: Row[]; unbilled: Unbilled };
+    rows.push(...body.rows);
+    never = body.unbilled;
   }
   process.stderr.write("\n");
 
@@ -66,10 +70,30 @@ async function main(): Promise<void> {
     billable: r.billableUnits,
     outbox: r.outboxUnits,
     pending: r.outboxPendingUnits,
+    unbilled: r.outboxFailedUnits,
     stripe: r.stripeUnits ?? "n/a",
     ok: r.difference ? "DIFF" : "ok",
   }));
   if (table.length > 0) console.table(table);
+  const unbilled = rows.filter((r) => r.outboxFailedUnits > 0);
+  if (unbilled.length > 0) {
+    console.log(
+      `${unbilled.reduce((a, r) => a + r.outboxFailedUnits, 0)} units will never be billed by Stripe (bill them by hand):`,
+    );
+    console.table(
+      unbilled.map((r) => ({
+        tenant: r.slug,
+        hour: r.hour.slice(0, 13).replace("T", " "),
+        units: r.outboxFailedUnits,
+        reason: r.outboxFailure,
+      })),
+    );
+  }
+  if (never && never.units > 0) {
+    console.log(
+      `all hours: ${never.units} units in ${never.tenantHours} tenant-hours from ${never.firstHour} to ${never.lastHour} will never be billed by Stripe (list them with --from/--to around those hours)`,
+    );
+  }
   const differences = rows.filter((r) => r.difference).length;
   console.log(
     differences === 0

@@ -19,6 +19,8 @@ import { type LogLevel, log, setLogLevel, setLogSampleRate } from "./log";
 export const DEFAULT_ORIGIN_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_METER_EVENT_NAME = "gateway_units";
+/** How long after an hour ends its usage is reported to Stripe (late units become a delta). */
+export const DEFAULT_REPORT_LATENESS_S = 600;
 
 /** Vars in wrangler.toml may be strings or (TOML) numbers; both are accepted where a number is meant. */
 const scalar = z.union([z.string(), z.number()]);
@@ -64,6 +66,12 @@ export const VarsSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,100}$/, "must be 1-100 letters, digits or _ . : -")
     .default(DEFAULT_METER_EVENT_NAME),
+  STRIPE_REPORT_LATENESS_S: wholeNumber(
+    "must be a whole number of seconds from 0 to 86400 (e.g. 600)",
+    0,
+    86_400,
+    DEFAULT_REPORT_LATENESS_S,
+  ),
   STRIPE_API_URL: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }).optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: "must be one of debug, info, warn, error" }).default("info"),
   LOG_SAMPLE_RATE: scalar.optional().transform((value, ctx) => {
@@ -131,6 +139,7 @@ export function parseConfig(raw: Record<string, unknown>, options: { secrets?: b
       maxBodyBytes: v.MAX_BODY_BYTES,
       routes: v.ROUTES,
       stripeMeterEventName: v.STRIPE_METER_EVENT_NAME,
+      stripeReportLatenessS: v.STRIPE_REPORT_LATENESS_S,
       logLevel: v.LOG_LEVEL,
       logSampleRate: v.LOG_SAMPLE_RATE,
     },

@@ -5,6 +5,7 @@ import type { CurrentUsage, TenantLimiter } from "../durable-objects/tenant";
 import type { UsageSpool } from "../durable-objects/usage-spool";
 import type { Route } from "./edge/route-table";
 import type { LogLevel } from "./log";
+import type { ReportMessage } from "./metering/stripe-reporter";
 import type { UsageEnvelope, UsageEvent } from "./metering/usage-event";
 import type { AuthContext } from "./shared/auth-context";
 import type { Db } from "./shared/db";
@@ -14,8 +15,11 @@ export interface Bindings {
   API_KEYS: KVNamespace;
   /** One TenantLimiter Durable Object per tenant (`getByName(tenantId)`): the admission authority. */
   TENANT: DurableObjectNamespace<TenantLimiter>;
-  /** Usage events, many per message (`UsageEnvelope`; a bare `UsageEvent` is the legacy form); consumed by the metering pipeline. */
-  USAGE_QUEUE: Queue<UsageEnvelope | UsageEvent>;
+  /**
+   * Usage events, many per message (`UsageEnvelope`; a bare `UsageEvent` is the legacy form); consumed by the
+   * metering pipeline. A `ReportMessage` asks the consumer to go on with a billing report that ran out of budget.
+   */
+  USAGE_QUEUE: Queue<UsageEnvelope | UsageEvent | ReportMessage>;
   /** Usage batches the queue refused, re-sent from an alarm (`getByName("usage-spool-<n>")`). */
   USAGE_SPOOL: DurableObjectNamespace<UsageSpool>;
   /** Usage messages that can never be stored (invalid, unknown tenant), with the reason. */
@@ -26,6 +30,8 @@ export interface Bindings {
   STRIPE_API_URL?: string;
   /** Stripe billing meter event name usage is reported under (default `gateway_units`). */
   STRIPE_METER_EVENT_NAME?: string;
+  /** Seconds after an hour ends before its usage is reported to Stripe (default 600). */
+  STRIPE_REPORT_LATENESS_S?: string;
   /** Secret. Postgres connection string (Neon in production). */
   DATABASE_URL: string;
   /** Local only: `host:port/path` of the WebSocket→TCP bridge in front of a plain Postgres. Unset in production. */
@@ -67,6 +73,8 @@ export interface Config {
   /** Longest prefix first. */
   routes: Route[];
   stripeMeterEventName: string;
+  /** Seconds after an hour ends before its usage is reported to Stripe. */
+  stripeReportLatenessS: number;
   logLevel: LogLevel;
   /** Share of `ok` request lines written (0..1); error lines are always written. */
   logSampleRate: number;

@@ -6,7 +6,7 @@
 import { createApp } from "./app";
 import type { Bindings } from "./env";
 import { consumeUsage } from "./metering/consumer";
-import { reportUsage } from "./metering/stripe-reporter";
+import { reportAndChain } from "./metering/stripe-reporter";
 
 export { TenantLimiter } from "../durable-objects/tenant";
 export { UsageSpool } from "../durable-objects/usage-spool";
@@ -16,5 +16,5 @@ const app = createApp();
 export default {
   fetch: app.fetch,
   queue: (batch, env, ctx) => consumeUsage(batch, env, ctx),
-  scheduled: (_controller, env, ctx) => ctx.waitUntil(reportUsage(env)),
+  scheduled: (_controller, env, ctx) => ctx.waitUntil(reportAndChain(env)),
 } satisfies ExportedHandler<Bindings, unknown>;

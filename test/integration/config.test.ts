@@ -160,6 +160,7 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         maxBodyBytes: 10 * 1024 * 1024,
         routes: [{ prefix: "/v1/", cost: 1, billable: true }],
         stripeMeterEventName: "gateway_units",
+        stripeReportLatenessS: 600,
         logLevel: "info",
         logSampleRate: 1,
       },

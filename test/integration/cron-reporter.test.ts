@@ -1,7 +1,7 @@
 /**
  * README "Metering and billing": the cron reporter runs — the Worker's `scheduled` handler (the
- * every-minute cron trigger in wrangler.toml) sends pending billing outbox rows to Stripe as meter
- * events and marks them sent. Called here through the real default export of workers/index.ts.
+ * every-minute cron trigger in wrangler.toml) sends the billing outbox rows of closed hours to Stripe
+ * as meter events and marks them sent. Called here through the real default export of workers/index.ts.
  */
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -9,20 +9,21 @@ import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import worker from "../../workers/index";
 import { openDb } from "../../workers/shared/db";
-import { seedTenant, uniq } from "../support/gateway";
+import { seedTenant } from "../support/gateway";
 
 describe("cron reporter", () => {
-  it("the scheduled handler sends a pending outbox row to Stripe and marks it sent", async () => {
+  it("the scheduled handler sends a pending outbox row of a closed hour to Stripe and marks it sent", async () => {
     const t = await seedTenant(); // with Stripe configured, the tenant gets its Stripe customer
-    const rowId = `out_${uniq()}`;
-    const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
+    // Two hours ago: the hour has ended, and so has the lateness margin after it.
+    const hour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 2 * 3_600_000);
+    const rowId = `gwh:${t.tenantId}:${hour.getTime() / 1000}:0`;
     const { db, close } = openDb(env);
     try {
       await db.execute(
         sql`INSERT INTO billing_outbox (id, tenant_id, hour, units) VALUES (${rowId}, ${t.tenantId}, ${hour}, 7)`,
       );
-      // A run claims at most 200 due rows, oldest hour first: rows other files left pending may come
-      // first, so run the cron a few times (each run is a real `scheduled` invocation).
+      // A run claims due rows oldest hour first, up to its budget: rows other files left pending may
+      // come first, so run the cron a few times (each run is a real `scheduled` invocation).
       const read = () =>
         db.execute<{ state: string; attempts: number; sent_at: Date | null }>(
           sql`SELECT state, attempts, sent_at FROM billing_outbox WHERE id = ${rowId}`,

@@ -9,11 +9,12 @@ import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
 import { describe, expect, it, vi } from "vitest";
 import { SPOOL_SHARDS } from "../../workers/metering/producer";
-import { reportUsage } from "../../workers/metering/stripe-reporter";
+import type { ReconciliationRow, Unbilled } from "../../workers/metering/reconciliation";
+import { REPORT_MESSAGE, reportAndChain, reportUsage } from "../../workers/metering/stripe-reporter";
 import type { UsageEvent } from "../../workers/metering/usage-event";
 import { openDb } from "../../workers/shared/db";
 import { ensureMeter, meterEventName, stripeClient } from "../../workers/shared/stripe";
-import { bearer, createKey, gateway, seedTenant, uniq } from "../support/gateway";
+import { admin, bearer, createKey, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
 import {
   captureUsage,
   deliver,
@@ -22,6 +23,14 @@ import {
   stripeFailNext,
   watchUsage,
 } from "../support/metering";
+
+const HOUR_MS = 3_600_000;
+const LATENESS_MS = 600_000; // STRIPE_REPORT_LATENESS_S in wrangler.toml
+
+/** The start (ms) of each hour the billable events fall in. */
+const billableHours = (events: UsageEvent[]) => [
+  ...new Set(events.filter((e) => e.billable).map((e) => Math.floor(Date.parse(e.ts) / HOUR_MS) * HOUR_MS)),
+];
 
 /** Traffic for a fresh tenant: billable calls, an origin 404 (billable), a 500 (not), test-key calls (not). */
 async function traffic() {
@@ -107,10 +116,16 @@ async function stripeEvents(tenantId: string, eventName: string) {
   return ((await res.json()) as { data: Array<{ identifier: string; value: number }> }).data;
 }
 
-/** Reports until the outbox is empty, jumping the clock past any backoff. */
+/**
+ * Reports until the outbox is empty, jumping the clock past any backoff. An hour is due once it
+ * has ended plus the lateness margin (10 min): the current hour is due from 2 h on.
+ */
 async function reportAll() {
   for (let i = 0; i < 6; i++) await reportUsage(env, Date.now() + i * 3_600_000);
 }
+
+/** A clock at which the hours up to now are due (ended, plus the lateness margin). */
+const afterThisHour = () => Date.now() + 2 * HOUR_MS;
 
 async function expectReconciled(tenantId: string, billableUnits: number, admitted: number) {
   const table = await reconciliation(tenantId);
@@ -206,19 +221,37 @@ describe("metering pipeline", () => {
   it("keeps reporting through Stripe 500s and 429s with stable identifiers, never double counting", {
     timeout: 60_000,
   }, async () => {
-    const { tenant, events, billableUnits } = await traffic();
+    // Three tenants, each with its traffic in three consumer batches: three outbox rows (one per
+    // tenant-hour), each reported as one meter event.
+    const runs = [await traffic(), await traffic(), await traffic()];
     await drainOutbox();
     // The meter lookup is cached once it succeeds: warm it, so the faults below hit meter events.
     await ensureMeter(stripeClient(env) as Stripe, meterEventName(env));
-    // Three consumer batches: three outbox rows, each reported on its own.
-    for (const batch of [events.slice(0, 3), events.slice(3, 6), events.slice(6)]) await deliver(batch);
-    expect(await outbox(tenant.tenantId)).toHaveLength(3);
-    const now = Date.now();
+    for (const { events } of runs)
+      for (const batch of [events.slice(0, 3), events.slice(3, 6), events.slice(6)]) await deliver(batch);
+    for (const { tenant, events } of runs)
+      expect(await outbox(tenant.tenantId)).toHaveLength(billableHours(events).length);
+    // More rows than calls in flight (5): a failure must not stop a lane from taking the next row.
+    const busy = await seedTenant();
+    const { db: seedDb, close: closeSeed } = openDb(env);
+    try {
+      await seedDb.execute(sql`
+        INSERT INTO billing_outbox (id, tenant_id, hour, units)
+        SELECT 'gwh:' || ${busy.tenantId} || ':' || extract(epoch FROM h)::bigint || ':0', ${busy.tenantId}, h, 2
+        FROM generate_series(date_trunc('hour', now()) - interval '6 hours',
+          date_trunc('hour', now()) - interval '2 hours', interval '1 hour') AS h`);
+    } finally {
+      await closeSeed();
+    }
+    const tenantIds = [...runs.map((r) => r.tenant.tenantId), busy.tenantId];
+    const rowsOf = async () => (await Promise.all(tenantIds.map((id) => outbox(id)))).flat();
+    const now = afterThisHour();
 
     await stripeFailNext(1, 500);
     // One row's failure does not stop the others.
-    expect(await reportUsage(env, now)).toEqual({ enabled: true, sent: 2, retrying: 1, failed: 0 });
-    const [failing] = (await outbox(tenant.tenantId)).filter((r) => r.state === "pending");
+    const first = await reportUsage(env, now);
+    expect(first).toMatchObject({ sent: (await rowsOf()).length - 1, retrying: 1, failed: 0, more: false });
+    const [failing] = (await rowsOf()).filter((r) => r.state === "pending");
     expect(failing).toMatchObject({
       attempts: 1,
       next_attempt_at: now + 2_000, // backoff: 2 s after the first attempt
@@ -226,28 +259,58 @@ describe("metering pipeline", () => {
     });
 
     await stripeFailNext(1, 429);
-    expect(await reportUsage(env, now + 1_999)).toEqual({ enabled: true, sent: 0, retrying: 0, failed: 0 });
-    expect(await reportUsage(env, now + 2_000)).toEqual({ enabled: true, sent: 0, retrying: 1, failed: 0 });
-    expect((await outbox(tenant.tenantId)).find((r) => r.id === failing?.id)).toMatchObject({
+    expect(await reportUsage(env, now + 1_999)).toEqual({
+      enabled: true,
+      sent: 0,
+      retrying: 0,
+      failed: 0,
+      more: false,
+    });
+    expect(await reportUsage(env, now + 2_000)).toEqual({
+      enabled: true,
+      sent: 0,
+      retrying: 1,
+      failed: 0,
+      more: false,
+    });
+    expect((await rowsOf()).find((r) => r.id === failing?.id)).toMatchObject({
       state: "pending",
       attempts: 2,
       next_attempt_at: now + 2_000 + 4_000, // then 4 s
       last_error: expect.stringMatching(/^StripeRateLimitError: Request rate limit exceeded/),
     });
-    expect(await reportUsage(env, now + 6_000)).toEqual({ enabled: true, sent: 1, retrying: 0, failed: 0 });
+    expect(await reportUsage(env, now + 6_000)).toEqual({
+      enabled: true,
+      sent: 1,
+      retrying: 0,
+      failed: 0,
+      more: false,
+    });
 
     // A report repeated after success (a lost acknowledgement) is deduplicated by identifier.
     const { db, close } = openDb(env);
     try {
-      await db.execute(
-        sql`UPDATE billing_outbox SET state = 'pending', next_attempt_at = now() WHERE tenant_id = ${tenant.tenantId}`,
-      );
+      for (const tenantId of tenantIds)
+        await db.execute(
+          sql`UPDATE billing_outbox SET state = 'pending', next_attempt_at = now() WHERE tenant_id = ${tenantId}`,
+        );
     } finally {
       await close();
     }
     await reportAll();
-    await expectReconciled(tenant.tenantId, billableUnits, 11);
-    expect((await outbox(tenant.tenantId)).map((r) => r.state)).toEqual(["sent", "sent", "sent"]);
+    for (const { tenant, billableUnits } of runs) {
+      await expectReconciled(tenant.tenantId, billableUnits, 11);
+      const rows = await outbox(tenant.tenantId);
+      expect(rows.map((r) => r.state)).toEqual(rows.map(() => "sent"));
+      // Stripe holds one event per row (the repeats were deduplicated by identifier).
+      const accepted = await stripeEvents(tenant.tenantId, meterEventName(env));
+      expect(accepted.map((e) => e.identifier).sort()).toEqual(rows.map((r) => r.id).sort());
+    }
+    const busyRows = await outbox(busy.tenantId);
+    expect(busyRows.map((r) => r.state)).toEqual(busyRows.map(() => "sent"));
+    expect((await stripeEvents(busy.tenantId, meterEventName(env))).map((e) => e.value)).toEqual([
+      2, 2, 2, 2, 2,
+    ]);
   });
 
   it("keeps the rows due, with backoff, when the first Stripe call of a report (the meter lookup) fails", {
@@ -258,9 +321,16 @@ describe("metering pipeline", () => {
     await deliver(events);
     // A meter name no isolate has looked up yet: the report's first Stripe call is the meter lookup.
     const fresh = { ...env, STRIPE_METER_EVENT_NAME: `units_${uniq().replace(/-/g, "")}` };
-    const now = Date.now();
+    expect(billableHours(events)).toHaveLength(1); // (a run that straddles an hour makes two rows)
+    const now = afterThisHour();
     await stripeFailNext(1, 500);
-    expect(await reportUsage(fresh, now)).toEqual({ enabled: true, sent: 0, retrying: 1, failed: 0 });
+    expect(await reportUsage(fresh, now)).toEqual({
+      enabled: true,
+      sent: 0,
+      retrying: 1,
+      failed: 0,
+      more: false,
+    });
     const [row] = await outbox(tenant.tenantId);
     expect(row).toMatchObject({
       state: "pending",
@@ -268,11 +338,164 @@ describe("metering pipeline", () => {
       next_attempt_at: now + 2_000,
       last_error: "StripeAPIError: An unknown error occurred (injected by the stand-in).",
     });
-    expect(await reportUsage(fresh, now + 1_999)).toEqual({ enabled: true, sent: 0, retrying: 0, failed: 0 });
-    expect(await reportUsage(fresh, now + 2_000)).toEqual({ enabled: true, sent: 1, retrying: 0, failed: 0 });
+    expect(await reportUsage(fresh, now + 1_999)).toEqual({
+      enabled: true,
+      sent: 0,
+      retrying: 0,
+      failed: 0,
+      more: false,
+    });
+    expect(await reportUsage(fresh, now + 2_000)).toEqual({
+      enabled: true,
+      sent: 1,
+      retrying: 0,
+      failed: 0,
+      more: false,
+    });
     expect(await outbox(tenant.tenantId)).toMatchObject([{ id: row?.id, state: "sent", last_error: null }]);
     const accepted = await stripeEvents(tenant.tenantId, fresh.STRIPE_METER_EVENT_NAME);
     expect(accepted.map((e) => [e.identifier, e.value])).toEqual([[row?.id, billableUnits]]);
+  });
+
+  it("sends one meter event per tenant-hour, however many batches and requests it holds, once the hour has closed", {
+    timeout: 60_000,
+  }, async () => {
+    const { tenant, events, billableUnits } = await traffic();
+    const hours = billableHours(events);
+    expect(hours).toHaveLength(1); // (a run that straddles an hour makes two rows)
+    const hour = hours[0] as number;
+    await drainOutbox();
+    for (const batch of [events.slice(0, 3), events.slice(3, 6), events.slice(6), events])
+      await deliver(batch);
+    const [row] = await outbox(tenant.tenantId);
+    expect(await outbox(tenant.tenantId)).toHaveLength(1);
+    expect(row?.id).toBe(`gwh:${tenant.tenantId}:${hour / 1000}:0`);
+
+    // Due once the hour has ended plus the lateness margin; not a millisecond before.
+    await reportUsage(env, hour + HOUR_MS + LATENESS_MS - 1);
+    expect(await outbox(tenant.tenantId)).toMatchObject([{ state: "pending", attempts: 0 }]);
+    await reportUsage(env, hour + HOUR_MS + LATENESS_MS);
+    expect(await outbox(tenant.tenantId)).toMatchObject([{ state: "sent", attempts: 1 }]);
+    const accepted = await stripeEvents(tenant.tenantId, meterEventName(env));
+    expect(accepted.map((e) => [e.identifier, e.value])).toEqual([[row?.id, billableUnits]]);
+    await expectReconciled(tenant.tenantId, billableUnits, 11);
+  });
+
+  it("reports units that arrive after their hour was sent as a delta with the next seq, never doubled", {
+    timeout: 60_000,
+  }, async () => {
+    const { tenant, events, billableUnits } = await traffic();
+    expect(billableHours(events)).toHaveLength(1); // (a run that straddles an hour makes two rows)
+    const [early, late] = [events.slice(0, 6), events.slice(6)];
+    await deliver(early);
+    await reportAll();
+    // The rest of the hour comes late (a queue backlog, a spool re-send), with the early ones again.
+    await deliver([...late, ...early]);
+    const rows = await outbox(tenant.tenantId);
+    expect(rows.map((r) => [r.id.split(":").pop(), r.state])).toEqual([
+      ["0", "sent"],
+      ["1", "pending"],
+    ]);
+    await reportAll();
+    const accepted = await stripeEvents(tenant.tenantId, meterEventName(env));
+    expect(accepted.map((e) => [e.identifier, e.value])).toEqual([
+      [rows[0]?.id, 6],
+      [rows[1]?.id, billableUnits - 6],
+    ]);
+    await expectReconciled(tenant.tenantId, billableUnits, 11);
+  });
+
+  it("chains a report that spends its budget through the queue until nothing is due", {
+    timeout: 60_000,
+  }, async () => {
+    const t = await seedTenant();
+    await drainOutbox();
+    const { db, close } = openDb(env);
+    try {
+      // Three closed hours, 2–4 hours ago.
+      await db.execute(sql`
+        INSERT INTO billing_outbox (id, tenant_id, hour, units)
+        SELECT 'gwh:' || ${t.tenantId} || ':' || extract(epoch FROM h)::bigint || ':0', ${t.tenantId}, h, 3
+        FROM generate_series(date_trunc('hour', now()) - interval '4 hours',
+          date_trunc('hour', now()) - interval '2 hours', interval '1 hour') AS h`);
+    } finally {
+      await close();
+    }
+    const send = vi.spyOn(env.USAGE_QUEUE, "send").mockResolvedValue({} as QueueSendResponse);
+    try {
+      expect(await reportAndChain(env, Date.now(), 2)).toEqual({
+        enabled: true,
+        sent: 2,
+        retrying: 0,
+        failed: 0,
+        more: true,
+      });
+      expect(send.mock.calls).toEqual([[REPORT_MESSAGE, { contentType: "json" }]]);
+    } finally {
+      send.mockRestore();
+    }
+    expect((await outbox(t.tenantId)).map((r) => r.state).sort()).toEqual(["pending", "sent", "sent"]);
+    // The consumer takes the report message as the next leg.
+    const leg = await deliver([REPORT_MESSAGE]);
+    expect(leg.explicitAcks).toHaveLength(1);
+    expect((await outbox(t.tenantId)).map((r) => r.state)).toEqual(["sent", "sent", "sent"]);
+  });
+
+  it("marks units Stripe refuses as too old failed, not retried, and shows them in the reconciliation", {
+    timeout: 60_000,
+  }, async () => {
+    const { tenant, events, billableUnits } = await traffic();
+    await drainOutbox();
+    await deliver(events);
+    // Our clock says 35 days less 90 minutes; Stripe's says more than 35 days: Stripe refuses it.
+    const hour = Math.floor((Date.now() - 35 * 86_400_000 - 30 * 60_000) / HOUR_MS) * HOUR_MS;
+    const { db, close } = openDb(env);
+    try {
+      await db.execute(
+        sql`UPDATE billing_outbox SET hour = ${new Date(hour)}, next_attempt_at = ${new Date(hour)}
+          WHERE tenant_id = ${tenant.tenantId}`,
+      );
+    } finally {
+      await close();
+    }
+    const summary = await reportUsage(env, hour + 35 * 86_400_000 - 90 * 60_000);
+    expect(summary).toMatchObject({ retrying: 0 });
+    expect(summary.failed).toBeGreaterThanOrEqual(1);
+    const rows = await outbox(tenant.tenantId);
+    for (const row of rows)
+      expect(row).toMatchObject({
+        state: "failed",
+        attempts: 1,
+        last_error: expect.stringMatching(/^StripeInvalidRequestError: Timestamp \d+ is too far in the past/),
+      });
+    await reportAll();
+    expect((await outbox(tenant.tenantId)).map((r) => r.attempts)).toEqual(rows.map(() => 1));
+    const table = await expectJson<{ differences: number; rows: ReconciliationRow[]; unbilled: Unbilled }>(
+      await admin(
+        "GET",
+        `/admin/v1/reconciliation?from=${new Date(hour).toISOString()}&to=${new Date(hour + HOUR_MS).toISOString()}&tenant=${tenant.tenantId}`,
+      ),
+      200,
+    );
+    expect(table.differences).toBe(1);
+    // Named in every reconciliation, whatever its range: the hour is older than any recent one.
+    const { unbilled } = await reconciliation(tenant.tenantId);
+    expect(unbilled).toEqual({
+      units: billableUnits,
+      tenantHours: 1,
+      firstHour: new Date(hour).toISOString(),
+      lastHour: new Date(hour).toISOString(),
+    });
+    expect(table.rows).toMatchObject([
+      {
+        outboxUnits: billableUnits,
+        outboxPendingUnits: 0,
+        outboxFailedUnits: billableUnits,
+        outboxFailure: expect.stringContaining("too far in the past"),
+        stripeUnits: 0,
+        difference: true,
+      },
+    ]);
   });
 
   it("reports nothing, and says so, without a Stripe key", async () => {
@@ -287,6 +510,7 @@ describe("metering pipeline", () => {
         sent: 0,
         retrying: 0,
         failed: 0,
+        more: false,
       });
     } finally {
       log.mockRestore();

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { vi } from "vitest";
 import type { Bindings } from "../../workers/env";
 import worker from "../../workers/index";
-import type { ReconciliationRow } from "../../workers/metering/reconciliation";
+import type { ReconciliationRow, Unbilled } from "../../workers/metering/reconciliation";
 import type { UsageEvent } from "../../workers/metering/usage-event";
 import { admin, expectJson } from "./gateway";
 
@@ -94,7 +94,7 @@ export async function stripeFailNext(count: number, status: 500 | 429 | 503): Pr
 /** The reconciliation table of one tenant around now. */
 export async function reconciliation(
   tenantId: string,
-): Promise<{ differences: number; rows: ReconciliationRow[] }> {
+): Promise<{ differences: number; rows: ReconciliationRow[]; unbilled: Unbilled }> {
   const from = new Date(Date.now() - 2 * 3_600_000).toISOString();
   const to = new Date(Date.now() + 2 * 3_600_000).toISOString();
   return expectJson(

@@ -75,6 +75,8 @@ describe("consumer backoff and reconciliation rule", () => {
       billableUnits: 5,
       outboxUnits: 5,
       outboxPendingUnits: 0,
+      outboxFailedUnits: 0,
+      outboxFailure: null,
       stripeUnits: 5,
     };
     expect(differs(ok)).toBe(false);
@@ -82,5 +84,14 @@ describe("consumer backoff and reconciliation rule", () => {
     expect(differs({ ...ok, usageRows: 2 })).toBe(true);
     expect(differs({ ...ok, outboxUnits: 4 })).toBe(true);
     expect(differs({ ...ok, stripeUnits: 6 })).toBe(true);
+    // Units Stripe will never bill differ even where Stripe is not consulted.
+    expect(
+      differs({
+        ...ok,
+        stripeUnits: null,
+        outboxFailedUnits: 2,
+        outboxFailure: "older than Stripe's 35-day …",
+      }),
+    ).toBe(true);
   });
 });

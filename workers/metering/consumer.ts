@@ -6,11 +6,15 @@
  * exist) are copied to the dead-letter queue with their reason — one DLQ message per queue message —
  * and the message is acked: never retried forever, never dropped silently. If the write fails,
  * every message with events in it is retried on its own with exponential backoff.
+ *
+ * A report message (put there by a billing report that ran out of budget) is not usage: it runs
+ * the next leg of the report (workers/metering/stripe-reporter.ts), once per batch.
  */
 import type { Bindings } from "../env";
 import { log } from "../log";
 import { openDb } from "../shared/db";
 import { writeUsageBatch } from "./postgres-sink";
+import { isReportMessage, reportAndChain } from "./stripe-reporter";
 import { UsageEnvelopeSchema, type UsageEvent, UsageEventSchema } from "./usage-event";
 
 const MAX_BACKOFF_S = 300;
@@ -85,12 +89,41 @@ async function settle(env: Bindings, message: Message<unknown>, rejected: Reject
   }
 }
 
+/** Runs the next leg of a chained billing report; the messages are retried if it fails. */
+async function continueReport(reports: readonly Message<unknown>[], env: Bindings): Promise<void> {
+  if (reports.length === 0) return;
+  try {
+    await reportAndChain(env);
+    for (const m of reports) m.ack();
+  } catch (error) {
+    log.error("chained billing report failed; retrying", { error: String(error).slice(0, 300) });
+    for (const m of reports) m.retry({ delaySeconds: backoffSeconds(m.attempts) });
+  }
+}
+
 export async function consumeUsage(
   batch: MessageBatch<unknown>,
   env: Bindings,
   ctx: Pick<ExecutionContext, "waitUntil">,
 ): Promise<void> {
-  const messages = batch.messages.map((message) => ({ message, ...parseUsageMessage(message.body) }));
+  await storeUsage(
+    batch.messages.filter((m) => !isReportMessage(m.body)),
+    env,
+    ctx,
+  );
+  await continueReport(
+    batch.messages.filter((m) => isReportMessage(m.body)),
+    env,
+  );
+}
+
+async function storeUsage(
+  batchMessages: readonly Message<unknown>[],
+  env: Bindings,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+): Promise<void> {
+  if (batchMessages.length === 0) return;
+  const messages = batchMessages.map((message) => ({ message, ...parseUsageMessage(message.body) }));
   const events = messages.flatMap((m) => m.events);
   if (events.length === 0) {
     for (const m of messages) await settle(env, m.message, m.rejected);

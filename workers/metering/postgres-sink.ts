@@ -1,7 +1,8 @@
 /**
  * Writes a batch of usage events to Postgres in one transaction: the events in one statement
- * (one row per event id, ON CONFLICT DO NOTHING), then the rollups and billing outbox rows for
- * exactly the events that statement inserted. A redelivered batch inserts nothing and adds nothing.
+ * (one row per event id, ON CONFLICT DO NOTHING), then the rollups and the billing outbox units
+ * (added to each tenant-hour's open row) for exactly the events that statement inserted. A
+ * redelivered batch inserts nothing and adds nothing.
  */
 import { sql } from "drizzle-orm";
 import type { Db } from "../shared/db";
@@ -70,10 +71,19 @@ export async function writeUsageBatch(db: Db, batch: readonly UsageEvent[]): Pro
               WITH ORDINALITY AS h(a, b, i) ORDER BY i)`);
     }
     if (outbox.length > 0) {
+      // Added to the tenant-hour's open row; if the reporter has closed it (the hour was reported),
+      // a new row with the next seq carries these units as a delta. The seq is computed even when
+      // the open row exists (then unused): a row closed meanwhile still leaves it fresh.
       await tx.execute(sql`
-        INSERT INTO billing_outbox (id, tenant_id, hour, units)
-        SELECT 'gwu_' || replace(gen_random_uuid()::text, '-', ''), "tenantId", hour, units
-        FROM jsonb_to_recordset(${JSON.stringify(outbox)}::jsonb) AS o("tenantId" text, hour timestamptz, units bigint)`);
+        INSERT INTO billing_outbox (id, tenant_id, hour, seq, units)
+        SELECT 'gwh:' || o."tenantId" || ':' || extract(epoch FROM o.hour)::bigint || ':' || n.seq,
+          o."tenantId", o.hour, n.seq, o.units
+        FROM jsonb_to_recordset(${JSON.stringify(outbox)}::jsonb) AS o("tenantId" text, hour timestamptz, units bigint)
+        CROSS JOIN LATERAL (
+          SELECT coalesce(max(b.seq) + 1, 0) AS seq FROM billing_outbox b
+          WHERE b.tenant_id = o."tenantId" AND b.hour = o.hour) n
+        ON CONFLICT (tenant_id, hour) WHERE closed_at IS NULL
+        DO UPDATE SET units = billing_outbox.units + excluded.units`);
     }
     const unknown = new Set(unknownTenant);
     const duplicates = batch.map((e) => e.id).filter((id) => !inserted.has(id) && !unknown.has(id));

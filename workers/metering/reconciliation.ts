@@ -1,8 +1,10 @@
 /**
  * Reconciliation: per tenant per hour, what the tenant object admitted, what the usage rows say,
- * what went into the billing outbox, and what Stripe has. The invariant the product promises:
- * admitted requests = usage rows, and billable units in the rows = units in the outbox = units
- * Stripe reports. Any other line is a difference (including units still pending in the outbox).
+ * what went into the billing outbox (every seq of the hour: its first report and any late deltas),
+ * and what Stripe has. The invariant the product promises: admitted requests = usage rows, and
+ * billable units in the rows = units in the outbox = units Stripe reports. Any other line is a
+ * difference: units still pending in the outbox, and units that will never be billed (`failed`:
+ * past Stripe's 35-day window or refused by Stripe), which are named with the reason.
  */
 import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
@@ -21,6 +23,10 @@ export interface ReconciliationRow {
   billableUnits: number;
   outboxUnits: number;
   outboxPendingUnits: number;
+  /** Units Stripe will never bill (past its 35-day window, or refused): the operator must act. */
+  outboxFailedUnits: number;
+  /** Why (the distinct `last_error`s of the failed rows), or null. */
+  outboxFailure: string | null;
   /** Null when Stripe reporting is off or the tenant has no Stripe customer. */
   stripeUnits: number | null;
   difference: boolean;
@@ -35,6 +41,8 @@ const empty = (stripe: boolean): Counts => ({
   billableUnits: 0,
   outboxUnits: 0,
   outboxPendingUnits: 0,
+  outboxFailedUnits: 0,
+  outboxFailure: null,
   stripeUnits: stripe ? 0 : null,
 });
 
@@ -43,6 +51,7 @@ export function differs(c: Counts): boolean {
   return (
     c.admittedRequests !== c.usageRows ||
     c.billableUnits !== c.outboxUnits ||
+    c.outboxFailedUnits > 0 ||
     (c.stripeUnits !== null && c.stripeUnits !== c.billableUnits)
   );
 }
@@ -87,8 +96,18 @@ export async function reconcile(
         coalesce(sum(units) FILTER (WHERE billable), 0) AS billable_units
       FROM usage_events WHERE ts >= ${new Date(from)} AND ts < ${new Date(to)} ${tenantFilter}
       GROUP BY 1, 2`),
-    db.execute<{ tenant_id: string; hour: string; units: string; pending: string }>(sql`
-      SELECT tenant_id, hour, sum(units) AS units, coalesce(sum(units) FILTER (WHERE state <> 'sent'), 0) AS pending
+    db.execute<{
+      tenant_id: string;
+      hour: string;
+      units: string;
+      pending: string;
+      failed: string;
+      failure: string | null;
+    }>(sql`
+      SELECT tenant_id, hour, sum(units) AS units,
+        coalesce(sum(units) FILTER (WHERE state = 'pending'), 0) AS pending,
+        coalesce(sum(units) FILTER (WHERE state = 'failed'), 0) AS failed,
+        string_agg(DISTINCT last_error, '; ') FILTER (WHERE state = 'failed') AS failure
       FROM billing_outbox WHERE hour >= ${new Date(from)} AND hour < ${new Date(to)} ${tenantFilter}
       GROUP BY 1, 2`),
   ]);
@@ -118,6 +137,8 @@ export async function reconcile(
       const counts = at(new Date(o.hour).getTime());
       counts.outboxUnits = Number(o.units);
       counts.outboxPendingUnits = Number(o.pending);
+      counts.outboxFailedUnits = Number(o.failed);
+      counts.outboxFailure = o.failure;
     }
     if (hasStripe && stripe && meterId && tenant.stripe_customer_id && byHour.size > 0) {
       for (const [hour, units] of await stripeHours(stripe, meterId, tenant.stripe_customer_id, from, to)) {
@@ -135,4 +156,36 @@ export async function reconcile(
     }
   }
   return rows;
+}
+
+/** Units Stripe will never bill, over the whole outbox (any hour): what `unbilled` reports. */
+export interface Unbilled {
+  units: number;
+  tenantHours: number;
+  /** ISO start of the oldest and newest such hour, or null when there are none. */
+  firstHour: string | null;
+  lastHour: string | null;
+}
+
+/**
+ * The failed outbox rows of every hour, not only the range asked for: an hour past Stripe's window
+ * is older than any recent range, and still needs the operator.
+ */
+export async function unbilled(db: Db, tenantId?: string): Promise<Unbilled> {
+  const result = await db.execute<{
+    units: string;
+    tenant_hours: string;
+    first: string | null;
+    last: string | null;
+  }>(sql`
+    SELECT coalesce(sum(units), 0) AS units, count(DISTINCT (tenant_id, hour)) AS tenant_hours,
+      min(hour) AS first, max(hour) AS last
+    FROM billing_outbox WHERE state = 'failed' ${tenantId ? sql`AND tenant_id = ${tenantId}` : sql``}`);
+  const r = result.rows[0];
+  return {
+    units: Number(r?.units ?? 0),
+    tenantHours: Number(r?.tenant_hours ?? 0),
+    firstHour: r?.first ? new Date(r.first).toISOString() : null,
+    lastHour: r?.last ? new Date(r.last).toISOString() : null,
+  };
 }

@@ -2,7 +2,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
-import { reconcile } from "../../metering/reconciliation";
+import { reconcile, unbilled } from "../../metering/reconciliation";
 import { json, problemResponses, adminSecurity as security, text } from "../schemas";
 
 const MAX_RANGE_MS = 31 * 86_400_000;
@@ -17,6 +17,8 @@ const RowSchema = z
     billableUnits: z.number().int(),
     outboxUnits: z.number().int(),
     outboxPendingUnits: z.number().int(),
+    outboxFailedUnits: z.number().int(),
+    outboxFailure: z.string().nullable(),
     stripeUnits: z.number().int().nullable(),
     difference: z.boolean(),
   })
@@ -28,7 +30,7 @@ const route = createRoute({
   tags: ["Admin: billing"],
   security,
   description:
-    "Per tenant and hour: requests admitted by the tenant object, usage rows, billable units, billing outbox units and what Stripe reports. A row with `difference: true` breaks the invariant admitted = rows and billable units = outbox = Stripe. At most 31 days per call.",
+    "Per tenant and hour: requests admitted by the tenant object, usage rows, billable units, billing outbox units and what Stripe reports. A row with `difference: true` breaks the invariant admitted = rows and billable units = outbox = Stripe; `outboxFailedUnits` are units Stripe will never bill (past its 35-day window, or refused; `outboxFailure` says why). At most 31 days per call.",
   request: {
     query: z.object({
       from: z.iso.datetime({ offset: true }),
@@ -45,6 +47,17 @@ const route = createRoute({
           to: z.string(),
           differences: z.number().int(),
           rows: z.array(RowSchema),
+          unbilled: z
+            .object({
+              units: z.number().int(),
+              tenantHours: z.number().int(),
+              firstHour: z.string().nullable(),
+              lastHour: z.string().nullable(),
+            })
+            .openapi("Unbilled", {
+              description:
+                "Units Stripe will never bill (past its 35-day window, or refused), over every hour, not only the range asked for.",
+            }),
         }),
       ),
     },
@@ -60,9 +73,12 @@ export function registerAdminReconciliation(app: OpenAPIHono<AppEnv>): void {
     if (!(to > from) || to - from > MAX_RANGE_MS) {
       throw new GatewayError("validation_failed", "`to` must be after `from`, at most 31 days later.");
     }
-    const rows = await reconcile(c.env, c.var.db, { from, to, ...(q.tenant ? { tenantId: q.tenant } : {}) });
+    const [rows, never] = await Promise.all([
+      reconcile(c.env, c.var.db, { from, to, ...(q.tenant ? { tenantId: q.tenant } : {}) }),
+      unbilled(c.var.db, q.tenant),
+    ]);
     return c.json(
-      { from: q.from, to: q.to, differences: rows.filter((r) => r.difference).length, rows },
+      { from: q.from, to: q.to, differences: rows.filter((r) => r.difference).length, rows, unbilled: never },
       200,
     );
   });
