@@ -98,7 +98,7 @@ function mergeOverrides(patch: Record<string, number | null | undefined> | null)
 /** With Stripe configured, every tenant gets a Stripe customer at creation; without, none. */
 async function linkStripeCustomer(
   env: AppEnv["Bindings"],
-  tenant: { slug: string; name: string },
+  tenant: { id: string; slug: string; name: string },
 ): Promise<string | null> {
   const stripe = stripeClient(env);
   if (!stripe) return null;
@@ -143,11 +143,12 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
     const plan = await requirePlan(db, input.planId);
     const existing = await db.query.tenants.findFirst({ where: eq(tenants.slug, input.slug) });
     if (existing) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
-    const stripeCustomerId = await linkStripeCustomer(c.env, input);
+    const id = newId("ten");
+    const stripeCustomerId = await linkStripeCustomer(c.env, { id, ...input });
     const created = await db.transaction(async (tx) => {
       const [tenant] = await tx
         .insert(tenants)
-        .values({ id: newId("ten"), ...input, stripeCustomerId })
+        .values({ id, ...input, stripeCustomerId })
         .onConflictDoNothing({ target: tenants.slug })
         .returning();
       if (!tenant) return null;
