@@ -1126,7 +1126,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     };
     checkItems(updated);
     call.account.subscriptions.set(id, updated);
-    if (behavior === "create_prorations" && at > start && at < end) {
+    if (behavior === "create_prorations" && at >= start && at < end) {
       for (const { price, sign, quantity } of prorations) {
         const share = (price.unit_amount ?? 0) * quantity * ((end - at) / (end - start));
         const amount = sign * Math.round(Math.abs(share));

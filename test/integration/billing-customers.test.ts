@@ -25,6 +25,7 @@ async function forget(tenantId: string): Promise<void> {
   const { db, close } = openDb(env);
   try {
     await db.execute(sql`DELETE FROM api_keys WHERE tenant_id = ${tenantId}`);
+    await db.execute(sql`DELETE FROM billing_sync WHERE tenant_id = ${tenantId}`);
     await db.execute(sql`DELETE FROM tenants WHERE id = ${tenantId}`);
   } finally {
     await close();
