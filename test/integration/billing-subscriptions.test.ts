@@ -3,12 +3,14 @@
  * subscription on its plan version's prices — through the admin API, against the Stripe stand-in,
  * including Stripe down while a tenant is created or moved (the billing sync catches up).
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import Stripe from "stripe";
 import { describe, expect, it } from "vitest";
 import { lookupKey } from "../../workers/billing/stripe-catalog";
 import { syncBillingDue } from "../../workers/billing/subscription-sync";
+import worker from "../../workers/index";
 import { openDb } from "../../workers/shared/db";
 import { admin, bearer, createPlan, expectJson, gateway, uniq } from "../support/gateway";
 import { stripeFailNext } from "../support/metering";
@@ -176,6 +178,30 @@ describe("every tenant on a paid plan has a subscription", () => {
     const side = await stripeSideOf(tenant.id);
     expect(side.customers.map((c) => c.id)).toEqual([caught.billing.customerId]);
     expect(side.subscriptions.map((s) => s.id)).toEqual([caught.billing.subscriptionId]);
+  });
+
+  it("creates the tenant without STRIPE_SECRET_KEY, says why its billing is pending, and catches up once Stripe is configured", async () => {
+    const plan = await createPlan({ pricing: metered(1000) });
+    const { STRIPE_SECRET_KEY: _unset, ...noStripe } = env;
+    const slug = `b-${uniq()}`;
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request("https://gateway.test/admin/v1/tenants", {
+        method: "POST",
+        headers: { ...bearer(env.ADMIN_TOKEN), "content-type": "application/json" },
+        body: JSON.stringify({ slug, name: slug, planId: plan.id }),
+      }),
+      noStripe as typeof env,
+      ctx,
+    );
+    const body = await res.text();
+    await waitOnExecutionContext(ctx);
+    expect(res.status, body).toBe(201);
+    const { tenant } = JSON.parse(body) as { tenant: TenantOut };
+    expect(tenant.billing).toMatchObject({ sync: "pending", customerId: null });
+    expect(tenant.billing.lastError).toMatch(/STRIPE_SECRET_KEY/);
+    await cron();
+    expect((await readTenant(tenant.id)).billing).toMatchObject({ sync: "ok", lastError: null });
   });
 
   it("never makes a second customer or subscription for a retried create, or a sync that lost Stripe's answer", async () => {

@@ -6,6 +6,7 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { eq, sql } from "drizzle-orm";
 import { type Plan, planPricingVersions, plans, tenants } from "../../../schema";
+import { nextPeriodEnd } from "../../billing/period";
 import { samePricing } from "../../billing/pricing";
 import { ensurePlanPrices } from "../../billing/stripe-catalog";
 import { enqueueBillingSync, SYNC_BATCH, syncBilling } from "../../billing/subscription-sync";
@@ -152,13 +153,13 @@ export function registerAdminPlans(app: OpenAPIHono<AppEnv>): void {
           .insert(planPricingVersions)
           .values({ planId: id, version: plan.pricingVersion, pricing: plan.pricing });
         for (const t of onPlan) {
-          const later =
-            applyPricing === "period_end" && t.billingPeriodEnd && t.billingPeriodEnd.getTime() > now;
+          // At the period end: the end Stripe last reported, rolled forward to the current period's.
+          const later = applyPricing === "period_end" && t.stripeSubscriptionId ? t.billingPeriodEnd : null;
           const target = { planId: id, pricingVersion: plan.pricingVersion, prorate: applyPricing === "now" };
           const sync = await enqueueBillingSync(
             tx,
             t.id,
-            later ? { ...target, dueAt: t.billingPeriodEnd ?? undefined } : target,
+            later ? { ...target, dueAt: new Date(nextPeriodEnd(later.getTime(), now)) } : target,
           );
           if (!later) syncs.push(sync);
         }
