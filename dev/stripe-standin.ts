@@ -185,6 +185,7 @@ interface Product {
   shippable: null;
   statement_descriptor: null;
   tax_code: null;
+  tax_details: null;
   type: "service";
   unit_label: null;
   updated: number;
@@ -232,11 +233,15 @@ interface Price {
 interface SubscriptionItem {
   id: string;
   object: "subscription_item";
+  billing_thresholds: null;
   created: number;
   current_period_end: number;
   current_period_start: number;
+  current_trial: null;
   discounts: never[];
   metadata: Record<string, string>;
+  /** The legacy Plan view of the price, which Stripe still answers next to it. */
+  plan: Record<string, unknown>;
   price: Price;
   quantity?: number;
   subscription: string;
@@ -247,29 +252,57 @@ interface Subscription {
   id: string;
   object: "subscription";
   application: null;
+  application_fee_percent: null;
   automatic_tax: { enabled: false; liability: null };
   billing_cycle_anchor: number;
+  billing_cycle_anchor_config: null;
+  billing_mode: { flexible: null; type: "classic" };
+  billing_thresholds: null;
   cancel_at: null;
   cancel_at_period_end: boolean;
   canceled_at: number | null;
+  cancellation_details: { comment: null; feedback: null; reason: "cancellation_requested" | null };
   collection_method: "charge_automatically" | "send_invoice";
   created: number;
   currency: string;
   customer: string;
+  customer_account: null;
   days_until_due: number | null;
   default_payment_method: null;
+  default_source: null;
+  default_tax_rates: never[];
   description: string | null;
   discounts: never[];
   ended_at: number | null;
+  invoice_settings: {
+    account_tax_ids: null;
+    custom_fields: null;
+    description: null;
+    footer: null;
+    issuer: { type: "self" };
+  };
   items: { object: "list"; data: SubscriptionItem[]; has_more: false; total_count: number; url: string };
   latest_invoice: null;
   livemode: boolean;
   metadata: Record<string, string>;
+  next_pending_invoice_item_invoice: null;
+  on_behalf_of: null;
+  pause_collection: null;
+  payment_settings: {
+    payment_method_options: null;
+    payment_method_types: null;
+    save_default_payment_method: "off";
+  };
+  pending_invoice_item_interval: null;
+  pending_setup_intent: null;
   pending_update: null;
   schedule: null;
   start_date: number;
   status: "active" | "canceled";
+  test_clock: null;
+  transfer_data: null;
   trial_end: null;
+  trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } };
   trial_start: null;
 }
 
@@ -279,12 +312,18 @@ interface InvoiceItem {
   amount: number;
   currency: string;
   customer: string;
+  customer_account: null;
   date: number;
   description: string;
   discountable: boolean;
+  discounts: never[];
   invoice: null;
   livemode: boolean;
   metadata: Record<string, string>;
+  parent: {
+    subscription_details: { subscription: string; subscription_item: null };
+    type: "subscription_details";
+  };
   period: { start: number; end: number };
   pricing: {
     price_details: { price: string; product: string };
@@ -293,7 +332,9 @@ interface InvoiceItem {
   };
   proration: boolean;
   quantity: number;
-  subscription: string | null;
+  quantity_decimal: string;
+  tax_rates: never[];
+  test_clock: null;
 }
 
 interface SavedResponse {
@@ -766,6 +807,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       shippable: null,
       statement_descriptor: null,
       tax_code: null,
+      tax_details: null,
       type: "service",
       unit_label: null,
       updated: call.nowS,
@@ -974,20 +1016,35 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       id,
       object: "subscription",
       application: null,
+      application_fee_percent: null,
       automatic_tax: { enabled: false, liability: null },
       billing_cycle_anchor: start,
+      billing_cycle_anchor_config: null,
+      billing_mode: { flexible: null, type: "classic" },
+      billing_thresholds: null,
       cancel_at: null,
       cancel_at_period_end: false,
       canceled_at: null,
+      cancellation_details: { comment: null, feedback: null, reason: null },
       collection_method: collection,
       created: start,
       currency: "",
       customer,
+      customer_account: null,
       days_until_due: daysRaw === undefined ? null : integer(daysRaw, "days_until_due"),
       default_payment_method: null,
+      default_source: null,
+      default_tax_rates: [],
       description: optString(p, "description") || null,
       discounts: [],
       ended_at: null,
+      invoice_settings: {
+        account_tax_ids: null,
+        custom_fields: null,
+        description: null,
+        footer: null,
+        issuer: { type: "self" },
+      },
       items: {
         object: "list",
         data: [],
@@ -998,11 +1055,24 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       latest_invoice: null,
       livemode: call.livemode,
       metadata: metadataOf(p),
+      next_pending_invoice_item_invoice: null,
+      on_behalf_of: null,
+      pause_collection: null,
+      payment_settings: {
+        payment_method_options: null,
+        payment_method_types: null,
+        save_default_payment_method: "off",
+      },
+      pending_invoice_item_interval: null,
+      pending_setup_intent: null,
       pending_update: null,
       schedule: null,
       start_date: start,
       status: "active",
+      test_clock: null,
+      transfer_data: null,
       trial_end: null,
+      trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } },
       trial_start: null,
     };
     for (const [i, raw] of Object.entries(itemsParam)) {
@@ -1104,8 +1174,10 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       const priceId = optString(raw, "price", `${name}[price]`);
       const quantityRaw = optString(raw, "quantity", `${name}[quantity]`);
       const replaced = { ...existing };
-      if (priceId !== undefined && priceId !== existing.price.id)
+      if (priceId !== undefined && priceId !== existing.price.id) {
         replaced.price = priceFor(call, priceId, `${name}[price]`);
+        replaced.plan = planView(replaced.price);
+      }
       if (quantityRaw !== undefined) replaced.quantity = nonNegative(quantityRaw, `${name}[quantity]`);
       if (replaced.price.recurring?.usage_type === "metered") delete replaced.quantity;
       else replaced.quantity ??= 1;
@@ -1137,12 +1209,18 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
           amount,
           currency: price.currency,
           customer: subscription.customer,
+          customer_account: null,
           date: call.nowS,
           description: `${sign < 0 ? "Unused" : "Remaining"} time on ${price.nickname ?? price.id} after ${new Date(at * 1000).toISOString().slice(0, 10)}`,
           discountable: false,
+          discounts: [],
           invoice: null,
           livemode: call.livemode,
           metadata: {},
+          parent: {
+            subscription_details: { subscription: id, subscription_item: null },
+            type: "subscription_details",
+          },
           period: { start: at, end },
           pricing: {
             price_details: { price: price.id, product: price.product },
@@ -1151,7 +1229,9 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
           },
           proration: true,
           quantity: 1,
-          subscription: id,
+          quantity_decimal: "1",
+          tax_rates: [],
+          test_clock: null,
         };
         call.account.invoiceItems.set(ii.id, ii);
       }
@@ -1165,6 +1245,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (subscription.status === "canceled") throw noSuch("subscription", id, "id", 404);
     const canceled: Subscription = {
       ...subscription,
+      cancellation_details: { comment: null, feedback: null, reason: "cancellation_requested" },
       status: "canceled",
       canceled_at: call.nowS,
       ended_at: call.nowS,
@@ -1220,11 +1301,14 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     return {
       id: newId("si", 14),
       object: "subscription_item",
+      billing_thresholds: null,
       created: call.nowS,
       current_period_end: end,
       current_period_start: start,
+      current_trial: null,
       discounts: [],
       metadata: metadataOf(raw),
+      plan: planView(price),
       price,
       ...(metered
         ? {}
@@ -1675,6 +1759,31 @@ function checkItems(subscription: Subscription): void {
       );
   }
   subscription.currency = first?.price.currency ?? "";
+}
+
+/** The legacy Plan object a subscription item still carries next to its price (api/plans/object). */
+function planView(price: Price): Record<string, unknown> {
+  return {
+    id: price.id,
+    object: "plan",
+    active: price.active,
+    amount: price.unit_amount,
+    amount_decimal: price.unit_amount_decimal,
+    billing_scheme: price.billing_scheme,
+    created: price.created,
+    currency: price.currency,
+    interval: price.recurring?.interval ?? "month",
+    interval_count: price.recurring?.interval_count ?? 1,
+    livemode: price.livemode,
+    metadata: price.metadata,
+    meter: price.recurring?.meter ?? null,
+    nickname: price.nickname,
+    product: price.product,
+    tiers_mode: price.tiers_mode,
+    transform_usage: null,
+    trial_period_days: null,
+    usage_type: price.recurring?.usage_type ?? "licensed",
+  };
 }
 
 /** A price as answered: `tiers` only when expanded. */

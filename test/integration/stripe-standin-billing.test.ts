@@ -145,6 +145,11 @@ describe("Stripe stand-in: subscriptions", () => {
     expect(moved.items.data.map((i) => i.price.id)).toEqual([richer.id, usage.id]);
     const remaining = (end - at) / (end - start);
     const prorations = await stripe.invoiceItems.list({ customer: customer.id });
+    expect(prorations.data[0]?.parent).toEqual({
+      type: "subscription_details",
+      subscription_details: { subscription: sub.id, subscription_item: null },
+    });
+    expect(moved.items.data[0]?.plan).toMatchObject({ object: "plan", id: richer.id, amount: 9000 });
     expect(prorations.data.map((ii) => [ii.amount, ii.proration]).sort()).toEqual(
       [
         [-Math.round(3000 * remaining), true],
