@@ -124,6 +124,24 @@ describe("plans have prices", () => {
     ]);
   });
 
+  it("documents pricing, applyPricing and the tenant's billing in the OpenAPI document", async () => {
+    const doc = await expectJson<{ components: { schemas: Record<string, { properties?: object }> } }>(
+      await gateway("/gateway/openapi.json"),
+      200,
+    );
+    const schemas = doc.components.schemas;
+    expect(Object.keys(schemas.PlanInput?.properties ?? {})).toContain("pricing");
+    expect(Object.keys(schemas.PlanPatch?.properties ?? {})).toEqual(
+      expect.arrayContaining(["pricing", "applyPricing"]),
+    );
+    expect(Object.keys(schemas.Plan?.properties ?? {})).toEqual(
+      expect.arrayContaining(["pricing", "pricingVersion"]),
+    );
+    expect(Object.keys(schemas.TenantBilling?.properties ?? {})).toEqual(
+      expect.arrayContaining(["customerId", "subscriptionId", "sync", "lastError"]),
+    );
+  });
+
   it("makes a one-time credit-pack price for a prepaid plan, and refuses a pricing off the schema", async () => {
     const plan = await createPlan({
       pricing: { model: "prepaid", currency: "eur", creditPack: { units: 10_000, amount: 1500 } },
