@@ -3,7 +3,7 @@
  * subscription on its plan version's prices — through the admin API, against the Stripe stand-in,
  * including Stripe down while a tenant is created or moved (the billing sync catches up).
  */
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import Stripe from "stripe";
@@ -196,6 +196,22 @@ describe("every tenant on a paid plan has a subscription", () => {
     const side = await stripeSideOf(tenant.id);
     expect(side.customers.map((c) => c.id)).toEqual([caught.billing.customerId]);
     expect(side.subscriptions.map((s) => s.id)).toEqual([caught.billing.subscriptionId]);
+  });
+
+  it("is caught up by the Worker's cron (the scheduled handler) once the backoff has passed", async () => {
+    const plan = await createPlan({ pricing: metered(1000) });
+    await stripeFailNext(1, 503);
+    const { tenant } = await createTenant(plan.id);
+    expect(tenant.billing.sync).toBe("pending");
+    await new Promise((resolve) => setTimeout(resolve, 2_100)); // the first retry is due after 2 s
+    const ctx = createExecutionContext();
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }),
+      env as never,
+      ctx as never,
+    );
+    await waitOnExecutionContext(ctx);
+    expect((await readTenant(tenant.id)).billing).toMatchObject({ sync: "ok", lastError: null });
   });
 
   it("creates the tenant without STRIPE_SECRET_KEY, says why its billing is pending, and catches up once Stripe is configured", async () => {
