@@ -48,7 +48,9 @@
  *   since 2025-03-31). An update's `proration_behavior=create_prorations` (default) leaves pending
  *   `invoiceitem`s with `proration: true`: a credit for the unused time of a licensed price that goes
  *   and a charge for the remaining time of the one that comes; `none` leaves none. `list` omits
- *   canceled subscriptions unless `status=canceled|all`.
+ *   canceled subscriptions unless `status=canceled|all`. A customer bills in one currency (its first
+ *   subscription sets `customer.currency`; another is refused with "You cannot combine currencies on
+ *   a single customer…").
  *
  * Choices where the docs are silent are marked "Choice:" below. Test and live keys see separate
  * data (as two Stripe modes do). Data lives in memory, or in `stateFile` when given. Fault injection and inspection live under `/__control/` (no auth):
@@ -129,7 +131,8 @@ interface Customer {
   address: null;
   balance: number;
   created: number;
-  currency: null;
+  /** Set by the customer's first subscription; a customer bills in one currency. */
+  currency: string | null;
   default_source: null;
   delinquent: boolean;
   description: string | null;
@@ -1082,6 +1085,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       subscription.items.data.push(newItem(call, subscription, raw, `items[${i}]`, start, end));
     }
     checkItems(subscription);
+    oneCurrency(call, subscription);
     call.account.subscriptions.set(id, subscription);
     return { status: 200, body: subscriptionOut(subscription) };
   }
@@ -1197,6 +1201,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
           : optString(p, "cancel_at_period_end") === "true",
     };
     checkItems(updated);
+    oneCurrency(call, updated);
     call.account.subscriptions.set(id, updated);
     if (behavior === "create_prorations" && at >= start && at < end) {
       for (const { price, sign, quantity } of prorations) {
@@ -1262,6 +1267,20 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       .filter((ii) => customer === undefined || ii.customer === customer)
       .reverse();
     return { status: 200, body: paginate(items, p, "/v1/invoiceitems") };
+  }
+
+  /**
+   * A customer bills in one currency: its first subscription sets it, and a subscription in
+   * another is refused with Stripe's message (as reported by integrators).
+   */
+  function oneCurrency(call: Call, subscription: Subscription): void {
+    const customer = call.account.customers.get(subscription.customer);
+    if (!customer) return;
+    if (customer.currency !== null && customer.currency !== subscription.currency)
+      throw invalid(
+        `You cannot combine currencies on a single customer. This customer has an active subscription, subscription schedule, discount, quote, or invoice item with currency ${customer.currency}.`,
+      );
+    customer.currency = subscription.currency;
   }
 
   function subscriptionOf(call: Call, id: string): Subscription {

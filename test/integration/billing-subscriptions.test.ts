@@ -317,6 +317,24 @@ describe("plan changes", () => {
     );
   });
 
+  it("marks the sync failed, with Stripe's reason, when Stripe refuses the move (a customer bills in one currency)", async () => {
+    const { tenant, key } = await createTenant((await createPlan({ pricing: metered(1000) })).id);
+    const eur = await createPlan({ pricing: { ...metered(1000), currency: "eur" } });
+    const moved = await expectJson<TenantOut>(
+      await admin("PATCH", `/admin/v1/tenants/${tenant.id}`, { planId: eur.id }),
+      200,
+    );
+    expect(moved).toMatchObject({
+      planId: eur.id,
+      billing: { sync: "failed", planId: tenant.billing.planId },
+    });
+    expect(moved.billing.lastError).toMatch(/cannot combine currencies/);
+    const next = await gateway(`/v1/b/${uniq()}`, { headers: bearer(key.key) });
+    expect(next.headers.get("x-ratelimit-plan")).toBe(eur.name);
+    await cron(); // a refusal is not retried
+    expect((await readTenant(tenant.id)).billing.sync).toBe("failed");
+  });
+
   it("cancels the subscription of a tenant moved to a free plan", async () => {
     const { tenant } = await createTenant((await createPlan({ pricing: metered(1000) })).id);
     const free = await createPlan();
