@@ -41,6 +41,8 @@ export const tenants = pgTable(
     /** The latest billing sync's state and error (schema/billing-sync.ts), shown by the admin API. */
     billingSync: billingSyncState("billing_sync").notNull().default("pending"),
     billingError: text("billing_error"),
+    /** Held by the billing sync that is changing this tenant's Stripe side; one at a time, lapses after 5 min. */
+    billingLockedUntil: timestamp("billing_locked_until", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },

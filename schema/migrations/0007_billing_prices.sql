@@ -30,6 +30,7 @@ ALTER TABLE "tenants" ADD COLUMN "billing_pricing_version" integer;--> statement
 ALTER TABLE "tenants" ADD COLUMN "billing_period_end" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "tenants" ADD COLUMN "billing_sync" "billing_sync_state" DEFAULT 'pending' NOT NULL;--> statement-breakpoint
 ALTER TABLE "tenants" ADD COLUMN "billing_error" text;--> statement-breakpoint
+ALTER TABLE "tenants" ADD COLUMN "billing_locked_until" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "billing_sync" ADD CONSTRAINT "billing_sync_tenant_id_tenants_id_fk" FOREIGN KEY ("tenant_id") REFERENCES "public"."tenants"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "plan_pricing_versions" ADD CONSTRAINT "plan_pricing_versions_plan_id_plans_id_fk" FOREIGN KEY ("plan_id") REFERENCES "public"."plans"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "billing_sync_due_idx" ON "billing_sync" USING btree ("state","next_attempt_at");--> statement-breakpoint

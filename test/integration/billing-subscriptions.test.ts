@@ -335,6 +335,32 @@ describe("plan changes", () => {
     expect((await readTenant(tenant.id)).billing.sync).toBe("failed");
   });
 
+  it("never runs two syncs of one tenant at once: a change while one runs waits, then the cron applies the latest", async () => {
+    const { tenant } = await createTenant((await createPlan({ pricing: metered(1000) })).id);
+    const to = await createPlan({ pricing: metered(2000) });
+    // As if another sync of this tenant (say, the cron's) were talking to Stripe right now.
+    await withDb((db) =>
+      db.execute(
+        sql`UPDATE tenants SET billing_locked_until = now() + interval '1 minute' WHERE id = ${tenant.id}`,
+      ),
+    );
+    const moved = await expectJson<TenantOut>(
+      await admin("PATCH", `/admin/v1/tenants/${tenant.id}`, { planId: to.id }),
+      200,
+    );
+    expect(moved.billing).toMatchObject({ sync: "pending", planId: tenant.billing.planId });
+    expect(moved.billing.lastError).toMatch(/another billing sync/);
+    await withDb((db) =>
+      db.execute(sql`UPDATE tenants SET billing_locked_until = NULL WHERE id = ${tenant.id}`),
+    );
+    await cron();
+    expect((await readTenant(tenant.id)).billing).toMatchObject({ sync: "ok", planId: to.id });
+    const { base, usage } = await pricesOf(to.id, 1);
+    expect((await itemPrices(tenant.billing.subscriptionId as string)).sort()).toEqual(
+      [base?.id, usage?.id].sort(),
+    );
+  });
+
   it("cancels the subscription of a tenant moved to a free plan", async () => {
     const { tenant } = await createTenant((await createPlan({ pricing: metered(1000) })).id);
     const free = await createPlan();

@@ -255,11 +255,26 @@ export async function syncBilling(
   summary.enabled = true;
   const rows = await claim(db, now, options.ids ? options.ids.length : SYNC_BATCH, options.ids);
   for (const row of rows) {
+    // One sync at a time per tenant: two running at once (a plan change while the cron applies an
+    // older one) could leave Stripe on the one that finished last, not on the latest.
+    const locked = await db.execute(sql`
+      UPDATE tenants SET billing_locked_until = now() + make_interval(secs => ${CLAIM_MS / 1000})
+      WHERE id = ${row.tenantId} AND (billing_locked_until IS NULL OR billing_locked_until <= now())
+      RETURNING id`);
+    if (locked.rows.length === 0) {
+      summary.retrying++;
+      await settle(db, row, { kind: "retry", error: "another billing sync of this tenant is running" }, now);
+      continue;
+    }
     let outcome: Outcome = { kind: "ok" };
     try {
-      await apply(stripe, env, db, row);
+      // A row superseded while it waited is left alone: the newer row speaks for the tenant.
+      const current = await db.query.billingSync.findFirst({ where: eq(billingSync.id, row.id) });
+      if (current?.state === "pending") await apply(stripe, env, db, row);
     } catch (error) {
       outcome = outcomeOf(error);
+    } finally {
+      await db.update(tenants).set({ billingLockedUntil: null }).where(eq(tenants.id, row.tenantId));
     }
     summary[outcome.kind === "ok" ? "ok" : outcome.kind === "retry" ? "retrying" : "failed"]++;
     await settle(db, row, outcome, now);
