@@ -1,6 +1,7 @@
 /**
  * A local Stripe stand-in: a Node HTTP server speaking Stripe's v1 wire protocol for just the
- * endpoints the gateway uses (customers, billing meters, meter events, meter event summaries), so
+ * endpoints the gateway uses (customers, billing meters, meter events, meter event summaries,
+ * products, prices, subscriptions and the proration invoice items they make), so
  * the official `stripe` package — inside workerd, pointed here with `host`/`port`/`protocol` —
  * runs the same code path locally and in tests as against api.stripe.com.
  *
@@ -37,6 +38,18 @@
  *   aggregates asynchronously (eventually consistent); here an accepted event counts at once.
  * - Lists: `{ object: "list", data, has_more, url }`, newest first, `limit` 1–100 (default 10),
  *   `starting_after` / `ending_before` cursors (api/pagination).
+ * - Prices (api/prices): `lookup_key` unique per mode (taken → 400 unless `transfer_lookup_key`),
+ *   `prices.list({ lookup_keys })` (at most 10), graduated/volume tiers (`up_to: "inf"` last; answered
+ *   as `up_to: null`, and only when expanded: `tiers` is an includable field), metered recurring
+ *   prices need `recurring[meter]` (API versions since 2025-03-31). Decimal twins (`*_decimal`) are strings.
+ * - Subscriptions (api/subscriptions): items of one currency and interval; metered items carry no
+ *   `quantity`; the billing period lives on the items (`current_period_start/end`, API versions
+ *   since 2025-03-31). An update's `proration_behavior=create_prorations` (default) leaves pending
+ *   `invoiceitem`s with `proration: true`: a credit for the unused time of a licensed price that goes
+ *   and a charge for the remaining time of the one that comes; `none` leaves none. `list` omits
+ *   canceled subscriptions unless `status=canceled|all`. A customer bills in one currency (its first
+ *   subscription sets `customer.currency`; another is refused with "You cannot combine currencies on
+ *   a single customer…").
  *
  * Every call the gateway makes is checked against Stripe's published OpenAPI spec and example objects
  * (request and answer) by `npm run test:contract` (test/contract/stripe-contract.ts): change an
@@ -121,7 +134,8 @@ interface Customer {
   address: null;
   balance: number;
   created: number;
-  currency: null;
+  /** Set by the customer's first subscription; a customer bills in one currency. */
+  currency: string | null;
   default_source: null;
   delinquent: boolean;
   description: string | null;
@@ -161,6 +175,174 @@ interface Meter {
   value_settings: { event_payload_key: string };
 }
 
+interface Product {
+  id: string;
+  object: "product";
+  active: boolean;
+  created: number;
+  default_price: null;
+  description: string | null;
+  images: string[];
+  livemode: boolean;
+  marketing_features: never[];
+  metadata: Record<string, string>;
+  name: string;
+  package_dimensions: null;
+  shippable: null;
+  statement_descriptor: null;
+  tax_code: null;
+  tax_details: null;
+  type: "service";
+  unit_label: null;
+  updated: number;
+  url: null;
+}
+
+interface PriceTier {
+  flat_amount: number | null;
+  flat_amount_decimal: string | null;
+  unit_amount: number | null;
+  unit_amount_decimal: string | null;
+  up_to: number | null;
+}
+
+interface Price {
+  id: string;
+  object: "price";
+  active: boolean;
+  billing_scheme: "per_unit" | "tiered";
+  created: number;
+  currency: string;
+  custom_unit_amount: null;
+  livemode: boolean;
+  lookup_key: string | null;
+  metadata: Record<string, string>;
+  nickname: string | null;
+  product: string;
+  recurring: {
+    interval: "day" | "week" | "month" | "year";
+    interval_count: number;
+    meter: string | null;
+    trial_period_days: null;
+    usage_type: "licensed" | "metered";
+  } | null;
+  tax_behavior: "unspecified";
+  /** Stripe's "includable" field: in an answer only when expanded (`expand[]=tiers`). */
+  tiers?: PriceTier[];
+  tiers_mode: "graduated" | "volume" | null;
+  transform_quantity: null;
+  type: "one_time" | "recurring";
+  unit_amount: number | null;
+  unit_amount_decimal: string | null;
+}
+
+interface SubscriptionItem {
+  id: string;
+  object: "subscription_item";
+  billing_thresholds: null;
+  created: number;
+  current_period_end: number;
+  current_period_start: number;
+  current_trial: null;
+  discounts: never[];
+  metadata: Record<string, string>;
+  /** The legacy Plan view of the price, which Stripe still answers next to it. */
+  plan: Record<string, unknown>;
+  price: Price;
+  quantity?: number;
+  subscription: string;
+  tax_rates: never[];
+}
+
+interface Subscription {
+  id: string;
+  object: "subscription";
+  application: null;
+  application_fee_percent: null;
+  automatic_tax: { enabled: false; liability: null };
+  billing_cycle_anchor: number;
+  billing_cycle_anchor_config: null;
+  billing_mode: { flexible: null; type: "classic" };
+  billing_thresholds: null;
+  cancel_at: null;
+  cancel_at_period_end: boolean;
+  canceled_at: number | null;
+  cancellation_details: { comment: null; feedback: null; reason: "cancellation_requested" | null };
+  collection_method: "charge_automatically" | "send_invoice";
+  created: number;
+  currency: string;
+  customer: string;
+  customer_account: null;
+  days_until_due: number | null;
+  default_payment_method: null;
+  default_source: null;
+  default_tax_rates: never[];
+  description: string | null;
+  discounts: never[];
+  ended_at: number | null;
+  invoice_settings: {
+    account_tax_ids: null;
+    custom_fields: null;
+    description: null;
+    footer: null;
+    issuer: { type: "self" };
+  };
+  items: { object: "list"; data: SubscriptionItem[]; has_more: false; total_count: number; url: string };
+  latest_invoice: null;
+  livemode: boolean;
+  metadata: Record<string, string>;
+  next_pending_invoice_item_invoice: null;
+  on_behalf_of: null;
+  pause_collection: null;
+  payment_settings: {
+    payment_method_options: null;
+    payment_method_types: null;
+    save_default_payment_method: "off";
+  };
+  pending_invoice_item_interval: null;
+  pending_setup_intent: null;
+  pending_update: null;
+  schedule: null;
+  start_date: number;
+  status: "active" | "canceled";
+  test_clock: null;
+  transfer_data: null;
+  trial_end: null;
+  trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } };
+  trial_start: null;
+}
+
+interface InvoiceItem {
+  id: string;
+  object: "invoiceitem";
+  amount: number;
+  currency: string;
+  customer: string;
+  customer_account: null;
+  date: number;
+  description: string;
+  discountable: boolean;
+  discounts: never[];
+  invoice: null;
+  livemode: boolean;
+  metadata: Record<string, string>;
+  parent: {
+    subscription_details: { subscription: string; subscription_item: null };
+    type: "subscription_details";
+  };
+  period: { start: number; end: number };
+  pricing: {
+    price_details: { price: string; product: string };
+    type: "price_details";
+    unit_amount_decimal: string;
+  };
+  proration: boolean;
+  quantity: number;
+  quantity_decimal: string;
+  tax_rates: never[];
+  test_clock: null;
+}
+
 interface SavedResponse {
   method: string;
   path: string;
@@ -175,6 +357,10 @@ interface SavedResponse {
 class Account {
   customers = new Map<string, Customer>();
   meters = new Map<string, Meter>();
+  products = new Map<string, Product>();
+  prices = new Map<string, Price>();
+  subscriptions = new Map<string, Subscription>();
+  invoiceItems = new Map<string, InvoiceItem>();
   events: AcceptedMeterEvent[] = [];
   /** identifier → expiry (ms). */
   identifiers = new Map<string, number>();
@@ -184,6 +370,10 @@ class Account {
     return {
       customers: [...this.customers.values()],
       meters: [...this.meters.values()],
+      products: [...this.products.values()],
+      prices: [...this.prices.values()],
+      subscriptions: [...this.subscriptions.values()],
+      invoiceItems: [...this.invoiceItems.values()],
       events: this.events,
       identifiers: [...this.identifiers],
       idempotency: [...this.idempotency],
@@ -195,6 +385,10 @@ class Account {
     if (!json) return account;
     for (const c of json.customers) account.customers.set(c.id, c);
     for (const m of json.meters) account.meters.set(m.id, m);
+    for (const p of json.products ?? []) account.products.set(p.id, p);
+    for (const p of json.prices ?? []) account.prices.set(p.id, p);
+    for (const sub of json.subscriptions ?? []) account.subscriptions.set(sub.id, sub);
+    for (const ii of json.invoiceItems ?? []) account.invoiceItems.set(ii.id, ii);
     account.events = json.events;
     account.identifiers = new Map(json.identifiers);
     account.idempotency = new Map(json.idempotency);
@@ -514,7 +708,19 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
   }
   const routes: Route[] = [
     { method: "POST", pattern: /^\/v1\/customers$/, handler: createCustomer },
+    { method: "GET", pattern: /^\/v1\/customers$/, handler: listCustomers },
     { method: "GET", pattern: /^\/v1\/customers\/([^/]+)$/, handler: retrieveCustomer },
+    { method: "POST", pattern: /^\/v1\/products$/, handler: createProduct },
+    { method: "GET", pattern: /^\/v1\/products\/([^/]+)$/, handler: retrieveProduct },
+    { method: "POST", pattern: /^\/v1\/prices$/, handler: createPrice },
+    { method: "GET", pattern: /^\/v1\/prices$/, handler: listPrices },
+    { method: "GET", pattern: /^\/v1\/prices\/([^/]+)$/, handler: retrievePrice },
+    { method: "POST", pattern: /^\/v1\/subscriptions$/, handler: createSubscription },
+    { method: "GET", pattern: /^\/v1\/subscriptions$/, handler: listSubscriptions },
+    { method: "GET", pattern: /^\/v1\/subscriptions\/([^/]+)$/, handler: retrieveSubscription },
+    { method: "POST", pattern: /^\/v1\/subscriptions\/([^/]+)$/, handler: updateSubscription },
+    { method: "DELETE", pattern: /^\/v1\/subscriptions\/([^/]+)$/, handler: cancelSubscription },
+    { method: "GET", pattern: /^\/v1\/invoiceitems$/, handler: listInvoiceItems },
     { method: "POST", pattern: /^\/v1\/billing\/meters$/, handler: createMeter },
     { method: "GET", pattern: /^\/v1\/billing\/meters$/, handler: listMeters },
     { method: "GET", pattern: /^\/v1\/billing\/meters\/([^/]+)$/, handler: retrieveMeter },
@@ -568,6 +774,570 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     };
     call.account.customers.set(customer.id, customer);
     return { status: 200, body: customer };
+  }
+
+  function listCustomers(call: Call): Reply {
+    const p = call.params;
+    allowOnly(p, ["email", "limit", "starting_after", "ending_before", "created", "expand"]);
+    const email = optString(p, "email");
+    const customers = [...call.account.customers.values()]
+      .filter((c) => email === undefined || c.email === email)
+      .reverse();
+    return { status: 200, body: paginate(customers, p, "/v1/customers") };
+  }
+
+  // Products and prices (api/products, api/prices). Choice: products are always `type: service`.
+
+  function createProduct(call: Call): Reply {
+    const p = call.params;
+    allowOnly(p, ["id", "name", "active", "description", "metadata", "expand"]);
+    const name = reqString(p, "name");
+    const id = optString(p, "id") || newId("prod", 14);
+    if (call.account.products.has(id)) {
+      // Choice: the message of a custom id that is taken is not documented.
+      throw invalid(`Product already exists.`, { code: "resource_already_exists", param: "id" });
+    }
+    const product: Product = {
+      id,
+      object: "product",
+      active: optString(p, "active") !== "false",
+      created: call.nowS,
+      default_price: null,
+      description: optString(p, "description") || null,
+      images: [],
+      livemode: call.livemode,
+      marketing_features: [],
+      metadata: metadataOf(p),
+      name,
+      package_dimensions: null,
+      shippable: null,
+      statement_descriptor: null,
+      tax_code: null,
+      tax_details: null,
+      type: "service",
+      unit_label: null,
+      updated: call.nowS,
+      url: null,
+    };
+    call.account.products.set(id, product);
+    return { status: 200, body: product };
+  }
+
+  function retrieveProduct(call: Call, id: string): Reply {
+    allowOnly(call.params, ["expand"]);
+    const product = call.account.products.get(id);
+    if (!product) throw noSuch("product", id, "id", 404);
+    return { status: 200, body: product };
+  }
+
+  function createPrice(call: Call): Reply {
+    const p = call.params;
+    allowOnly(p, [
+      "currency",
+      "product",
+      "unit_amount",
+      "billing_scheme",
+      "tiers",
+      "tiers_mode",
+      "recurring",
+      "lookup_key",
+      "transfer_lookup_key",
+      "nickname",
+      "metadata",
+      "active",
+      "expand",
+    ]);
+    const currency = reqString(p, "currency").toLowerCase();
+    if (!/^[a-z]{3}$/.test(currency)) throw invalid(`Invalid currency: ${currency}`, { param: "currency" });
+    const productId = reqString(p, "product");
+    if (!call.account.products.has(productId)) throw noSuch("product", productId, "product", 400);
+    const scheme = optString(p, "billing_scheme") ?? "per_unit";
+    if (scheme !== "per_unit" && scheme !== "tiered")
+      throw invalid("Invalid billing_scheme: must be one of per_unit or tiered", { param: "billing_scheme" });
+    const unitAmountRaw = optString(p, "unit_amount");
+    const unitAmount = unitAmountRaw === undefined ? null : nonNegative(unitAmountRaw, "unit_amount");
+    let tiers: PriceTier[] | undefined;
+    let tiersMode: Price["tiers_mode"] = null;
+    if (scheme === "tiered") {
+      if (unitAmount !== null)
+        throw invalid("unit_amount cannot be set for tiered prices.", { param: "unit_amount" });
+      const mode = reqString(p, "tiers_mode");
+      if (mode !== "graduated" && mode !== "volume")
+        throw invalid("Invalid tiers_mode: must be one of graduated or volume", { param: "tiers_mode" });
+      tiersMode = mode;
+      tiers = tiersOf(p);
+    } else {
+      if (p.tiers !== undefined || p.tiers_mode !== undefined)
+        throw invalid("tiers can only be set when billing_scheme is tiered.", { param: "tiers" });
+      if (unitAmount === null) throw missing("unit_amount");
+    }
+    let recurring: Price["recurring"] = null;
+    const rec = hash(p, "recurring");
+    if (rec) {
+      allowOnly(rec, ["interval", "interval_count", "usage_type", "meter"], "recurring");
+      const interval = reqString(rec, "interval", "recurring[interval]");
+      if (!["day", "week", "month", "year"].includes(interval))
+        throw invalid("Invalid recurring[interval]: must be one of day, week, month, or year", {
+          param: "recurring[interval]",
+        });
+      const usage = optString(rec, "usage_type", "recurring[usage_type]") ?? "licensed";
+      if (usage !== "licensed" && usage !== "metered")
+        throw invalid("Invalid recurring[usage_type]: must be one of licensed or metered", {
+          param: "recurring[usage_type]",
+        });
+      const meter = optString(rec, "meter", "recurring[meter]") ?? null;
+      // Since API version 2025-03-31 a metered price is backed by a billing meter.
+      if (usage === "metered" && meter === null) throw missing("recurring[meter]");
+      if (usage === "licensed" && meter !== null)
+        throw invalid("recurring[meter] can only be set for metered prices.", { param: "recurring[meter]" });
+      if (meter !== null && !call.account.meters.has(meter))
+        throw noSuch("billing meter", meter, "recurring[meter]", 400);
+      const countRaw = optString(rec, "interval_count", "recurring[interval_count]");
+      recurring = {
+        interval: interval as "day" | "week" | "month" | "year",
+        interval_count: countRaw === undefined ? 1 : integer(countRaw, "recurring[interval_count]"),
+        meter,
+        trial_period_days: null,
+        usage_type: usage,
+      };
+    } else if (scheme === "tiered") {
+      throw invalid("Tiered prices must be recurring.", { param: "billing_scheme" });
+    }
+    const lookupKey = optString(p, "lookup_key") || null;
+    if (lookupKey !== null) {
+      if (lookupKey.length > 200)
+        throw invalid("lookup_key must be at most 200 characters.", { param: "lookup_key" });
+      const holder = [...call.account.prices.values()].find((price) => price.lookup_key === lookupKey);
+      if (holder) {
+        if (optString(p, "transfer_lookup_key") !== "true") {
+          // Choice: the wording of this refusal is not documented; the rule is (api/prices/create).
+          throw invalid(
+            `A price (\`${holder.id}\`) already uses the lookup key \`${lookupKey}\`. Pass transfer_lookup_key=true to move it.`,
+            { param: "lookup_key" },
+          );
+        }
+        holder.lookup_key = null;
+      }
+    }
+    const price: Price = {
+      id: newId("price", 24),
+      object: "price",
+      active: optString(p, "active") !== "false",
+      billing_scheme: scheme,
+      created: call.nowS,
+      currency,
+      custom_unit_amount: null,
+      livemode: call.livemode,
+      lookup_key: lookupKey,
+      metadata: metadataOf(p),
+      nickname: optString(p, "nickname") || null,
+      product: productId,
+      recurring,
+      tax_behavior: "unspecified",
+      tiers_mode: tiersMode,
+      transform_quantity: null,
+      type: recurring ? "recurring" : "one_time",
+      unit_amount: unitAmount,
+      unit_amount_decimal: unitAmount === null ? null : String(unitAmount),
+      ...(tiers ? { tiers } : {}),
+    };
+    call.account.prices.set(price.id, price);
+    return { status: 200, body: priceOut(price, expansions(p).has("tiers")) };
+  }
+
+  function retrievePrice(call: Call, id: string): Reply {
+    allowOnly(call.params, ["expand"]);
+    const price = call.account.prices.get(id);
+    if (!price) throw noSuch("price", id, "price", 404);
+    return { status: 200, body: priceOut(price, expansions(call.params).has("tiers")) };
+  }
+
+  function listPrices(call: Call): Reply {
+    const p = call.params;
+    allowOnly(p, [
+      "active",
+      "currency",
+      "lookup_keys",
+      "product",
+      "type",
+      "limit",
+      "starting_after",
+      "ending_before",
+      "expand",
+    ]);
+    const lookupKeys = list(p, "lookup_keys");
+    if (lookupKeys && lookupKeys.length > 10)
+      throw invalid("lookup_keys can have at most 10 entries.", { param: "lookup_keys" });
+    const active = optString(p, "active");
+    const product = optString(p, "product");
+    const type = optString(p, "type");
+    const currency = optString(p, "currency");
+    const withTiers = expansions(p).has("data.tiers");
+    const prices = [...call.account.prices.values()]
+      .filter(
+        (price) =>
+          (!lookupKeys || (price.lookup_key !== null && lookupKeys.includes(price.lookup_key))) &&
+          (active === undefined || String(price.active) === active) &&
+          (product === undefined || price.product === product) &&
+          (type === undefined || price.type === type) &&
+          (currency === undefined || price.currency === currency),
+      )
+      .reverse()
+      .map((price) => priceOut(price, withTiers));
+    return { status: 200, body: paginate(prices, p, "/v1/prices") };
+  }
+
+  // Subscriptions (api/subscriptions). Choices: a subscription is `active` from creation (no first
+  // invoice, payment method or incomplete state is modelled yet); every item of one subscription
+  // shares its billing period, a calendar month from the anchor.
+
+  function createSubscription(call: Call): Reply {
+    const p = call.params;
+    allowOnly(p, [
+      "customer",
+      "items",
+      "metadata",
+      "collection_method",
+      "days_until_due",
+      "payment_behavior",
+      "proration_behavior",
+      "description",
+      "expand",
+    ]);
+    const customer = reqString(p, "customer");
+    if (!call.account.customers.has(customer)) throw noSuch("customer", customer, "customer", 400);
+    const itemsParam = hash(p, "items");
+    if (!itemsParam || Object.keys(itemsParam).length === 0) throw missing("items");
+    const collection = optString(p, "collection_method") ?? "charge_automatically";
+    if (collection !== "charge_automatically" && collection !== "send_invoice")
+      throw invalid("Invalid collection_method: must be one of charge_automatically or send_invoice", {
+        param: "collection_method",
+      });
+    const daysRaw = optString(p, "days_until_due");
+    if (collection === "send_invoice" && daysRaw === undefined) throw missing("days_until_due");
+    const id = newId("sub", 24);
+    const start = call.nowS;
+    const end = addMonth(start);
+    const subscription: Subscription = {
+      id,
+      object: "subscription",
+      application: null,
+      application_fee_percent: null,
+      automatic_tax: { enabled: false, liability: null },
+      billing_cycle_anchor: start,
+      billing_cycle_anchor_config: null,
+      billing_mode: { flexible: null, type: "classic" },
+      billing_thresholds: null,
+      cancel_at: null,
+      cancel_at_period_end: false,
+      canceled_at: null,
+      cancellation_details: { comment: null, feedback: null, reason: null },
+      collection_method: collection,
+      created: start,
+      currency: "",
+      customer,
+      customer_account: null,
+      days_until_due: daysRaw === undefined ? null : integer(daysRaw, "days_until_due"),
+      default_payment_method: null,
+      default_source: null,
+      default_tax_rates: [],
+      description: optString(p, "description") || null,
+      discounts: [],
+      ended_at: null,
+      invoice_settings: {
+        account_tax_ids: null,
+        custom_fields: null,
+        description: null,
+        footer: null,
+        issuer: { type: "self" },
+      },
+      items: {
+        object: "list",
+        data: [],
+        has_more: false,
+        total_count: 0,
+        url: `/v1/subscription_items?subscription=${id}`,
+      },
+      latest_invoice: null,
+      livemode: call.livemode,
+      metadata: metadataOf(p),
+      next_pending_invoice_item_invoice: null,
+      on_behalf_of: null,
+      pause_collection: null,
+      payment_settings: {
+        payment_method_options: null,
+        payment_method_types: null,
+        save_default_payment_method: "off",
+      },
+      pending_invoice_item_interval: null,
+      pending_setup_intent: null,
+      pending_update: null,
+      schedule: null,
+      start_date: start,
+      status: "active",
+      test_clock: null,
+      transfer_data: null,
+      trial_end: null,
+      trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } },
+      trial_start: null,
+    };
+    for (const [i, raw] of Object.entries(itemsParam)) {
+      if (typeof raw === "string")
+        throw invalid(`Invalid object: items[${i}] must be a hash.`, { param: `items[${i}]` });
+      allowOnly(raw, ["price", "quantity", "metadata"], `items[${i}]`);
+      subscription.items.data.push(newItem(call, subscription, raw, `items[${i}]`, start, end));
+    }
+    checkItems(subscription);
+    oneCurrency(call, subscription);
+    call.account.subscriptions.set(id, subscription);
+    return { status: 200, body: subscriptionOut(subscription) };
+  }
+
+  function retrieveSubscription(call: Call, id: string): Reply {
+    allowOnly(call.params, ["expand"]);
+    return { status: 200, body: subscriptionOut(subscriptionOf(call, id)) };
+  }
+
+  function listSubscriptions(call: Call): Reply {
+    const p = call.params;
+    allowOnly(p, ["customer", "price", "status", "limit", "starting_after", "ending_before", "expand"]);
+    const customer = optString(p, "customer");
+    const price = optString(p, "price");
+    // Default: every status but canceled (api/subscriptions/list).
+    const status = optString(p, "status");
+    const subscriptions = [...call.account.subscriptions.values()]
+      .filter(
+        (sub) =>
+          (customer === undefined || sub.customer === customer) &&
+          (price === undefined || sub.items.data.some((item) => item.price.id === price)) &&
+          (status === "all" || (status === undefined ? sub.status !== "canceled" : sub.status === status)),
+      )
+      .reverse()
+      .map(subscriptionOut);
+    return { status: 200, body: paginate(subscriptions, p, "/v1/subscriptions") };
+  }
+
+  /**
+   * Items given with `id` change (`price`, `quantity`) or go (`deleted`); items without `id` are
+   * added. With `proration_behavior=create_prorations` (the default) a licensed item that goes or
+   * changes price mid-period is credited for the unused time and the new one charged for it, as
+   * pending invoice items (`proration: true`); metered items bill their usage, never prorate.
+   * Choice: the amounts are rounded half away from zero to the minor unit; `always_invoice` is
+   * refused (no invoices are modelled yet).
+   */
+  function updateSubscription(call: Call, id: string): Reply {
+    const p = call.params;
+    allowOnly(p, [
+      "items",
+      "metadata",
+      "proration_behavior",
+      "proration_date",
+      "cancel_at_period_end",
+      "description",
+      "expand",
+    ]);
+    const subscription = subscriptionOf(call, id);
+    if (subscription.status === "canceled")
+      throw invalid("A canceled subscription can only update its cancellation_details and metadata.", {
+        param: "items",
+      });
+    const behavior = optString(p, "proration_behavior") ?? "create_prorations";
+    if (behavior !== "create_prorations" && behavior !== "none")
+      throw invalid(
+        behavior === "always_invoice"
+          ? "The Stripe stand-in does not model invoices yet: proration_behavior=always_invoice is refused."
+          : "Invalid proration_behavior: must be one of always_invoice, create_prorations, or none",
+        { param: "proration_behavior" },
+      );
+    const prorationDateRaw = optString(p, "proration_date");
+    const at = prorationDateRaw === undefined ? call.nowS : integer(prorationDateRaw, "proration_date");
+    const first = subscription.items.data[0];
+    const start = first?.current_period_start ?? call.nowS;
+    const end = first?.current_period_end ?? addMonth(call.nowS);
+    const next = [...subscription.items.data];
+    const prorations: Array<{ price: Price; sign: 1 | -1; quantity: number }> = [];
+    const itemsParam = hash(p, "items") ?? {};
+    for (const [i, raw] of Object.entries(itemsParam)) {
+      const name = `items[${i}]`;
+      if (typeof raw === "string") throw invalid(`Invalid object: ${name} must be a hash.`, { param: name });
+      allowOnly(raw, ["id", "price", "quantity", "deleted", "clear_usage", "metadata"], name);
+      const itemId = optString(raw, "id", `${name}[id]`);
+      if (itemId === undefined) {
+        const item = newItem(call, subscription, raw, name, start, end);
+        next.push(item);
+        if (item.price.recurring?.usage_type === "licensed")
+          prorations.push({ price: item.price, sign: 1, quantity: item.quantity ?? 1 });
+        continue;
+      }
+      const index = next.findIndex((item) => item.id === itemId);
+      const existing = next[index];
+      if (!existing) throw noSuch("subscription_item", itemId, `${name}[id]`, 400);
+      const licensed = existing.price.recurring?.usage_type === "licensed";
+      if (optString(raw, "deleted", `${name}[deleted]`) === "true") {
+        next.splice(index, 1);
+        if (licensed) prorations.push({ price: existing.price, sign: -1, quantity: existing.quantity ?? 1 });
+        continue;
+      }
+      const priceId = optString(raw, "price", `${name}[price]`);
+      const quantityRaw = optString(raw, "quantity", `${name}[quantity]`);
+      const replaced = { ...existing };
+      if (priceId !== undefined && priceId !== existing.price.id) {
+        replaced.price = priceFor(call, priceId, `${name}[price]`);
+        replaced.plan = planView(replaced.price);
+      }
+      if (quantityRaw !== undefined) replaced.quantity = nonNegative(quantityRaw, `${name}[quantity]`);
+      if (replaced.price.recurring?.usage_type === "metered") delete replaced.quantity;
+      else replaced.quantity ??= 1;
+      next[index] = replaced;
+      if (licensed) prorations.push({ price: existing.price, sign: -1, quantity: existing.quantity ?? 1 });
+      if (replaced.price.recurring?.usage_type === "licensed")
+        prorations.push({ price: replaced.price, sign: 1, quantity: replaced.quantity ?? 1 });
+    }
+    const updated: Subscription = {
+      ...subscription,
+      items: { ...subscription.items, data: next, total_count: next.length },
+      metadata:
+        p.metadata === undefined ? subscription.metadata : { ...subscription.metadata, ...metadataOf(p) },
+      cancel_at_period_end:
+        p.cancel_at_period_end === undefined
+          ? subscription.cancel_at_period_end
+          : optString(p, "cancel_at_period_end") === "true",
+    };
+    checkItems(updated);
+    oneCurrency(call, updated);
+    call.account.subscriptions.set(id, updated);
+    if (behavior === "create_prorations" && at >= start && at < end) {
+      for (const { price, sign, quantity } of prorations) {
+        const share = (price.unit_amount ?? 0) * quantity * ((end - at) / (end - start));
+        const amount = sign * Math.round(Math.abs(share));
+        if (amount === 0) continue;
+        const ii: InvoiceItem = {
+          id: newId("ii", 24),
+          object: "invoiceitem",
+          amount,
+          currency: price.currency,
+          customer: subscription.customer,
+          customer_account: null,
+          date: call.nowS,
+          description: `${sign < 0 ? "Unused" : "Remaining"} time on ${price.nickname ?? price.id} after ${new Date(at * 1000).toISOString().slice(0, 10)}`,
+          discountable: false,
+          discounts: [],
+          invoice: null,
+          livemode: call.livemode,
+          metadata: {},
+          parent: {
+            subscription_details: { subscription: id, subscription_item: null },
+            type: "subscription_details",
+          },
+          period: { start: at, end },
+          pricing: {
+            price_details: { price: price.id, product: price.product },
+            type: "price_details",
+            unit_amount_decimal: String(amount),
+          },
+          proration: true,
+          quantity: 1,
+          quantity_decimal: "1",
+          tax_rates: [],
+          test_clock: null,
+        };
+        call.account.invoiceItems.set(ii.id, ii);
+      }
+    }
+    return { status: 200, body: subscriptionOut(updated) };
+  }
+
+  function cancelSubscription(call: Call, id: string): Reply {
+    allowOnly(call.params, ["invoice_now", "prorate", "expand"]);
+    const subscription = subscriptionOf(call, id);
+    if (subscription.status === "canceled") throw noSuch("subscription", id, "id", 404);
+    const canceled: Subscription = {
+      ...subscription,
+      cancellation_details: { comment: null, feedback: null, reason: "cancellation_requested" },
+      status: "canceled",
+      canceled_at: call.nowS,
+      ended_at: call.nowS,
+    };
+    call.account.subscriptions.set(id, canceled);
+    return { status: 200, body: subscriptionOut(canceled) };
+  }
+
+  function listInvoiceItems(call: Call): Reply {
+    const p = call.params;
+    allowOnly(p, ["customer", "pending", "limit", "starting_after", "ending_before", "expand"]);
+    const customer = optString(p, "customer");
+    const items = [...call.account.invoiceItems.values()]
+      .filter((ii) => customer === undefined || ii.customer === customer)
+      .reverse();
+    return { status: 200, body: paginate(items, p, "/v1/invoiceitems") };
+  }
+
+  /**
+   * A customer bills in one currency: its first subscription sets it, and a subscription in
+   * another is refused with Stripe's message (as reported by integrators).
+   */
+  function oneCurrency(call: Call, subscription: Subscription): void {
+    const customer = call.account.customers.get(subscription.customer);
+    if (!customer) return;
+    if (customer.currency !== null && customer.currency !== subscription.currency)
+      throw invalid(
+        `You cannot combine currencies on a single customer. This customer has an active subscription, subscription schedule, discount, quote, or invoice item with currency ${customer.currency}.`,
+      );
+    customer.currency = subscription.currency;
+  }
+
+  function subscriptionOf(call: Call, id: string): Subscription {
+    const subscription = call.account.subscriptions.get(id);
+    if (!subscription) throw noSuch("subscription", id, "id", 404);
+    return subscription;
+  }
+
+  function priceFor(call: Call, id: string, param: string): Price {
+    const price = call.account.prices.get(id);
+    if (!price) throw noSuch("price", id, param, 400);
+    if (!price.recurring)
+      throw invalid(
+        `The price specified is set to \`type=one_time\` but this field only accepts prices with \`type=recurring\`.`,
+        { param },
+      );
+    if (!price.active)
+      throw invalid(`The price specified is inactive. This field only accepts active prices.`, { param });
+    return price;
+  }
+
+  function newItem(
+    call: Call,
+    subscription: Subscription,
+    raw: Params,
+    name: string,
+    start: number,
+    end: number,
+  ): SubscriptionItem {
+    const price = priceFor(call, reqString(raw, "price", `${name}[price]`), `${name}[price]`);
+    const quantityRaw = optString(raw, "quantity", `${name}[quantity]`);
+    const metered = price.recurring?.usage_type === "metered";
+    if (metered && quantityRaw !== undefined)
+      throw invalid("Quantity should not be specified where usage_type is `metered`. Remove quantity.", {
+        param: `${name}[quantity]`,
+      });
+    return {
+      id: newId("si", 14),
+      object: "subscription_item",
+      billing_thresholds: null,
+      created: call.nowS,
+      current_period_end: end,
+      current_period_start: start,
+      current_trial: null,
+      discounts: [],
+      metadata: metadataOf(raw),
+      plan: planView(price),
+      price,
+      ...(metered
+        ? {}
+        : { quantity: quantityRaw === undefined ? 1 : nonNegative(quantityRaw, `${name}[quantity]`) }),
+      subscription: subscription.id,
+      tax_rates: [],
+    };
   }
 
   function retrieveCustomer(call: Call, id: string): Reply {
@@ -985,6 +1755,147 @@ function integer(raw: string, param: string): number {
   if (!Number.isSafeInteger(n))
     throw invalid(`Invalid integer: ${raw}`, { code: "parameter_invalid_integer", param });
   return n;
+}
+
+/** A subscription's items must share a currency and interval, and name each price once. */
+function checkItems(subscription: Subscription): void {
+  const items = subscription.items.data;
+  if (items.length === 0) throw invalid("A subscription needs at least one item.", { param: "items" });
+  if (items.length > 20) throw invalid("A subscription can have at most 20 items.", { param: "items" });
+  const [first] = items;
+  const seen = new Set<string>();
+  for (const item of items) {
+    if (seen.has(item.price.id))
+      throw invalid(`Cannot add multiple subscription items with the same price: ${item.price.id}`, {
+        param: "items",
+      });
+    seen.add(item.price.id);
+    if (item.price.currency !== first?.price.currency)
+      throw invalid("All prices on a subscription must have the same currency.", { param: "items" });
+    const a = item.price.recurring;
+    const b = first.price.recurring;
+    if (a?.interval !== b?.interval || a?.interval_count !== b?.interval_count)
+      throw invalid(
+        "All prices on a subscription must have the same recurring.interval and recurring.interval_count.",
+        { param: "items" },
+      );
+  }
+  subscription.currency = first?.price.currency ?? "";
+}
+
+/** The legacy Plan object a subscription item still carries next to its price (api/plans/object). */
+function planView(price: Price): Record<string, unknown> {
+  return {
+    id: price.id,
+    object: "plan",
+    active: price.active,
+    amount: price.unit_amount,
+    amount_decimal: price.unit_amount_decimal,
+    billing_scheme: price.billing_scheme,
+    created: price.created,
+    currency: price.currency,
+    interval: price.recurring?.interval ?? "month",
+    interval_count: price.recurring?.interval_count ?? 1,
+    livemode: price.livemode,
+    metadata: price.metadata,
+    meter: price.recurring?.meter ?? null,
+    nickname: price.nickname,
+    product: price.product,
+    tiers_mode: price.tiers_mode,
+    transform_usage: null,
+    trial_period_days: null,
+    usage_type: price.recurring?.usage_type ?? "licensed",
+  };
+}
+
+/** A price as answered: `tiers` only when expanded. */
+function priceOut(price: Price, withTiers: boolean): Price {
+  const { tiers, ...rest } = price;
+  return withTiers && tiers ? { ...rest, tiers } : rest;
+}
+
+function subscriptionOut(subscription: Subscription): Subscription {
+  return {
+    ...subscription,
+    items: {
+      ...subscription.items,
+      data: subscription.items.data.map((item) => ({ ...item, price: priceOut(item.price, false) })),
+    },
+  };
+}
+
+/** The `expand[]` paths of a request. */
+function expansions(params: Params): Set<string> {
+  return new Set(list(params, "expand") ?? []);
+}
+
+/** An array parameter (`a[0]=x&a[1]=y` or `a[]=x`), as strings. */
+function list(params: Params, key: string): string[] | undefined {
+  const value = params[key];
+  if (value === undefined) return undefined;
+  if (typeof value === "string") throw invalid(`Invalid array: ${key} must be an array.`, { param: key });
+  return Object.entries(value).map(([i, v]) => {
+    if (typeof v !== "string")
+      throw invalid(`Invalid string: ${key}[${i}] must be a string.`, { param: `${key}[${i}]` });
+    return v;
+  });
+}
+
+function tiersOf(params: Params): PriceTier[] {
+  const raw = hash(params, "tiers");
+  if (!raw) throw missing("tiers");
+  const tiers: PriceTier[] = [];
+  const entries = Object.entries(raw);
+  for (const [n, [i, tier]] of entries.entries()) {
+    const name = `tiers[${i}]`;
+    if (typeof tier === "string") throw invalid(`Invalid object: ${name} must be a hash.`, { param: name });
+    allowOnly(
+      tier,
+      ["up_to", "unit_amount", "flat_amount", "unit_amount_decimal", "flat_amount_decimal"],
+      name,
+    );
+    const upToRaw = reqString(tier, "up_to", `${name}[up_to]`);
+    const upTo = upToRaw === "inf" ? null : integer(upToRaw, `${name}[up_to]`);
+    if (upTo !== null && upTo < 1)
+      throw invalid(`${name}[up_to] must be at least 1.`, { param: `${name}[up_to]` });
+    const last = n === entries.length - 1;
+    if (last !== (upTo === null))
+      throw invalid("Only the last tier may (and must) have up_to set to inf.", { param: `${name}[up_to]` });
+    const previous = tiers[tiers.length - 1]?.up_to;
+    if (upTo !== null && previous != null && upTo <= previous)
+      throw invalid("Tiers must be ordered by up_to, ascending.", { param: `${name}[up_to]` });
+    const unitRaw = optString(tier, "unit_amount", `${name}[unit_amount]`);
+    const flatRaw = optString(tier, "flat_amount", `${name}[flat_amount]`);
+    if (unitRaw === undefined && flatRaw === undefined)
+      throw invalid(`${name} needs unit_amount or flat_amount.`, { param: `${name}[unit_amount]` });
+    const unit = unitRaw === undefined ? null : nonNegative(unitRaw, `${name}[unit_amount]`);
+    const flat = flatRaw === undefined ? null : nonNegative(flatRaw, `${name}[flat_amount]`);
+    tiers.push({
+      flat_amount: flat,
+      flat_amount_decimal: flat === null ? null : String(flat),
+      unit_amount: unit,
+      unit_amount_decimal: unit === null ? null : String(unit),
+      up_to: upTo,
+    });
+  }
+  if (tiers.length === 0) throw missing("tiers");
+  return tiers;
+}
+
+function nonNegative(raw: string, param: string): number {
+  const n = integer(raw, param);
+  if (n < 0) throw invalid(`Invalid ${param}: must be greater than or equal to 0`, { param });
+  return n;
+}
+
+/** One calendar month later (UTC), clamped to the month's last day, as Stripe bills monthly. */
+function addMonth(t: number): number {
+  const d = new Date(t * 1000);
+  const target = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1));
+  const lastDay = new Date(Date.UTC(target.getUTCFullYear(), target.getUTCMonth() + 1, 0)).getUTCDate();
+  target.setUTCDate(Math.min(d.getUTCDate(), lastDay));
+  target.setUTCHours(d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds());
+  return Math.floor(target.getTime() / 1000);
 }
 
 function metadataOf(params: Params): Record<string, string> {

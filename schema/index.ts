@@ -1,6 +1,7 @@
 /** The Postgres schema: the source of truth for plans, tenants, keys and usage. */
 export * from "./api-keys";
 export * from "./billing-outbox";
+export * from "./billing-sync";
 export * from "./idempotency-keys";
 export * from "./plans";
 export * from "./roles";

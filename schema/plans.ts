@@ -1,5 +1,6 @@
-/** Plans: the limits and entitlements a tenant buys, and the Stripe price that bills them. */
-import { integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+/** Plans: the limits and entitlements a tenant buys, and what they cost (versioned pricing). */
+import { integer, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+import type { PlanPricing } from "../workers/billing/pricing";
 
 /** A plan's sandbox limits; absent fields take the live limits' numbers. */
 export interface SandboxLimits {
@@ -22,7 +23,12 @@ export const plans = pgTable("plans", {
   monthlyQuota: integer("monthly_quota"),
   /** Route entitlements this plan may call (matched against the route table's `entitlement`). */
   entitlements: jsonb("entitlements").$type<string[]>().notNull().default([]),
-  stripePriceId: text("stripe_price_id"),
+  /**
+   * What the plan costs (workers/billing/pricing.ts). Stripe prices are immutable, so every change
+   * makes a new `pricingVersion`, with its own Stripe prices (`gw_<planId>_v<version>_…`).
+   */
+  pricing: jsonb("pricing").$type<PlanPricing>().notNull().default({ model: "free" }),
+  pricingVersion: integer("pricing_version").notNull().default(1),
   /**
    * Limits of test (`gw_test_`) traffic, which spends its own bucket and quotas, never the live
    * ones. Fields left out (or null here) take the numbers of the live limits.
@@ -33,3 +39,17 @@ export const plans = pgTable("plans", {
 });
 
 export type Plan = typeof plans.$inferSelect;
+
+/** Every pricing version a plan has had: subscriptions still on an older version bill by it. */
+export const planPricingVersions = pgTable(
+  "plan_pricing_versions",
+  {
+    planId: text("plan_id")
+      .notNull()
+      .references(() => plans.id),
+    version: integer("version").notNull(),
+    pricing: jsonb("pricing").$type<PlanPricing>().notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.planId, t.version] })],
+);

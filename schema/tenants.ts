@@ -1,10 +1,13 @@
 /** Tenants: the provider's customers. RLS lets a tenant read only its own row. */
 import { sql } from "drizzle-orm";
-import { jsonb, pgEnum, pgPolicy, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { integer, jsonb, pgEnum, pgPolicy, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 import { plans } from "./plans";
 import { currentTenant, tenantRole } from "./roles";
 
 export const tenantStatus = pgEnum("tenant_status", ["active", "suspended", "past_due"]);
+
+/** Whether the tenant's Stripe side matches its plan: `pending` until the billing sync has made it. */
+export const billingSyncState = pgEnum("billing_sync_state", ["pending", "ok", "failed"]);
 
 /** Per-tenant overrides of the plan's limits; absent fields fall back to the plan. */
 export interface LimitOverrides {
@@ -28,6 +31,18 @@ export const tenants = pgTable(
       .references(() => plans.id),
     overrides: jsonb("overrides").$type<LimitOverrides>().notNull().default({}),
     stripeCustomerId: text("stripe_customer_id"),
+    /** The Stripe subscription of a tenant on a metered plan (items: base fee + usage). */
+    stripeSubscriptionId: text("stripe_subscription_id"),
+    /** The plan and pricing version the Stripe subscription bills by now (null: none yet). */
+    billingPlanId: text("billing_plan_id"),
+    billingPricingVersion: integer("billing_pricing_version"),
+    /** End of the subscription's current period: when a `period_end` pricing change applies. */
+    billingPeriodEnd: timestamp("billing_period_end", { withTimezone: true }),
+    /** The latest billing sync's state and error (schema/billing-sync.ts), shown by the admin API. */
+    billingSync: billingSyncState("billing_sync").notNull().default("pending"),
+    billingError: text("billing_error"),
+    /** Held by the billing sync that is changing this tenant's Stripe side; one at a time, lapses after 5 min. */
+    billingLockedUntil: timestamp("billing_locked_until", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },

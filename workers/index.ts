@@ -1,9 +1,10 @@
 /**
  * The Worker's composition root and only default export: HTTP (the gateway), the usage queue
- * consumer, and the cron-triggered Stripe reporter.
+ * consumer, and the cron (the Stripe usage reporter and the billing sync that catches Stripe up).
  */
 
 import { createApp } from "./app";
+import { syncBillingDue } from "./billing/subscription-sync";
 import type { Bindings } from "./env";
 import { consumeUsage } from "./metering/consumer";
 import { reportAndChain } from "./metering/stripe-reporter";
@@ -16,5 +17,6 @@ const app = createApp();
 export default {
   fetch: app.fetch,
   queue: (batch, env, ctx) => consumeUsage(batch, env, ctx),
-  scheduled: (_controller, env, ctx) => ctx.waitUntil(reportAndChain(env)),
+  scheduled: (_controller, env, ctx) =>
+    ctx.waitUntil(Promise.all([reportAndChain(env), syncBillingDue(env)])),
 } satisfies ExportedHandler<Bindings, unknown>;

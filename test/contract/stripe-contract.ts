@@ -107,7 +107,7 @@ const reporterEvent = (
 describe(`Stripe contract (spec ${subset["x-source"].tag}, API ${subset.info.version})`, () => {
   it("tenant creation (createCustomer): the form body and the customer match Stripe's spec and example", async () => {
     const [created] = await conforming(["POST /v1/customers 200"], () =>
-      createCustomer(client, { slug: `acme-${uniq()}`, name: "Acme" }),
+      createCustomer(client, { id: `ten_contract${uniq()}`, slug: `acme-${uniq()}`, name: "Acme" }),
     );
     assert.match(created?.requestBody ?? "", /metadata\[gateway_tenant_slug\]=acme-/); // what was checked
   });

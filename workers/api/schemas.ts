@@ -6,6 +6,7 @@
 import { z } from "@hono/zod-openapi";
 import { parseCidr } from "../../durable-objects/cidr";
 import type { ApiKey, Plan, Tenant } from "../../schema";
+import { PlanPricingInput } from "../billing/pricing";
 import { ERROR_CODES } from "../errors";
 
 /** A UTF-16 surrogate without its pair: valid in a JS string, not encodable as UTF-8. */
@@ -69,7 +70,8 @@ const planFields = {
   dailyQuota: quota,
   monthlyQuota: quota,
   entitlements: z.array(text().min(1).max(64)).max(100),
-  stripePriceId: text().min(1).max(255).nullable(),
+  /** What the plan costs; a change makes a new pricing version (and new Stripe prices). */
+  pricing: PlanPricingInput,
   /** Test-key limits, spent in their own bucket and quotas; fields left out take the live limits' numbers. */
   sandboxLimits: SandboxLimitsInput.nullable(),
 };
@@ -80,14 +82,25 @@ export const PlanInput = z
     dailyQuota: planFields.dailyQuota.default(null),
     monthlyQuota: planFields.monthlyQuota.default(null),
     entitlements: planFields.entitlements.default([]),
-    stripePriceId: planFields.stripePriceId.default(null),
+    pricing: planFields.pricing.default({ model: "free" }),
     sandboxLimits: planFields.sandboxLimits.default(null),
   })
   .strict()
   .openapi("PlanInput");
 
 /** Only the fields sent change (no defaults here, or a partial update would reset them). */
-export const PlanPatch = z.object(planFields).partial().strict().openapi("PlanPatch");
+export const PlanPatch = z
+  .object({
+    ...planFields,
+    /**
+     * When tenants already on the plan move to a changed `pricing`: `now` (their subscriptions change
+     * at once, with proration) or `period_end` (each at the end of its current period, no proration).
+     */
+    applyPricing: z.enum(["now", "period_end"]),
+  })
+  .partial()
+  .strict()
+  .openapi("PlanPatch");
 
 export const PlanSchema = z
   .object({
@@ -99,7 +112,8 @@ export const PlanSchema = z
     dailyQuota: z.number().int().nullable(),
     monthlyQuota: z.number().int().nullable(),
     entitlements: z.array(z.string()),
-    stripePriceId: z.string().nullable(),
+    pricing: PlanPricingInput,
+    pricingVersion: z.number().int(),
     sandboxLimits: SandboxLimitsInput.nullable(),
     createdAt: isoDate,
     updatedAt: isoDate,
@@ -161,6 +175,19 @@ export const TenantSchema = z
     planId: z.string(),
     overrides: LimitOverridesInput,
     stripeCustomerId: z.string().nullable(),
+    billing: z
+      .object({
+        customerId: z.string().nullable(),
+        subscriptionId: z.string().nullable(),
+        /** The plan and pricing version the subscription bills by now. */
+        planId: z.string().nullable(),
+        pricingVersion: z.number().int().nullable(),
+        periodEnd: isoDate.nullable(),
+        /** `pending`: Stripe has not caught up with the latest change yet (retried by the cron). */
+        sync: z.enum(["pending", "ok", "failed"]),
+        lastError: z.string().nullable(),
+      })
+      .openapi("TenantBilling"),
     createdAt: isoDate,
     updatedAt: isoDate,
   })
@@ -262,7 +289,26 @@ export function planOut(p: Plan): z.infer<typeof PlanSchema> {
 }
 
 export function tenantOut(t: Tenant): z.infer<typeof TenantSchema> {
-  return { ...t, createdAt: t.createdAt.toISOString(), updatedAt: t.updatedAt.toISOString() };
+  return {
+    id: t.id,
+    slug: t.slug,
+    name: t.name,
+    status: t.status,
+    planId: t.planId,
+    overrides: t.overrides,
+    stripeCustomerId: t.stripeCustomerId,
+    billing: {
+      customerId: t.stripeCustomerId,
+      subscriptionId: t.stripeSubscriptionId,
+      planId: t.billingPlanId,
+      pricingVersion: t.billingPricingVersion,
+      periodEnd: t.billingPeriodEnd?.toISOString() ?? null,
+      sync: t.billingSync,
+      lastError: t.billingError,
+    },
+    createdAt: t.createdAt.toISOString(),
+    updatedAt: t.updatedAt.toISOString(),
+  };
 }
 
 export function keyOut(k: ApiKey): z.infer<typeof KeySchema> {

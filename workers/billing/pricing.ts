@@ -150,3 +150,17 @@ export function forecastUnits(
   if (elapsed <= 0) return unitsSoFar;
   return Math.floor((unitsSoFar * (periodEnd - periodStart)) / elapsed);
 }
+
+/** Whether two pricings are the same (whatever the key order, which Postgres jsonb does not keep). */
+export function samePricing(a: PlanPricing, b: PlanPricing): boolean {
+  const canonical = (v: unknown): string =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? `{${Object.keys(v)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+          .join(",")}}`
+      : Array.isArray(v)
+        ? `[${v.map(canonical).join(",")}]`
+        : JSON.stringify(v);
+  return canonical(a) === canonical(b);
+}

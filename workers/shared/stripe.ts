@@ -62,16 +62,16 @@ export async function ensureMeter(stripe: Stripe, eventName: string): Promise<st
 }
 
 /**
- * Creates the Stripe customer for a new tenant. The idempotency key is the slug, so a retried
- * tenant creation within Stripe's 24 h window gets the same customer, not a second one.
+ * Creates the Stripe customer of a tenant. The idempotency key is the tenant id, which is never
+ * reused: a retry gets the same customer, and a new tenant with an old tenant's slug gets its own.
  */
 export async function createCustomer(
   stripe: Stripe,
-  tenant: { slug: string; name: string },
+  tenant: { id: string; slug: string; name: string },
 ): Promise<string> {
   const customer = await stripe.customers.create(
-    { name: tenant.name, metadata: { gateway_tenant_slug: tenant.slug } },
-    { idempotencyKey: `tenant-${tenant.slug}` },
+    { name: tenant.name, metadata: { gateway_tenant_id: tenant.id, gateway_tenant_slug: tenant.slug } },
+    { idempotencyKey: `customer-${tenant.id}` },
   );
   return customer.id;
 }

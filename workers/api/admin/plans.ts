@@ -1,10 +1,20 @@
-/** `/admin/v1/plans`: list, create, read, update. A plan change is re-projected to every tenant on it. */
+/**
+ * `/admin/v1/plans`: list, create, read, update. A plan change is re-projected to every tenant on it;
+ * a pricing change makes a new pricing version, its Stripe prices, and a billing sync for every
+ * tenant on the plan (now with proration, or at each subscription's period end).
+ */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import { eq } from "drizzle-orm";
-import { plans, tenants } from "../../../schema";
-import type { AppEnv } from "../../env";
+import { eq, sql } from "drizzle-orm";
+import { type Plan, planPricingVersions, plans, tenants } from "../../../schema";
+import { nextPeriodEnd } from "../../billing/period";
+import { samePricing } from "../../billing/pricing";
+import { ensurePlanPrices } from "../../billing/stripe-catalog";
+import { enqueueBillingSync, SYNC_BATCH, syncBilling } from "../../billing/subscription-sync";
+import type { AppEnv, Bindings } from "../../env";
 import { GatewayError } from "../../errors";
+import { log } from "../../log";
 import { newId } from "../../shared/ids";
+import { meterEventName, stripeClient } from "../../shared/stripe";
 import { keyset, PageQuery, pageOf } from "../pagination";
 import { projectTenant } from "../projection";
 import {
@@ -60,6 +70,20 @@ const update = createRoute({
   },
 });
 
+/**
+ * Makes the Stripe product and prices of the plan's current pricing version. A failure is logged,
+ * not answered: the plan is saved, and each tenant's billing sync makes the prices when Stripe is back.
+ */
+async function publishPrices(env: Bindings, plan: Plan): Promise<void> {
+  const stripe = stripeClient(env);
+  if (!stripe || plan.pricing.model === "free") return;
+  try {
+    await ensurePlanPrices(stripe, meterEventName(env), plan, plan.pricingVersion, plan.pricing);
+  } catch (error) {
+    log.warn("Stripe prices of the plan not made yet", { plan_id: plan.id, error: String(error) });
+  }
+}
+
 export function registerAdminPlans(app: OpenAPIHono<AppEnv>): void {
   app.openapi(list, async (c) => {
     const page = keyset("plans", plans, c.req.valid("query"), "asc");
@@ -77,12 +101,18 @@ export function registerAdminPlans(app: OpenAPIHono<AppEnv>): void {
 
   app.openapi(create, async (c) => {
     const input = c.req.valid("json");
-    const [row] = await c.var.db
-      .insert(plans)
-      .values({ id: newId("plan"), ...input })
-      .onConflictDoNothing({ target: plans.name })
-      .returning();
+    const row = await c.var.db.transaction(async (tx) => {
+      const [plan] = await tx
+        .insert(plans)
+        .values({ id: newId("plan"), ...input })
+        .onConflictDoNothing({ target: plans.name })
+        .returning();
+      if (plan)
+        await tx.insert(planPricingVersions).values({ planId: plan.id, version: 1, pricing: plan.pricing });
+      return plan;
+    });
     if (!row) throw new GatewayError("conflict", `A plan named '${input.name}' already exists.`);
+    await publishPrices(c.env, row);
     return c.json(planOut(row), 201);
   });
 
@@ -94,21 +124,54 @@ export function registerAdminPlans(app: OpenAPIHono<AppEnv>): void {
 
   app.openapi(update, async (c) => {
     const { id } = c.req.valid("param");
-    const patch = c.req.valid("json");
+    const { applyPricing = "period_end", ...patch } = c.req.valid("json");
     const db = c.var.db;
     if (patch.name) {
       const clash = await db.query.plans.findFirst({ where: eq(plans.name, patch.name) });
       if (clash && clash.id !== id)
         throw new GatewayError("conflict", `A plan named '${patch.name}' already exists.`);
     }
-    const [row] = await db
-      .update(plans)
-      .set({ ...patch, updatedAt: new Date() })
-      .where(eq(plans.id, id))
-      .returning();
-    if (!row) throw new GatewayError("not_found", "No such plan.");
-    const onPlan = await db.select().from(tenants).where(eq(tenants.planId, id));
+    const now = Date.now();
+    const result = await db.transaction(async (tx) => {
+      const [before] = await tx.select().from(plans).where(eq(plans.id, id)).for("update");
+      if (!before) return null;
+      const repriced = patch.pricing !== undefined && !samePricing(patch.pricing, before.pricing);
+      const [plan] = await tx
+        .update(plans)
+        .set({
+          ...patch,
+          ...(repriced ? { pricingVersion: sql`${plans.pricingVersion} + 1` } : {}),
+          updatedAt: new Date(),
+        })
+        .where(eq(plans.id, id))
+        .returning();
+      if (!plan) return null;
+      const onPlan = await tx.select().from(tenants).where(eq(tenants.planId, id));
+      const syncs: string[] = [];
+      if (repriced) {
+        await tx
+          .insert(planPricingVersions)
+          .values({ planId: id, version: plan.pricingVersion, pricing: plan.pricing });
+        for (const t of onPlan) {
+          // At the period end: the end Stripe last reported, rolled forward to the current period's.
+          const later = applyPricing === "period_end" && t.stripeSubscriptionId ? t.billingPeriodEnd : null;
+          const target = { planId: id, pricingVersion: plan.pricingVersion, prorate: applyPricing === "now" };
+          const sync = await enqueueBillingSync(
+            tx,
+            t.id,
+            later ? { ...target, dueAt: new Date(nextPeriodEnd(later.getTime(), now)) } : target,
+          );
+          if (!later) syncs.push(sync);
+        }
+      }
+      return { plan, onPlan, syncs };
+    });
+    if (!result) throw new GatewayError("not_found", "No such plan.");
+    const { plan: row, onPlan, syncs } = result;
     await Promise.all(onPlan.map((t) => projectTenant(c.env, t, row)));
+    await publishPrices(c.env, row);
+    // The first batch of tenants moves in this request; the cron moves the rest within minutes.
+    if (syncs.length > 0) await syncBilling(c.env, db, { ids: syncs.slice(0, SYNC_BATCH) });
     return c.json(planOut(row), 200);
   });
 }

@@ -5,12 +5,11 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { type Plan, plans, tenants } from "../../../schema";
+import { enqueueBillingSync, syncBilling } from "../../billing/subscription-sync";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
-import { log } from "../../log";
 import type { Db } from "../../shared/db";
 import { newId } from "../../shared/ids";
-import { createCustomer, stripeClient } from "../../shared/stripe";
 import { adminScope, idempotent } from "../idempotency";
 import { issueKey } from "../key-lifecycle";
 import { keyset, PageQuery, pageOf } from "../pagination";
@@ -95,23 +94,6 @@ function mergeOverrides(patch: Record<string, number | null | undefined> | null)
   return sql`${kept} || ${JSON.stringify(set)}::jsonb`;
 }
 
-/** With Stripe configured, every tenant gets a Stripe customer at creation; without, none. */
-async function linkStripeCustomer(
-  env: AppEnv["Bindings"],
-  tenant: { slug: string; name: string },
-): Promise<string | null> {
-  const stripe = stripeClient(env);
-  if (!stripe) return null;
-  try {
-    return await createCustomer(stripe, tenant);
-  } catch (error) {
-    log.error("Stripe customer not created", { slug: tenant.slug, error: String(error) });
-    throw new GatewayError("service_unavailable", "Stripe could not create the customer. Retry shortly.", {
-      headers: { "retry-after": "5" },
-    });
-  }
-}
-
 async function requirePlan(db: Db, planId: string): Promise<Plan> {
   const plan = await db.query.plans.findFirst({ where: eq(plans.id, planId) });
   if (!plan)
@@ -143,11 +125,10 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
     const plan = await requirePlan(db, input.planId);
     const existing = await db.query.tenants.findFirst({ where: eq(tenants.slug, input.slug) });
     if (existing) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
-    const stripeCustomerId = await linkStripeCustomer(c.env, input);
     const created = await db.transaction(async (tx) => {
       const [tenant] = await tx
         .insert(tenants)
-        .values({ id: newId("ten"), ...input, stripeCustomerId })
+        .values({ id: newId("ten"), ...input })
         .onConflictDoNothing({ target: tenants.slug })
         .returning();
       if (!tenant) return null;
@@ -159,13 +140,23 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
         expiresAt: null,
         rateLimit: null,
       });
-      return { tenant, key };
+      const sync = await enqueueBillingSync(tx, tenant.id, {
+        planId: plan.id,
+        pricingVersion: plan.pricingVersion,
+        prorate: true,
+      });
+      return { tenant, key, sync };
     });
     if (!created) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
     await projectTenant(c.env, created.tenant, plan);
     await projectKey(c.env, created.key.row);
+    // The Stripe customer (and subscription, on a metered plan) now; if Stripe is unreachable the
+    // tenant is created anyway and the cron makes them (the answer's billing.sync says `pending`).
+    await syncBilling(c.env, db, { ids: [created.sync] });
+    const tenant =
+      (await db.query.tenants.findFirst({ where: eq(tenants.id, created.tenant.id) })) ?? created.tenant;
     return c.json(
-      { tenant: tenantOut(created.tenant), key: { ...keyOut(created.key.row), key: created.key.plaintext } },
+      { tenant: tenantOut(tenant), key: { ...keyOut(created.key.row), key: created.key.plaintext } },
       201,
     );
   });
@@ -180,18 +171,37 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
     const { id } = c.req.valid("param");
     const { overrides, ...patch } = c.req.valid("json");
     const db = c.var.db;
-    if (patch.planId) await requirePlan(db, patch.planId);
-    const [row] = await db
-      .update(tenants)
-      .set({
-        ...patch,
-        ...(overrides === undefined ? {} : { overrides: mergeOverrides(overrides) }),
-        updatedAt: new Date(),
-      })
-      .where(eq(tenants.id, id))
-      .returning();
-    if (!row) throw new GatewayError("not_found", "No such tenant.");
-    await projectTenant(c.env, row, await requirePlan(db, row.planId));
+    const target = patch.planId ? await requirePlan(db, patch.planId) : null;
+    const updated = await db.transaction(async (tx) => {
+      const [before] = await tx.select().from(tenants).where(eq(tenants.id, id)).for("update");
+      if (!before) return null;
+      const [row] = await tx
+        .update(tenants)
+        .set({
+          ...patch,
+          ...(overrides === undefined ? {} : { overrides: mergeOverrides(overrides) }),
+          updatedAt: new Date(),
+        })
+        .where(eq(tenants.id, id))
+        .returning();
+      const sync =
+        target && target.id !== before.planId
+          ? await enqueueBillingSync(tx, id, {
+              planId: target.id,
+              pricingVersion: target.pricingVersion,
+              prorate: true,
+            })
+          : null;
+      return row ? { row, sync } : null;
+    });
+    if (!updated) throw new GatewayError("not_found", "No such tenant.");
+    // The tenant object first: the next request sees the new limits whatever Stripe does.
+    await projectTenant(c.env, updated.row, await requirePlan(db, updated.row.planId));
+    let row = updated.row;
+    if (updated.sync) {
+      await syncBilling(c.env, db, { ids: [updated.sync] });
+      row = (await db.query.tenants.findFirst({ where: eq(tenants.id, id) })) ?? row;
+    }
     return c.json(tenantOut(row), 200);
   });
 }
