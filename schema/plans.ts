@@ -1,6 +1,22 @@
 /** Plans: the limits and entitlements a tenant buys, and what they cost (versioned pricing). */
 import { integer, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
-import type { PlanPricing } from "../workers/billing/pricing";
+
+/** One overage tier: units up to `upTo` past the included units (null = no end); minor units. */
+export interface PriceTier {
+  upTo: number | null;
+  unitAmount: number;
+  flatAmount: number;
+}
+
+/**
+ * What a plan costs, as stored (validated on the way in by `PlanPricingInput` in
+ * workers/billing/pricing.ts, whose output is exactly this type). Every amount is an integer in the
+ * currency's minor unit.
+ */
+export type PlanPricing =
+  | { model: "free" }
+  | { model: "metered"; currency: string; baseFee: number; includedUnits: number; tiers: PriceTier[] }
+  | { model: "prepaid"; currency: string; creditPack: { units: number; amount: number } };
 
 /** A plan's sandbox limits; absent fields take the live limits' numbers. */
 export interface SandboxLimits {

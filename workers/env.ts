@@ -5,7 +5,7 @@ import type { CurrentUsage, TenantLimiter } from "../durable-objects/tenant";
 import type { UsageSpool } from "../durable-objects/usage-spool";
 import type { Route } from "./edge/route-table";
 import type { LogLevel } from "./log";
-import type { ReportMessage } from "./metering/stripe-reporter";
+import type { ReportMessage } from "./metering/report-message";
 import type { UsageEnvelope, UsageEvent } from "./metering/usage-event";
 import type { AuthContext } from "./shared/auth-context";
 import type { Db } from "./shared/db";

@@ -9,6 +9,7 @@
  * at 0. There is nothing to round: Stripe's arithmetic on such prices is exact, and so is ours.
  */
 import { z } from "@hono/zod-openapi";
+import type { PlanPricing } from "../../schema";
 
 const minor = z.number().int().min(0).max(100_000_000_00);
 const units = z.number().int().min(0).max(1_000_000_000_000);
@@ -60,7 +61,11 @@ export const PlanPricingInput = z
   })
   .openapi("PlanPricing");
 
-export type PlanPricing = z.output<typeof PlanPricingInput>;
+export type { PlanPricing };
+
+/** The validator's output is the stored shape (schema/plans.ts), no more and no less: else this fails to compile. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _shapeMatches: Same<z.output<typeof PlanPricingInput>, PlanPricing> = true;
 export type MeteredPricing = Extract<PlanPricing, { model: "metered" }>;
 
 /** A tier as Stripe holds it on a graduated price: `up_to` counts from the first unit of the period. */

@@ -14,7 +14,8 @@ import type { Bindings } from "../env";
 import { log } from "../log";
 import { openDb } from "../shared/db";
 import { writeUsageBatch } from "./postgres-sink";
-import { isReportMessage, reportAndChain } from "./stripe-reporter";
+import { isReportMessage } from "./report-message";
+import { reportAndChain } from "./stripe-reporter";
 import { UsageEnvelopeSchema, type UsageEvent, UsageEventSchema } from "./usage-event";
 
 const MAX_BACKOFF_S = 300;

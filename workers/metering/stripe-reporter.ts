@@ -25,6 +25,7 @@ import type { Bindings } from "../env";
 import { log } from "../log";
 import { openDb } from "../shared/db";
 import { ensureMeter, meterEventName, stripeClient } from "../shared/stripe";
+import { REPORT_MESSAGE } from "./report-message";
 
 /** Rows claimed per statement. */
 const PAGE = 500;
@@ -41,16 +42,6 @@ const MAX_BACKOFF_MS = 60 * 60_000;
 const HOUR_MS = 3_600_000;
 /** Stripe accepts meter events up to 35 days old; keep a margin. */
 const MAX_EVENT_AGE_MS = 35 * 86_400_000 - HOUR_MS;
-
-/** The queue message that asks the consumer to go on reporting (see `reportAndChain`). */
-export const REPORT_MESSAGE = { report: "billing_outbox" } as const;
-export type ReportMessage = typeof REPORT_MESSAGE;
-
-export function isReportMessage(body: unknown): body is ReportMessage {
-  return (
-    typeof body === "object" && body !== null && (body as { report?: unknown }).report === "billing_outbox"
-  );
-}
 
 export interface ReportSummary {
   enabled: boolean;
