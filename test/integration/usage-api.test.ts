@@ -110,6 +110,33 @@ describe("usage API", () => {
     expect(bad.status).toBe(400);
   });
 
+  it("returns every bucket that overlaps the range, whole: a day asked for from noon, an hour from half past", async () => {
+    const t = await seedTenant();
+    const midnight = Math.floor(Date.now() / DAY) * DAY - 3 * DAY;
+    await seedEvents(t.tenantId, t.keyId, 600, midnight + 10 * HOUR); // 10:00–10:10 that day
+    const series = async (granularity: string, from: number, to: number) =>
+      (
+        await expectJson<{ data: { bucketStart: string; requests: number }[] }>(
+          await gateway(
+            `/gateway/v1/usage/timeseries?granularity=${granularity}&from=${iso(from)}&to=${iso(to)}`,
+            {
+              headers: bearer(t.key),
+            },
+          ),
+          200,
+        )
+      ).data.map((p) => [p.bucketStart, p.requests]);
+    const sum = (points: (string | number)[][]) => points.reduce((a, p) => a + Number(p[1]), 0);
+    const days = await series("day", midnight + 12 * HOUR, midnight + 36 * HOUR);
+    expect(new Set(days.map((p) => p[0]))).toEqual(new Set([iso(midnight)]));
+    expect(sum(days)).toBe(600);
+    const hours = await series("hour", midnight + 10 * HOUR + 30 * 60_000, midnight + 11 * HOUR);
+    expect(new Set(hours.map((p) => p[0]))).toEqual(new Set([iso(midnight + 10 * HOUR)]));
+    expect(sum(hours)).toBe(600);
+    // A range that ends where the bucket starts does not overlap it.
+    expect(await series("day", midnight - DAY, midnight)).toEqual([]);
+  });
+
   it("streams a large export as CSV and NDJSON, page by page", { timeout: 60_000 }, async () => {
     const t = await seedTenant();
     const start = Math.floor(Date.now() / HOUR) * HOUR - 72 * HOUR;

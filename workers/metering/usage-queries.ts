@@ -8,6 +8,8 @@ import { log } from "../log";
 import { type Db, openDb, withTenant } from "../shared/db";
 import { addHistograms, emptyHistogram, percentile } from "./latency-histogram";
 
+const HOUR_MS = 3_600_000;
+
 export interface TimeseriesQuery {
   granularity: "hour" | "day";
   from: Date;
@@ -42,11 +44,15 @@ type RollupRow = {
 
 /** Usage per bucket and route from the rollups, with latency percentiles from the merged histograms. */
 export async function timeseries(db: Db, tenantId: string, q: TimeseriesQuery): Promise<TimeseriesPoint[]> {
+  // Every bucket that overlaps [from, to), whole: a `from` inside a bucket (a day asked for from noon)
+  // takes that bucket from its start, never leaves it out.
+  const width = q.granularity === "hour" ? HOUR_MS : 24 * HOUR_MS;
+  const first = new Date(Math.floor(q.from.getTime() / width) * width);
   const rows = await withTenant(db, tenantId, async (tx) => {
     const result = await tx.execute<RollupRow>(sql`
       SELECT bucket_start, route, status_class, requests, billable_requests, billable_units, bytes_in, bytes_out, latency_histogram
       FROM usage_rollups
-      WHERE granularity = ${q.granularity}::rollup_granularity AND bucket_start >= ${q.from} AND bucket_start < ${q.to}
+      WHERE granularity = ${q.granularity}::rollup_granularity AND bucket_start >= ${first} AND bucket_start < ${q.to}
         ${q.route ? sql`AND route = ${q.route}` : sql``}
       ORDER BY bucket_start, route, status_class`);
     return result.rows;
