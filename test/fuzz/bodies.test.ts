@@ -85,7 +85,8 @@ const FIELDS = [
   "dailyQuota",
   "monthlyQuota",
   "entitlements",
-  "stripePriceId",
+  "pricing",
+  "applyPricing",
   "slug",
   "planId",
   "overrides",
@@ -456,9 +457,9 @@ describe("fuzz: bodies", () => {
       inJson.map((value) => ({
         method: "PATCH",
         path: `/admin/v1/plans/${ids.plan}`,
-        body: { stripePriceId: value },
+        body: { entitlements: [value] },
         value,
-        place: json("plan", "stripePriceId", false, false),
+        place: json("plan", "entitlements", false, false),
       })),
       inJson.map((value) => ({
         method: "PATCH",
