@@ -3,26 +3,20 @@
  * subscription on its plan version's prices — through the admin API, against the Stripe stand-in,
  * including Stripe down while a tenant is created or moved (the billing sync catches up).
  */
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
-import Stripe from "stripe";
+import type Stripe from "stripe";
 import { describe, expect, it } from "vitest";
 import { lookupKey } from "../../workers/billing/stripe-catalog";
 import { syncBillingDue } from "../../workers/billing/subscription-sync";
 import worker from "../../workers/index";
 import { openDb } from "../../workers/shared/db";
 import { admin, bearer, createPlan, expectJson, gateway, uniq } from "../support/gateway";
-import { stripeFailNext } from "../support/metering";
+import { runCron, stripeFailNext } from "../support/metering";
+import { standinStripe } from "../support/stripe-standin";
 
-const STANDIN = new URL(env.STRIPE_API_URL as string);
-const stripe = new Stripe("sk_test_gateway", {
-  httpClient: Stripe.createFetchHttpClient(),
-  host: STANDIN.hostname,
-  port: Number(STANDIN.port),
-  protocol: "http",
-  maxNetworkRetries: 0,
-});
+const stripe = standinStripe(undefined, { maxNetworkRetries: 0 });
 
 const metered = (baseFee: number) => ({
   model: "metered",
@@ -204,13 +198,7 @@ describe("every tenant on a paid plan has a subscription", () => {
     const { tenant } = await createTenant(plan.id);
     expect(tenant.billing.sync).toBe("pending");
     await new Promise((resolve) => setTimeout(resolve, 2_100)); // the first retry is due after 2 s
-    const ctx = createExecutionContext();
-    await worker.scheduled(
-      createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }),
-      env as never,
-      ctx as never,
-    );
-    await waitOnExecutionContext(ctx);
+    await runCron();
     expect((await readTenant(tenant.id)).billing).toMatchObject({ sync: "ok", lastError: null });
   });
 

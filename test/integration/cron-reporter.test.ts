@@ -1,15 +1,9 @@
-/**
- * README "Metering and billing": the cron reporter runs — the Worker's `scheduled` handler (the
- * every-minute cron trigger in wrangler.toml) sends the billing outbox rows of closed hours to Stripe
- * as meter events and marks them sent. Called here through the real default export of workers/index.ts.
- */
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import worker from "../../workers/index";
 import { openDb } from "../../workers/shared/db";
 import { seedTenant } from "../support/gateway";
+import { runCron } from "../support/metering";
 
 describe("cron reporter", () => {
   it("the scheduled handler sends a pending outbox row of a closed hour to Stripe and marks it sent", async () => {
@@ -30,13 +24,7 @@ describe("cron reporter", () => {
         );
       let row = await read();
       for (let run = 0; run < 5 && row.rows[0]?.state === "pending"; run++) {
-        const ctx = createExecutionContext();
-        await worker.scheduled(
-          createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }),
-          env as never,
-          ctx as never,
-        );
-        await waitOnExecutionContext(ctx);
+        await runCron();
         row = await read();
       }
       expect(row.rows[0]).toMatchObject({ state: "sent", attempts: 1 });

@@ -1,20 +1,12 @@
-/**
- * README "Metering and billing", issue 10 item 3: usage reporting scales with tenants, not requests.
- * 10,000 due tenant-hours (20 tenants × 500 closed hours) are drained by one real cron invocation
- * and the report legs it chains through the queue, with exactly one Stripe meter event per
- * tenant-hour, against the local Stripe stand-in. The time and the calls are printed.
- */
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
-import worker from "../../workers/index";
 import { REPORT_MESSAGE } from "../../workers/metering/report-message";
 import { MAX_ROWS_PER_RUN, reportUsage } from "../../workers/metering/stripe-reporter";
 import { openDb } from "../../workers/shared/db";
 import { meterEventName } from "../../workers/shared/stripe";
 import { seedTenant } from "../support/gateway";
-import { deliver } from "../support/metering";
+import { deliver, runCron } from "../support/metering";
 
 const TENANTS = 20;
 const HOURS = 500;
@@ -45,13 +37,7 @@ describe("billing report at scale", () => {
       const started = Date.now();
       let legs = 1;
       try {
-        const ctx = createExecutionContext();
-        await worker.scheduled(
-          createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }),
-          env as never,
-          ctx as never,
-        );
-        await waitOnExecutionContext(ctx);
+        await runCron();
         // Each report message the last leg left is the next leg, run by the real queue consumer.
         while (chained.mock.calls.length >= legs) {
           expect(chained.mock.calls[legs - 1]?.[0]).toEqual(REPORT_MESSAGE);

@@ -3,29 +3,14 @@
  * `stripe` package inside workerd, as the gateway drives api.stripe.com. The stand-in is shared by
  * every test file: each test makes its own customers, products and lookup keys.
  */
-import Stripe from "stripe";
-import { describe, expect, inject, it } from "vitest";
+import type Stripe from "stripe";
+import { describe, expect, it } from "vitest";
+import { stripeError } from "../support/stripe-error";
+import { standinStripe } from "../support/stripe-standin";
 
-const STANDIN = new URL(inject("stripeUrl"));
 const uniq = () => crypto.randomUUID().slice(0, 8);
 
-const stripe = new Stripe("sk_test_gateway", {
-  httpClient: Stripe.createFetchHttpClient(),
-  host: STANDIN.hostname,
-  port: Number(STANDIN.port),
-  protocol: "http",
-  maxNetworkRetries: 0,
-});
-
-async function stripeError(promise: Promise<unknown>): Promise<Stripe.errors.StripeError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof Stripe.errors.StripeError) return err;
-    throw err;
-  }
-  throw new Error("expected the call to fail with a StripeError");
-}
+const stripe = standinStripe(undefined, { maxNetworkRetries: 0 });
 
 async function meter(): Promise<string> {
   const m = await stripe.billing.meters.create({

@@ -9,22 +9,15 @@ import { env } from "cloudflare:workers";
 import Stripe from "stripe";
 import { describe, expect, inject, it } from "vitest";
 import { stripeError } from "../support/stripe-error";
+import { STANDIN_KEY as KEY, STANDIN, standinStripe } from "../support/stripe-standin";
 
-const STANDIN = new URL(inject("stripeUrl"));
-const KEY = "sk_test_gateway";
 const uniq = () => crypto.randomUUID().slice(0, 8);
 const HOUR = 3_600;
 const DAY = 86_400;
 const nowS = () => Math.floor(Date.now() / 1000);
 
 function stripe(key = KEY, config: Stripe.StripeConfig = {}): Stripe {
-  return new Stripe(key, {
-    httpClient: Stripe.createFetchHttpClient(),
-    host: STANDIN.hostname,
-    port: Number(STANDIN.port),
-    protocol: "http",
-    ...config,
-  });
+  return standinStripe(key, config);
 }
 const noRetries = () => stripe(KEY, { maxNetworkRetries: 0 });
 

@@ -3,7 +3,13 @@
  * queue deliver them), feed them to the real consumer as queue batches, steer the Stripe stand-in,
  * and read the reconciliation table.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { vi } from "vitest";
 import type { Bindings } from "../../workers/env";
@@ -101,4 +107,15 @@ export async function reconciliation(
     await admin("GET", `/admin/v1/reconciliation?from=${from}&to=${to}&tenant=${tenantId}`),
     200,
   );
+}
+
+/** Runs the Worker's cron once (`scheduled`: the Stripe usage reporter and the billing sync) and waits for it. */
+export async function runCron(): Promise<void> {
+  const ctx = createExecutionContext();
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }),
+    env as never,
+    ctx as never,
+  );
+  await waitOnExecutionContext(ctx);
 }
