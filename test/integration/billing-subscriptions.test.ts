@@ -12,9 +12,12 @@ import { lookupKey } from "../../workers/billing/stripe-catalog";
 import { syncBillingDue } from "../../workers/billing/subscription-sync";
 import worker from "../../workers/index";
 import { openDb } from "../../workers/shared/db";
+import { controlledClock } from "../support/clock";
 import { admin, bearer, createPlan, expectJson, gateway, uniq } from "../support/gateway";
 import { runCron, stripeFailNext } from "../support/metering";
 import { standinStripe } from "../support/stripe-standin";
+
+const clock = controlledClock();
 
 const stripe = standinStripe(undefined, { maxNetworkRetries: 0 });
 
@@ -197,7 +200,7 @@ describe("every tenant on a paid plan has a subscription", () => {
     await stripeFailNext(1, 503);
     const { tenant } = await createTenant(plan.id);
     expect(tenant.billing.sync).toBe("pending");
-    await new Promise((resolve) => setTimeout(resolve, 2_100)); // the first retry is due after 2 s
+    clock.advance(2_100); // the first retry is due 2 s after the failed attempt
     await runCron();
     expect((await readTenant(tenant.id)).billing).toMatchObject({ sync: "ok", lastError: null });
   });
