@@ -1,7 +1,6 @@
 import type { z } from "@hono/zod-openapi";
 import { describe, expect, it } from "vitest";
 import {
-  forecastUnits,
   type MeteredPricing,
   PlanPricingInput,
   periodAmount,
@@ -91,13 +90,5 @@ describe("plan pricing", () => {
         creditPack: { units: 10_000, amount: 1000 },
       }).success,
     ).toBe(true);
-  });
-
-  it("forecasts the period's units at the average rate so far", () => {
-    const start = Date.parse("2027-02-01T00:00:00Z");
-    const end = Date.parse("2027-03-01T00:00:00Z");
-    expect(forecastUnits(100, start, end, start + (end - start) / 2)).toBe(200);
-    expect(forecastUnits(100, start, end, end)).toBe(100);
-    expect(forecastUnits(7, start, end, start)).toBe(7);
   });
 });

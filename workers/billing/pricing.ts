@@ -141,21 +141,6 @@ export function periodAmount(p: MeteredPricing, periodUnits: number): PeriodAmou
   };
 }
 
-/**
- * The period's forecast: the units so far extended at the period's average rate to its end
- * (whole units, rounded down), priced like the real invoice.
- */
-export function forecastUnits(
-  unitsSoFar: number,
-  periodStart: number,
-  periodEnd: number,
-  now: number,
-): number {
-  const elapsed = Math.min(Math.max(now - periodStart, 0), periodEnd - periodStart);
-  if (elapsed <= 0) return unitsSoFar;
-  return Math.floor((unitsSoFar * (periodEnd - periodStart)) / elapsed);
-}
-
 /** Whether two pricings are the same (whatever the key order, which Postgres jsonb does not keep). */
 export function samePricing(a: PlanPricing, b: PlanPricing): boolean {
   const canonical = (v: unknown): string =>
