@@ -9,7 +9,7 @@ import type { BucketLimit } from "./token-bucket";
 export type WindowLimits = BucketLimit & { dailyQuota: number | null; monthlyQuota: number | null };
 
 export interface TenantConfig {
-  /** Monotonic version (ms of the last admin change); the object keeps the newest it has seen. */
+  /** Monotonic version (bumped by every change of the tenant or its plan); the object keeps the newest it has seen. */
   version: number;
   status: "active" | "suspended" | "past_due";
   /** Live traffic: the plan's limits with the tenant's overrides. */

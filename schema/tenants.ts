@@ -1,6 +1,6 @@
 /** Tenants: the provider's customers. RLS lets a tenant read only its own row. */
 import { sql } from "drizzle-orm";
-import { integer, jsonb, pgEnum, pgPolicy, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { bigint, integer, jsonb, pgEnum, pgPolicy, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 import { plans } from "./plans";
 import { currentTenant, tenantRole } from "./roles";
 
@@ -30,6 +30,12 @@ export const tenants = pgTable(
       .notNull()
       .references(() => plans.id),
     overrides: jsonb("overrides").$type<LimitOverrides>().notNull().default({}),
+    /**
+     * The version of the config the edge and the tenant object decide with: bumped by a trigger on
+     * every change of the tenant or its plan (to the clock's ms, or by one when two changes fall in
+     * the same ms), so the object never mistakes a newer config for one it already has.
+     */
+    configVersion: bigint("config_version", { mode: "number" }).notNull().default(0),
     stripeCustomerId: text("stripe_customer_id"),
     /** The Stripe subscription of a tenant on a metered plan (items: base fee + usage). */
     stripeSubscriptionId: text("stripe_subscription_id"),

@@ -25,7 +25,7 @@ export function tenantRecord(tenant: Tenant, plan: Plan): TenantRecord {
   };
   return {
     id: tenant.id,
-    version: Math.max(tenant.updatedAt.getTime(), plan.updatedAt.getTime()),
+    version: tenant.configVersion,
     slug: tenant.slug,
     status: tenant.status,
     plan: { id: plan.id, name: plan.name, entitlements: plan.entitlements },

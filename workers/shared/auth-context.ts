@@ -33,8 +33,8 @@ export type KeyRecord = z.infer<typeof KeyRecordSchema>;
 export const TenantRecordSchema = z.object({
   id: z.string(),
   /**
-   * Ms of the last change to the tenant or its plan; the tenant object keeps the newest config it
-   * sees. Defaults to 0 so records projected before the field existed still parse (they lose to any
+   * The tenant's config version (schema/tenants.ts `configVersion`: bumped on every change of the
+   * tenant or its plan); the tenant object keeps the newest config it sees. Defaults to 0 so records projected before the field existed still parse (they lose to any
    * config the admin API has pushed since).
    */
   version: z.number().default(0),
