@@ -25,3 +25,33 @@ export function nextPeriodEnd(knownEnd: number, now: number): number {
   while (addMonths(knownEnd, months) <= now) months++;
   return addMonths(knownEnd, months);
 }
+
+/** A billing period, [start, end) in ms since the epoch. */
+export interface Period {
+  start: number;
+  end: number;
+}
+
+/**
+ * The subscription period around `now`, counted monthly from a known period end. The start is the
+ * period end before it (Stripe starts each period where the last one ended); for the period that
+ * ends at `knownEnd` itself, a month before it (`knownEnd` alone does not tell a clamped anchor —
+ * the 31st shown as the 28th — so that one start may be up to three days late after February).
+ */
+export function subscriptionPeriod(knownEnd: number, now: number): Period {
+  let months = 0;
+  while (addMonths(knownEnd, months) <= now) months++;
+  return { start: addMonths(knownEnd, months - 1), end: addMonths(knownEnd, months) };
+}
+
+/**
+ * The calendar month (UTC) around `now`: the period of a tenant with no subscription yet, the same
+ * window as the monthly quota. A subscription made later anchors its periods at its own start.
+ */
+export function calendarMonth(now: number): Period {
+  const d = new Date(now);
+  return {
+    start: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1),
+    end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1),
+  };
+}
