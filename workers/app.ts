@@ -10,6 +10,7 @@ import { registerAdminPlans } from "./api/admin/plans";
 import { registerAdminReconciliation } from "./api/admin/reconciliation";
 import { registerAdminTenants } from "./api/admin/tenants";
 import { adminAuth } from "./api/admin-auth";
+import { registerBilling } from "./api/billing";
 import { database } from "./api/database";
 import { registerHealth } from "./api/health";
 import { registerMethodNotAllowed } from "./api/method-not-allowed";
@@ -76,6 +77,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
   registerGatewayKeys(app);
   registerUsage(app);
+  registerBilling(app);
 
   registerOpenApi(app);
   // Wrong method on a gateway path → 405 with Allow, not the proxy's 404 (workers/api/method-not-allowed.ts).
