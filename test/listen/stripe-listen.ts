@@ -70,7 +70,7 @@ const add = (source: EventsSource, ...types: string[]) => types.map((type) => so
 /** The received event ids as indexes into `ids` (so two runs with different ids compare). */
 const positions = (received: string[], ids: string[]) => received.map((id) => ids.indexOf(id));
 
-describe("stripe listen: delivery", () => {
+describe("stripe listen: delivery", { timeout: 10_000 }, () => {
   it("delivers every event made after it started once, oldest first, across pages; none from before", async () => {
     const { source, receiver, listen } = await rig({}, ["invoice.created", "invoice.paid"]);
     const types = Array.from({ length: 105 }, (_, i) => (i % 2 ? "invoice.paid" : "invoice.finalized"));
@@ -164,7 +164,7 @@ describe("stripe listen: delivery", () => {
   });
 });
 
-describe("stripe listen: retries", () => {
+describe("stripe listen: retries", { timeout: 10_000 }, () => {
   it("retries a non-2xx answer with doubling waits and delivers it once it is accepted", async () => {
     const { source, receiver, listen, sleeps } = await rig();
     const ids = add(source, "invoice.paid", "invoice.finalized");
@@ -238,7 +238,7 @@ function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
 }
 
-describe("stripe listen: faults", () => {
+describe("stripe listen: faults", { timeout: 10_000 }, () => {
   it("duplicate: delivers the chosen type times times, back to back, identical bytes", async () => {
     const { source, receiver, listen } = await rig({
       faults: { duplicate: { types: ["invoice.paid"], times: 3 } },
