@@ -9,8 +9,9 @@
  *   one at a time: the body is the event JSON, and exactly those bytes are signed
  *   (`Stripe-Signature: t=<unix>,v1=<HMAC-SHA256 of "<t>.<body>">`, a fresh `t` per attempt).
  * - A non-2xx answer or a network error is retried after `min(capMs, baseMs · 2^(n-1))` (n = failed
- *   attempts so far), up to `maxAttempts` attempts, then given up and logged. A retry holds back the
- *   events behind it (use the `reorder` and `stale` faults for out-of-order delivery).
+ *   attempts so far), up to `maxAttempts` attempts, then given up and logged. As with Stripe, the
+ *   events behind it do not wait: they go on while it waits, and it rejoins the front of the line
+ *   when its wait is over (so a retried event arrives after newer ones).
  * - Faults (dev/stripe-listen-faults.ts) duplicate, reorder, fail or replay events late,
  *   deterministically for a seed; `setFaults` changes them while it runs.
  * - One line per delivery on `log`, like `stripe listen`: `--> invoice.paid [evt_…]`, then
@@ -93,6 +94,7 @@ export function newWebhookSecret(): string {
 }
 
 type Attempt = { status: number | null; error?: string };
+type Job = { delivery: Delivery<Stripe.Event>; failures: number };
 
 /** Starts forwarding; resolves once it knows which events already existed (those are skipped). */
 export async function startStripeListen(options: StripeListenOptions): Promise<StripeListen> {
@@ -112,11 +114,17 @@ export async function startStripeListen(options: StripeListenOptions): Promise<S
   const startedAt = Math.floor(Date.now() / 1000);
 
   let plan = new FaultPlan<Stripe.Event>(FaultsSchema.parse(options.faults ?? {}));
-  const queue: Array<Delivery<Stripe.Event>> = [];
+  /** Deliveries due now, in delivery order; one is posted at a time. */
+  const queue: Job[] = [];
+  /** Deliveries waiting out their backoff, each until it rejoins the front of the queue. */
+  const waiting = new Set<Promise<void>>();
   const outcomes: DeliveryOutcome[] = [];
   const cancel = new AbortController();
   let stopped = false;
   let pumping: Promise<void> | null = null;
+  /** Deliveries enqueued and not yet finished; `idle()` waits for 0. */
+  let unsettled = 0;
+  const onSettled: Array<() => void> = [];
   let polling: Promise<void> = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
   /** The newest event seen; null = none yet, so the next read takes those created since `startedAt`. */
@@ -161,9 +169,8 @@ export async function startStripeListen(options: StripeListenOptions): Promise<S
     lastReadError = null;
     for (const event of events) {
       cursor = event.id;
-      queue.push(...plan.admit(event));
+      enqueue(plan.admit(event));
     }
-    pump();
   }
 
   const poll = () => {
@@ -176,55 +183,71 @@ export async function startStripeListen(options: StripeListenOptions): Promise<S
     timer = setTimeout(() => void poll().finally(schedule), pollMs);
   }
 
+  function enqueue(deliveries: Array<Delivery<Stripe.Event>>): void {
+    if (stopped) return;
+    for (const delivery of deliveries) queue.push({ delivery, failures: 0 });
+    unsettled += deliveries.length;
+    pump();
+  }
+
+  function settle(count: number): void {
+    unsettled -= count;
+    if (unsettled > 0) return;
+    for (const resolve of onSettled.splice(0)) resolve();
+  }
+
   function pump(): void {
     if (pumping || stopped || queue.length === 0) return;
     pumping = (async () => {
-      for (let next = queue.shift(); next; next = stopped ? undefined : queue.shift()) {
-        outcomes.push(await deliver(next));
-      }
+      for (let job = queue.shift(); job; job = stopped ? undefined : queue.shift()) await attempt(job);
       pumping = null;
     })();
   }
 
-  async function deliver(delivery: Delivery<Stripe.Event>): Promise<DeliveryOutcome> {
+  /** One attempt; a failure before the last waits aside (later deliveries go on) and rejoins the front. */
+  async function attempt(job: Job): Promise<void> {
+    const { delivery } = job;
     const { event } = delivery;
-    const note = delivery.reason === "event" ? "" : ` (${delivery.reason}, delivery ${delivery.copy})`;
+    const n = job.failures + 1;
+    const note = n > 1 ? ` (attempt ${n})` : delivery.reason === "event" ? "" : ` (${delivery.reason})`;
     log(`${stamp()}   --> ${event.type} [${event.id}]${note}`);
-    const outcome = (attempts: number, status: number | null, result: DeliveryOutcome["result"]) => ({
-      eventId: event.id,
-      type: event.type,
-      copy: delivery.copy,
-      reason: delivery.reason,
-      attempts,
-      status,
-      result,
-    });
-    for (let n = 1; ; n++) {
-      const answer = n <= delivery.failAttempts ? injected() : await post(event);
-      const ok = answer.status !== null && answer.status >= 200 && answer.status < 300;
-      const shown = answer.status === null ? `[ERR] ` : `[${answer.status}]`;
-      const why = answer.error ? ` ${answer.error}` : "";
-      if (ok) {
-        log(`${stamp()}  <--  ${shown} POST ${options.forwardTo} [${event.id}]`);
-        return outcome(n, answer.status, "delivered");
-      }
-      if (n >= retry.maxAttempts) {
-        log(
-          `${stamp()}  <--  ${shown} POST ${options.forwardTo} [${event.id}]${why}; gave up after ${n} attempts`,
-        );
-        return outcome(n, answer.status, "gave_up");
-      }
-      const wait = backoffMs(n, retry);
-      log(`${stamp()}  <--  ${shown} POST ${options.forwardTo} [${event.id}]${why}; retry in ${wait} ms`);
-      if (!(await waited(wait))) return outcome(n, answer.status, "stopped");
+    const answer = n <= delivery.failAttempts ? injected() : await post(event);
+    const ok = answer.status !== null && answer.status >= 200 && answer.status < 300;
+    const line = `${stamp()}  <--  [${answer.status ?? "ERR"}] POST ${options.forwardTo} [${event.id}]`;
+    const why = answer.error ? ` ${answer.error}` : "";
+    const finish = (result: DeliveryOutcome["result"]) => {
+      outcomes.push({
+        eventId: event.id,
+        type: event.type,
+        copy: delivery.copy,
+        reason: delivery.reason,
+        attempts: n,
+        status: answer.status,
+        result,
+      });
+      settle(1);
+    };
+    if (ok) {
+      log(line);
+      return finish("delivered");
     }
-  }
-
-  /** Waits between attempts; false when `stop()` cut the wait short. */
-  async function waited(ms: number): Promise<boolean> {
-    if (cancel.signal.aborted) return false;
-    await sleep(ms, cancel.signal).catch(() => {});
-    return !cancel.signal.aborted;
+    if (n >= retry.maxAttempts) {
+      log(`${line}${why}; gave up after ${n} attempts`);
+      return finish("gave_up");
+    }
+    if (cancel.signal.aborted) return finish("stopped");
+    const wait = backoffMs(n, retry);
+    log(`${line}${why}; retry in ${wait} ms`);
+    job.failures = n;
+    const waited: Promise<void> = sleep(wait, cancel.signal)
+      .catch(() => {})
+      .then(() => {
+        waiting.delete(waited);
+        if (cancel.signal.aborted) return finish("stopped");
+        queue.unshift(job);
+        pump();
+      });
+    waiting.add(waited);
   }
 
   async function post(event: Stripe.Event): Promise<Attempt> {
@@ -249,8 +272,8 @@ export async function startStripeListen(options: StripeListenOptions): Promise<S
     }
   }
 
-  async function idle(): Promise<void> {
-    while (pumping) await pumping;
+  function idle(): Promise<void> {
+    return unsettled === 0 ? Promise.resolve() : new Promise((resolve) => onSettled.push(resolve));
   }
 
   schedule();
@@ -260,15 +283,13 @@ export async function startStripeListen(options: StripeListenOptions): Promise<S
     faults: () => plan.faults,
     setFaults(faults) {
       const next = new FaultPlan<Stripe.Event>(FaultsSchema.parse(faults));
-      queue.push(...plan.release());
+      enqueue(plan.release());
       plan = next;
-      pump();
     },
     idle,
     async flush() {
       await poll();
-      queue.push(...plan.release());
-      pump();
+      enqueue(plan.release());
       await idle();
     },
     async stop() {
@@ -276,9 +297,11 @@ export async function startStripeListen(options: StripeListenOptions): Promise<S
       clearTimeout(timer);
       cancel.abort();
       await polling;
-      await idle();
+      while (pumping) await pumping;
+      await Promise.all(waiting);
       const left = queue.splice(0).length + plan.release().length;
       if (left > 0) log(`${stamp()}  stopped; ${left} deliveries not made`);
+      settle(unsettled); // a flush() waiting on them is over too
     },
   };
 }

@@ -1,8 +1,8 @@
 /**
  * A webhook endpoint for the `stripe listen` tests (Node, not workerd): verifies each POST as the
  * Worker will, with the `stripe` package's `constructEventAsync` (Web Crypto, 300 s tolerance),
- * records what arrived, and answers 200 (400 when the signature does not verify). `answer(...)` makes
- * the next requests answer other statuses, to exercise retries.
+ * records what arrived, and answers 200 (400 when the signature does not verify). `answer(id, …)` makes
+ * the next deliveries of an event answer other statuses, to exercise retries.
  */
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -23,8 +23,8 @@ export interface WebhookReceiver {
   received: Received[];
   /** The ids of the verified events that were answered 2xx, in arrival order. */
   accepted(): string[];
-  /** Answers the next requests with these statuses, one each (then 200 again). */
-  answer(...statuses: number[]): void;
+  /** Answers the next deliveries of this event with these statuses, one each (then 200 again). */
+  answer(eventId: string, ...statuses: number[]): void;
   /** Holds every answer until the returned function is called (a delivery stays in flight). */
   hold(): () => void;
   /** Resolves when `count` requests have arrived. */
@@ -42,7 +42,7 @@ export function verify(raw: string, signature: string, secret: string): Promise<
 
 export async function startWebhookReceiver(secret: string): Promise<WebhookReceiver> {
   const received: Received[] = [];
-  const scripted: number[] = [];
+  const scripted = new Map<string, number[]>();
   const waiters: Array<{ count: number; resolve: () => void }> = [];
   let held: Promise<void> = Promise.resolve();
   const server = createServer((req, res) => {
@@ -51,7 +51,7 @@ export async function startWebhookReceiver(secret: string): Promise<WebhookRecei
     req.on("end", async () => {
       const raw = Buffer.concat(chunks).toString("utf8");
       const event = await verify(raw, String(req.headers["stripe-signature"]), secret).catch(() => null);
-      const status = event ? (scripted.shift() ?? 200) : 400;
+      const status = event ? (scripted.get(event.id)?.shift() ?? 200) : 400;
       received.push({ raw, headers: req.headers, eventId: event?.id ?? null, status });
       for (const w of waiters.filter((w) => received.length >= w.count)) {
         waiters.splice(waiters.indexOf(w), 1);
@@ -68,7 +68,7 @@ export async function startWebhookReceiver(secret: string): Promise<WebhookRecei
     url: `http://127.0.0.1:${port}/webhooks/stripe`,
     received,
     accepted: () => received.filter((r) => r.eventId && r.status < 300).map((r) => r.eventId as string),
-    answer: (...statuses) => scripted.push(...statuses),
+    answer: (eventId, ...statuses) => scripted.set(eventId, statuses),
     hold() {
       let release = () => {};
       held = new Promise<void>((resolve) => {
