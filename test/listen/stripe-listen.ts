@@ -261,7 +261,8 @@ function manualSleep() {
       return new Promise<void>((resolve) => {
         asked.push(ms);
         pending.push(resolve);
-        signal.addEventListener("abort", () => resolve(), { once: true });
+        // Ends a turn of the event loop after the abort, as a timer-based wait may: stop() must wait for it.
+        signal.addEventListener("abort", () => setImmediate(resolve), { once: true });
         for (const watcher of watchers.splice(0)) watcher();
       });
     },
