@@ -10,8 +10,8 @@
  *   (`Stripe-Signature: t=<unix>,v1=<HMAC-SHA256 of "<t>.<body>">`, a fresh `t` per attempt).
  * - A non-2xx answer or a network error is retried after `min(capMs, baseMs · 2^(n-1))` (n = failed
  *   attempts so far), up to `maxAttempts` attempts, then given up and logged. As with Stripe, the
- *   events behind it do not wait: they go on while it waits, and it rejoins the front of the line
- *   when its wait is over (so a retried event arrives after newer ones).
+ *   events behind it do not wait: they go on while it waits, and it rejoins the line when its wait is
+ *   over (so a retried event arrives after newer ones).
  * - Faults (dev/stripe-listen-faults.ts) duplicate, reorder, fail or replay events late,
  *   deterministically for a seed; `setFaults` changes them while it runs.
  * - One line per delivery on `log`, like `stripe listen`: `--> invoice.paid [evt_…]`, then
