@@ -276,6 +276,9 @@ export async function startStripeListen(options: StripeListenOptions): Promise<S
     return unsettled === 0 ? Promise.resolve() : new Promise((resolve) => onSettled.push(resolve));
   }
 
+  log(
+    `${stamp()}  Ready! Forwarding ${options.apiUrl} events to ${options.forwardTo}; signing secret ${secret}`,
+  );
   schedule();
   return {
     secret,

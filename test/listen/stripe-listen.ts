@@ -119,10 +119,12 @@ describe("stripe listen: delivery", { timeout: 10_000 }, () => {
     assert.notEqual(a.secret, b.secret);
   });
 
-  it("prints a line per delivery as stripe listen does", async () => {
+  it("prints its secret when ready, then a line per delivery, as stripe listen does", async () => {
     const { source, receiver, listen, lines } = await rig();
     const [id] = add(source, "invoice.paid");
     await listen.flush();
+    const ready = `Ready! Forwarding ${source.url} events to ${receiver.url}; signing secret ${SECRET}`;
+    assert.ok(lines.shift()?.endsWith(ready));
     assert.match(
       lines[0] ?? "",
       new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d +--> invoice\\.paid \\[${id}\\]$`),
