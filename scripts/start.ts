@@ -1,7 +1,9 @@
 /**
  * `npm start`: the whole local stack in one command, offline and without prompts. Postgres (embedded
  * PGlite persisted in .wrangler/state/pglite, or `DATABASE_URL`), migrations, the WebSocket bridge, the
- * demo origin (unless `ORIGIN_URL`), `wrangler dev`, and an idempotent demo plan, tenant and key.
+ * demo origin (unless `ORIGIN_URL`), the Stripe stand-in and a `stripe listen` forwarding its events to
+ * the Worker's webhook endpoint (unless `STRIPE_SECRET_KEY`), `wrangler dev`, and an idempotent demo
+ * plan, tenant and key.
  * Ctrl-C stops all of it; if any part dies, the rest is stopped and the exit code is non-zero.
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -12,6 +14,8 @@ import { migrate } from "../dev/migrate";
 import { startBridge } from "../dev/pg-bridge";
 import { startPostgres } from "../dev/postgres";
 import { spawnInGroup, waitForOk } from "../dev/processes";
+import { startStripeListen } from "../dev/stripe-listen";
+import { startListenControl } from "../dev/stripe-listen-control";
 import { startStripeStandIn } from "../dev/stripe-standin";
 import { assertConfig } from "./check-config";
 
@@ -99,7 +103,7 @@ async function main(): Promise<void> {
   );
 
   await waitForOk(`${BASE}/health/live`, { timeoutMs: 120_000, exited: wrangler.exited });
-  const { key, hello } = await seedDemo();
+  const { tenantId, key, hello } = await seedDemo();
   // wrangler dev never fires cron triggers itself: run the Stripe reporter every minute, as the
   // production cron (wrangler.toml [triggers]) does.
   const cron = setInterval(() => {
@@ -127,7 +131,7 @@ async function main(): Promise<void> {
 
   Usage reaches Postgres within seconds and Stripe within a minute; then:
     npm run reconcile -- --from ${new Date().toISOString().slice(0, 10)} --to ${new Date(Date.now() + 86_400_000).toISOString().slice(0, 10)}
-
+${stripe.recipe({ key, tenantId })}
   Ctrl-C stops everything.
 `);
 }
@@ -145,23 +149,59 @@ async function startOrigin(): Promise<{ live: string; sandbox: string; label: st
  * `STRIPE_SECRET_KEY` set: real Stripe (api.stripe.com) with that key. Unset: a local Stripe stand-in
  * (dev/stripe-standin.ts) and a test key for it.
  */
-async function startStripe(): Promise<{ vars: Record<string, string>; label: string }> {
+async function startStripe(): Promise<{
+  vars: Record<string, string>;
+  label: string;
+  recipe: (demo: { key: string; tenantId: string }) => string;
+}> {
   const key = process.env.STRIPE_SECRET_KEY;
-  if (key) return { vars: { STRIPE_SECRET_KEY: key }, label: "api.stripe.com (STRIPE_SECRET_KEY)" };
+  if (key) {
+    const secret = process.env.STRIPE_WEBHOOK_SECRET;
+    return {
+      vars: { STRIPE_SECRET_KEY: key, ...(secret ? { STRIPE_WEBHOOK_SECRET: secret } : {}) },
+      label: "api.stripe.com (STRIPE_SECRET_KEY)",
+      recipe: () => `
+  Stripe webhooks: stripe listen --forward-to ${BASE}/webhooks/stripe, and restart with the
+  STRIPE_WEBHOOK_SECRET it prints${secret ? " (set now)" : " (unset now: webhooks are refused)"}.
+`,
+    };
+  }
   // Persisted like the PGlite data, so customer ids kept in Postgres still exist after a restart.
   const standIn = await startStripeStandIn({ stateFile: `${ROOT}.wrangler/state/stripe-standin.json` });
   stops.push({ name: "the Stripe stand-in", stop: standIn.stop });
+  const apiKey = "sk_test_local";
+  // `stripe listen`: the stand-in's events from now on, signed, to the Worker's webhook endpoint.
+  const listen = await startStripeListen({
+    apiUrl: standIn.url,
+    apiKey,
+    forwardTo: `${BASE}/webhooks/stripe`,
+  });
+  stops.push({ name: "stripe listen", stop: listen.stop });
+  const control = await startListenControl(listen);
+  stops.push({ name: "the stripe listen control", stop: control.stop });
   return {
-    vars: { STRIPE_SECRET_KEY: "sk_test_local", STRIPE_API_URL: standIn.url },
-    label: `local stand-in ${standIn.url} (set STRIPE_SECRET_KEY for real Stripe)`,
+    vars: { STRIPE_SECRET_KEY: apiKey, STRIPE_API_URL: standIn.url, STRIPE_WEBHOOK_SECRET: listen.secret },
+    label: `local stand-in ${standIn.url} (set STRIPE_SECRET_KEY for real Stripe); webhooks forwarded`,
+    recipe: ({ key, tenantId }) => `
+  Watch the money loop (the stand-in's events reach ${BASE}/webhooks/stripe as \`stripe listen\` lines):
+    1. send some traffic:
+       for i in $(seq 25); do curl -s -o /dev/null ${BASE}/v1/hello -H "Authorization: Bearer ${key}"; done
+    2. once the cron has reported it (its hour closed, plus STRIPE_REPORT_LATENESS_S), move the
+       stand-in's clock past the billing period's end (32 days):
+       curl -s -X POST ${standIn.url}/_standin/clock/advance -H "content-type: application/json" -d '{"seconds":2764800}'
+    3. watch the --> invoice.* / <-- [200] POST lines here, then read the tenant's invoices:
+       curl -s ${BASE}/admin/v1/tenants/${tenantId}/invoices -H "Authorization: Bearer ${ADMIN_TOKEN}"
+  Webhook faults (seeded, deterministic): GET/PUT ${control.url}/faults, POST /flush, GET /deliveries
+    curl -s -X PUT ${control.url}/faults -d '{"seed":1,"duplicate":{"times":2},"reorder":{"window":3}}'
+`,
   };
 }
 
 /**
- * Ensures plan "demo", tenant "demo" and a live key for it. Returns the key and the status of
+ * Ensures plan "demo", tenant "demo" and a live key for it. Returns the tenant id, the key and the status of
  * `GET /v1/hello` with it (200 when the whole path, origin included, works).
  */
-async function seedDemo(): Promise<{ key: string; hello: number }> {
+async function seedDemo(): Promise<{ tenantId: string; key: string; hello: number }> {
   const plans = await admin<{ data: Array<{ id: string; name: string }> }>(
     "GET",
     "/admin/v1/plans?limit=200",
@@ -171,28 +211,27 @@ async function seedDemo(): Promise<{ key: string; hello: number }> {
     (await admin<{ id: string }>("POST", "/admin/v1/plans", DEMO_PLAN));
 
   const existing = await admin<{ data: Array<{ id: string }> }>("GET", "/admin/v1/tenants?slug=demo");
-  let key: string;
   const tenant = existing.data[0];
   if (tenant) {
     const saved = await readDemoKey();
     if (saved?.tenantId === tenant.id) {
       // Reuse it unless the gateway rejects it (401); a failing origin is no reason for a new key.
       const hello = await helloStatus(saved.key);
-      if (hello !== 401) return { key: saved.key, hello };
+      if (hello !== 401) return { tenantId: tenant.id, key: saved.key, hello };
     }
     const body = { env: "live", name: "demo" };
     const fresh = await admin<{ key: string }>("POST", `/admin/v1/tenants/${tenant.id}/keys`, body);
-    key = await saveDemoKey(tenant.id, fresh.key);
-  } else {
-    const body = { slug: "demo", name: "Demo tenant", planId: plan.id };
-    const created = await admin<{ tenant: { id: string }; key: { key: string } }>(
-      "POST",
-      "/admin/v1/tenants",
-      body,
-    );
-    key = await saveDemoKey(created.tenant.id, created.key.key);
+    const key = await saveDemoKey(tenant.id, fresh.key);
+    return { tenantId: tenant.id, key, hello: await helloStatus(key) };
   }
-  return { key, hello: await helloStatus(key) };
+  const body = { slug: "demo", name: "Demo tenant", planId: plan.id };
+  const created = await admin<{ tenant: { id: string }; key: { key: string } }>(
+    "POST",
+    "/admin/v1/tenants",
+    body,
+  );
+  const key = await saveDemoKey(created.tenant.id, created.key.key);
+  return { tenantId: created.tenant.id, key, hello: await helloStatus(key) };
 }
 
 async function admin<T>(method: string, path: string, body?: unknown): Promise<T> {

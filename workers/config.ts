@@ -86,7 +86,7 @@ export const VarsSchema = z.object({
   }),
 });
 
-/** The secrets the request path cannot work without (`wrangler secret put`). */
+/** The secrets the request path cannot work without (`wrangler secret put`), and the webhook secret. */
 export const SecretsSchema = z.object({
   CLAIMS_SECRET: z
     .string({ error: "is required (the HMAC key of the origin claims)" })
@@ -94,6 +94,11 @@ export const SecretsSchema = z.object({
   DATABASE_URL: z
     .string({ error: "is required (the Postgres connection string)" })
     .regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// connection string"),
+  /** Optional: unset, `POST /webhooks/stripe` has nothing to verify against. */
+  STRIPE_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_\S+$/, "must be the endpoint's signing secret, starting with whsec_")
+    .optional(),
 });
 
 export const ConfigSchema = VarsSchema.extend(SecretsSchema.shape);
@@ -140,6 +145,7 @@ export function parseConfig(raw: Record<string, unknown>, options: { secrets?: b
       routes: v.ROUTES,
       stripeMeterEventName: v.STRIPE_METER_EVENT_NAME,
       stripeReportLatenessS: v.STRIPE_REPORT_LATENESS_S,
+      stripeWebhookSecret: v.STRIPE_WEBHOOK_SECRET,
       logLevel: v.LOG_LEVEL,
       logSampleRate: v.LOG_SAMPLE_RATE,
     },

@@ -26,6 +26,11 @@ export interface Bindings {
   USAGE_DLQ: Queue<unknown>;
   /** Secret. Stripe API key; unset = usage reporting to Stripe is off. */
   STRIPE_SECRET_KEY?: string;
+  /**
+   * Secret. The `whsec_…` signing secret of the Stripe webhook endpoint (`POST /webhooks/stripe`);
+   * locally, `npm start` passes the one its `stripe listen` (dev/stripe-listen.ts) signs with.
+   */
+  STRIPE_WEBHOOK_SECRET?: string;
   /** Local only: base URL of the Stripe stand-in (dev/stripe-standin.ts). Unset = api.stripe.com. */
   STRIPE_API_URL?: string;
   /** Stripe billing meter event name usage is reported under (default `gateway_units`). */
@@ -75,6 +80,8 @@ export interface Config {
   stripeMeterEventName: string;
   /** Seconds after an hour ends before its usage is reported to Stripe. */
   stripeReportLatenessS: number;
+  /** `STRIPE_WEBHOOK_SECRET`; undefined when unset. */
+  stripeWebhookSecret: string | undefined;
   logLevel: LogLevel;
   /** Share of `ok` request lines written (0..1); error lines are always written. */
   logSampleRate: number;

@@ -186,4 +186,25 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         "DATABASE_URL: is required (the Postgres connection string).",
     });
   });
+
+  it("STRIPE_WEBHOOK_SECRET is optional; when set it must be a whsec_ secret", () => {
+    const vars = {
+      ORIGIN_URL: "https://api.example.com",
+      SANDBOX_ORIGIN_URL: "https://sandbox.example.com",
+      ROUTES: "[]",
+      CLAIMS_SECRET: "0123456789abcdef",
+      DATABASE_URL: "postgres://u@h/db",
+    };
+    const unset = parseConfig(vars);
+    expect(unset.ok && unset.config.stripeWebhookSecret).toBeUndefined();
+    const set = parseConfig({ ...vars, STRIPE_WEBHOOK_SECRET: "whsec_abc123" });
+    expect(set.ok && set.config.stripeWebhookSecret).toBe("whsec_abc123");
+    for (const bad of ["sk_test_abc", "whsec_", "", " whsec_abc"]) {
+      expect(parseConfig({ ...vars, STRIPE_WEBHOOK_SECRET: bad })).toEqual({
+        ok: false,
+        message:
+          "The gateway is misconfigured: STRIPE_WEBHOOK_SECRET: must be the endpoint's signing secret, starting with whsec_.",
+      });
+    }
+  });
 });
