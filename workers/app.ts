@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { registerAdminBillingReport } from "./api/admin/billing-report";
 import { registerAdminKeys } from "./api/admin/keys";
 import { registerAdminPlans } from "./api/admin/plans";
 import { registerAdminReconciliation } from "./api/admin/reconciliation";
@@ -73,6 +74,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminTenants(app);
   registerAdminKeys(app);
   registerAdminReconciliation(app);
+  registerAdminBillingReport(app);
 
   app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
   registerGatewayKeys(app);

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { openDb } from "../../workers/shared/db";
-import { seedTenant } from "../support/gateway";
+import { admin, expectJson, seedTenant } from "../support/gateway";
 import { runCron } from "../support/metering";
 
 describe("cron reporter", () => {
@@ -29,6 +29,36 @@ describe("cron reporter", () => {
       }
       expect(row.rows[0]).toMatchObject({ state: "sent", attempts: 1 });
       expect(row.rows[0]?.sent_at).not.toBeNull();
+    } finally {
+      await close();
+    }
+  });
+
+  it("POST /admin/v1/billing/report sends now: closed hours by default, the open hour only with openHours", async () => {
+    const t = await seedTenant();
+    const open = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
+    const rowId = `gwh:${t.tenantId}:${open.getTime() / 1000}:0`;
+    const { db, close } = openDb(env);
+    try {
+      await db.execute(
+        sql`INSERT INTO billing_outbox (id, tenant_id, hour, units) VALUES (${rowId}, ${t.tenantId}, ${open}, 3)`,
+      );
+      const state = async () =>
+        (await db.execute<{ state: string }>(sql`SELECT state FROM billing_outbox WHERE id = ${rowId}`))
+          .rows[0]?.state;
+      const plain = await expectJson<{ enabled: boolean }>(
+        await admin("POST", "/admin/v1/billing/report"),
+        200,
+      );
+      expect(plain.enabled).toBe(true);
+      expect(await state()).toBe("pending"); // the hour is still open: the cron leaves it
+      await expectJson(await admin("POST", "/admin/v1/billing/report?openHours=yes"), 400);
+      const report = await expectJson<{ sent: number }>(
+        await admin("POST", "/admin/v1/billing/report?openHours=true"),
+        200,
+      );
+      expect(report.sent).toBeGreaterThanOrEqual(1);
+      expect(await state()).toBe("sent");
     } finally {
       await close();
     }

@@ -141,10 +141,20 @@ async function settle(db: ReturnType<typeof openDb>["db"], rows: DueRow[], outco
     WHERE o.id = r.id`);
 }
 
+export interface ReportOptions {
+  /**
+   * Also send the hours still open (the operator's "report now", e.g. before closing a period by
+   * hand): each goes out with its units so far, and its later units open the next `seq` and go out
+   * as a delta, like units that arrive late. One extra meter event per tenant per open hour.
+   */
+  openHours?: boolean;
+}
+
 export async function reportUsage(
   env: Bindings,
   now: number = Date.now(),
   maxRows: number = MAX_ROWS_PER_RUN,
+  options: ReportOptions = {},
 ): Promise<ReportSummary> {
   const stripe = stripeClient(env);
   if (!stripe) {
@@ -153,7 +163,9 @@ export async function reportUsage(
   }
   const eventName = meterEventName(env); // before claiming rows: a bad name throws `misconfigured`
   // An hour is due once it has ended plus the lateness margin: its start is at most this.
-  const closedBefore = new Date(now - HOUR_MS - configOf(env).stripeReportLatenessS * 1000);
+  const closedBefore = new Date(
+    options.openHours ? now : now - HOUR_MS - configOf(env).stripeReportLatenessS * 1000,
+  );
   const due = sql`state = 'pending' AND next_attempt_at <= ${new Date(now)} AND hour <= ${closedBefore}`;
   const summary: ReportSummary = { enabled: true, sent: 0, retrying: 0, failed: 0, more: false };
   const handle = openDb(env);
@@ -226,8 +238,9 @@ export async function reportAndChain(
   env: Bindings,
   now: number = Date.now(),
   maxRows: number = MAX_ROWS_PER_RUN,
+  options: ReportOptions = {},
 ): Promise<ReportSummary> {
-  const summary = await reportUsage(env, now, maxRows);
+  const summary = await reportUsage(env, now, maxRows, options);
   if (summary.more) {
     log.info("billing rows still due after this run; chaining a report through the queue", {
       sent: summary.sent,
