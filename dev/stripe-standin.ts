@@ -59,11 +59,53 @@
  * data (as two Stripe modes do). Data lives in memory, or in `stateFile` when given. Fault injection and inspection live under `/__control/` (no auth):
  * `fail`, `latency`, `reset-faults` (clears both; tests call it before each test), `reset` (everything), `events`.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
+import {
+  type AcceptedMeterEvent,
+  Account,
+  type Customer,
+  FORMULAS,
+  type Formula,
+  type InvoiceItem,
+  type Meter,
+  type Price,
+  type PriceTier,
+  type Product,
+  planView,
+  priceOut,
+  type Subscription,
+  type SubscriptionItem,
+  subscriptionOut,
+} from "./stripe/objects";
+import { aggregate } from "./stripe/pricing";
+import {
+  allowOnly,
+  type Call,
+  expansions,
+  hash,
+  integer,
+  invalid,
+  list,
+  metadataOf,
+  missing,
+  newId,
+  nonNegative,
+  noSuch,
+  optString,
+  type Param,
+  type Params,
+  paginate,
+  type Reply,
+  randomChars,
+  reqString,
+  StripeFault,
+} from "./stripe/wire";
+
+export type { AcceptedMeterEvent } from "./stripe/objects";
 
 export interface StripeStandInOptions {
   /** Default 0: an OS-assigned port. */
@@ -98,22 +140,6 @@ export interface StripeStandIn {
   resetFaults(): void;
 }
 
-/** One accepted meter event, as `GET /__control/events` lists it. */
-export interface AcceptedMeterEvent {
-  object: "billing.meter_event";
-  created: number;
-  event_name: string;
-  identifier: string;
-  livemode: boolean;
-  payload: Record<string, string>;
-  timestamp: number;
-  /** Not part of Stripe's object: what the stand-in resolved it to. */
-  meter: string;
-  customer: string;
-  value: number;
-  request_id: string;
-}
-
 const DAY = 86_400;
 const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 const IDENTIFIER_TTL_MS = 24 * 3_600_000;
@@ -122,312 +148,6 @@ const MAX_FUTURE_S = 5 * 60;
 const MAX_BODY_BYTES = 1 << 20;
 // Choice: the version the `stripe` package in this repo pins, answered when a request names none.
 const DEFAULT_STRIPE_VERSION = "2026-10-28.endive";
-const FORMULAS = ["sum", "count", "last"] as const;
-type Formula = (typeof FORMULAS)[number];
-
-type Params = { [key: string]: Param };
-type Param = string | Params;
-
-interface Customer {
-  id: string;
-  object: "customer";
-  address: null;
-  balance: number;
-  created: number;
-  /** Set by the customer's first subscription; a customer bills in one currency. */
-  currency: string | null;
-  default_source: null;
-  delinquent: boolean;
-  description: string | null;
-  discount: null;
-  email: string | null;
-  invoice_prefix: string;
-  invoice_settings: {
-    custom_fields: null;
-    default_payment_method: null;
-    footer: null;
-    rendering_options: null;
-  };
-  livemode: boolean;
-  metadata: Record<string, string>;
-  name: string | null;
-  next_invoice_sequence: number;
-  phone: string | null;
-  preferred_locales: string[];
-  shipping: null;
-  tax_exempt: "none";
-  test_clock: null;
-}
-
-interface Meter {
-  id: string;
-  object: "billing.meter";
-  created: number;
-  customer_mapping: { event_payload_key: string; type: "by_id" };
-  default_aggregation: { formula: Formula };
-  display_name: string;
-  event_name: string;
-  event_time_window: null;
-  livemode: boolean;
-  status: "active";
-  status_transitions: { deactivated_at: null };
-  updated: number;
-  value_settings: { event_payload_key: string };
-}
-
-interface Product {
-  id: string;
-  object: "product";
-  active: boolean;
-  created: number;
-  default_price: null;
-  description: string | null;
-  images: string[];
-  livemode: boolean;
-  marketing_features: never[];
-  metadata: Record<string, string>;
-  name: string;
-  package_dimensions: null;
-  shippable: null;
-  statement_descriptor: null;
-  tax_code: null;
-  tax_details: null;
-  type: "service";
-  unit_label: null;
-  updated: number;
-  url: null;
-}
-
-interface PriceTier {
-  flat_amount: number | null;
-  flat_amount_decimal: string | null;
-  unit_amount: number | null;
-  unit_amount_decimal: string | null;
-  up_to: number | null;
-}
-
-interface Price {
-  id: string;
-  object: "price";
-  active: boolean;
-  billing_scheme: "per_unit" | "tiered";
-  created: number;
-  currency: string;
-  custom_unit_amount: null;
-  livemode: boolean;
-  lookup_key: string | null;
-  metadata: Record<string, string>;
-  nickname: string | null;
-  product: string;
-  recurring: {
-    interval: "day" | "week" | "month" | "year";
-    interval_count: number;
-    meter: string | null;
-    trial_period_days: null;
-    usage_type: "licensed" | "metered";
-  } | null;
-  tax_behavior: "unspecified";
-  /** Stripe's "includable" field: in an answer only when expanded (`expand[]=tiers`). */
-  tiers?: PriceTier[];
-  tiers_mode: "graduated" | "volume" | null;
-  transform_quantity: null;
-  type: "one_time" | "recurring";
-  unit_amount: number | null;
-  unit_amount_decimal: string | null;
-}
-
-interface SubscriptionItem {
-  id: string;
-  object: "subscription_item";
-  billing_thresholds: null;
-  created: number;
-  current_period_end: number;
-  current_period_start: number;
-  current_trial: null;
-  discounts: never[];
-  metadata: Record<string, string>;
-  /** The legacy Plan view of the price, which Stripe still answers next to it. */
-  plan: Record<string, unknown>;
-  price: Price;
-  quantity?: number;
-  subscription: string;
-  tax_rates: never[];
-}
-
-interface Subscription {
-  id: string;
-  object: "subscription";
-  application: null;
-  application_fee_percent: null;
-  automatic_tax: { enabled: false; liability: null };
-  billing_cycle_anchor: number;
-  billing_cycle_anchor_config: null;
-  billing_mode: { flexible: null; type: "classic" };
-  billing_thresholds: null;
-  cancel_at: null;
-  cancel_at_period_end: boolean;
-  canceled_at: number | null;
-  cancellation_details: { comment: null; feedback: null; reason: "cancellation_requested" | null };
-  collection_method: "charge_automatically" | "send_invoice";
-  created: number;
-  currency: string;
-  customer: string;
-  customer_account: null;
-  days_until_due: number | null;
-  default_payment_method: null;
-  default_source: null;
-  default_tax_rates: never[];
-  description: string | null;
-  discounts: never[];
-  ended_at: number | null;
-  invoice_settings: {
-    account_tax_ids: null;
-    custom_fields: null;
-    description: null;
-    footer: null;
-    issuer: { type: "self" };
-  };
-  items: { object: "list"; data: SubscriptionItem[]; has_more: false; total_count: number; url: string };
-  latest_invoice: null;
-  livemode: boolean;
-  metadata: Record<string, string>;
-  next_pending_invoice_item_invoice: null;
-  on_behalf_of: null;
-  pause_collection: null;
-  payment_settings: {
-    payment_method_options: null;
-    payment_method_types: null;
-    save_default_payment_method: "off";
-  };
-  pending_invoice_item_interval: null;
-  pending_setup_intent: null;
-  pending_update: null;
-  schedule: null;
-  start_date: number;
-  status: "active" | "canceled";
-  test_clock: null;
-  transfer_data: null;
-  trial_end: null;
-  trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } };
-  trial_start: null;
-}
-
-interface InvoiceItem {
-  id: string;
-  object: "invoiceitem";
-  amount: number;
-  currency: string;
-  customer: string;
-  customer_account: null;
-  date: number;
-  description: string;
-  discountable: boolean;
-  discounts: never[];
-  invoice: null;
-  livemode: boolean;
-  metadata: Record<string, string>;
-  parent: {
-    subscription_details: { subscription: string; subscription_item: null };
-    type: "subscription_details";
-  };
-  period: { start: number; end: number };
-  pricing: {
-    price_details: { price: string; product: string };
-    type: "price_details";
-    unit_amount_decimal: string;
-  };
-  proration: boolean;
-  quantity: number;
-  quantity_decimal: string;
-  tax_rates: never[];
-  test_clock: null;
-}
-
-interface SavedResponse {
-  method: string;
-  path: string;
-  params: string;
-  status: number;
-  body: unknown;
-  requestId: string;
-  expiresAt: number;
-}
-
-/** One Stripe mode's data (test or live keys). */
-class Account {
-  customers = new Map<string, Customer>();
-  meters = new Map<string, Meter>();
-  products = new Map<string, Product>();
-  prices = new Map<string, Price>();
-  subscriptions = new Map<string, Subscription>();
-  invoiceItems = new Map<string, InvoiceItem>();
-  events: AcceptedMeterEvent[] = [];
-  /** identifier → expiry (ms). */
-  identifiers = new Map<string, number>();
-  idempotency = new Map<string, SavedResponse>();
-
-  toJSON() {
-    return {
-      customers: [...this.customers.values()],
-      meters: [...this.meters.values()],
-      products: [...this.products.values()],
-      prices: [...this.prices.values()],
-      subscriptions: [...this.subscriptions.values()],
-      invoiceItems: [...this.invoiceItems.values()],
-      events: this.events,
-      identifiers: [...this.identifiers],
-      idempotency: [...this.idempotency],
-    };
-  }
-
-  static fromJSON(json: ReturnType<Account["toJSON"]> | undefined): Account {
-    const account = new Account();
-    if (!json) return account;
-    for (const c of json.customers) account.customers.set(c.id, c);
-    for (const m of json.meters) account.meters.set(m.id, m);
-    for (const p of json.products ?? []) account.products.set(p.id, p);
-    for (const p of json.prices ?? []) account.prices.set(p.id, p);
-    for (const sub of json.subscriptions ?? []) account.subscriptions.set(sub.id, sub);
-    for (const ii of json.invoiceItems ?? []) account.invoiceItems.set(ii.id, ii);
-    account.events = json.events;
-    account.identifiers = new Map(json.identifiers);
-    account.idempotency = new Map(json.idempotency);
-    return account;
-  }
-}
-
-/** An error answered in Stripe's envelope. */
-class StripeFault extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: string,
-    message: string,
-    readonly extra: { code?: string; param?: string; headers?: Record<string, string> } = {},
-  ) {
-    super(message);
-  }
-}
-
-const invalid = (message: string, extra: { code?: string; param?: string; status?: number } = {}) =>
-  new StripeFault(extra.status ?? 400, "invalid_request_error", message, extra);
-const missing = (param: string) =>
-  invalid(`Missing required param: ${param}.`, { code: "parameter_missing", param });
-
-interface Reply {
-  status: number;
-  body: unknown;
-  headers?: Record<string, string>;
-}
-
-interface Call {
-  method: string;
-  path: string;
-  params: Params;
-  account: Account;
-  livemode: boolean;
-  requestId: string;
-  nowS: number;
-}
 
 export async function startStripeStandIn(options: StripeStandInOptions = {}): Promise<StripeStandIn> {
   const host = options.host ?? "127.0.0.1";
@@ -1718,45 +1438,6 @@ export function parseForm(text: string): Params {
   return root;
 }
 
-function allowOnly(params: Params, allowed: string[], prefix?: string): void {
-  for (const key of Object.keys(params)) {
-    if (!allowed.includes(key)) {
-      const name = prefix ? `${prefix}[${key}]` : key;
-      throw invalid(`Received unknown parameter: ${name}`, { code: "parameter_unknown", param: name });
-    }
-  }
-}
-
-function optString(params: Params, key: string, name = key): string | undefined {
-  const value = params[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== "string")
-    throw invalid(`Invalid string: ${name} must be a string, not a hash.`, { param: name });
-  return value;
-}
-
-function reqString(params: Params, key: string, name = key): string {
-  const value = optString(params, key, name);
-  if (value === undefined || value === "") throw missing(name);
-  return value;
-}
-
-function hash(params: Params, key: string): Params | undefined {
-  const value = params[key];
-  if (value === undefined || value === "") return undefined;
-  if (typeof value === "string") throw invalid(`Invalid object: ${key} must be a hash.`, { param: key });
-  return value;
-}
-
-function integer(raw: string, param: string): number {
-  if (!/^-?\d+$/.test(raw.trim()))
-    throw invalid(`Invalid integer: ${raw}`, { code: "parameter_invalid_integer", param });
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n))
-    throw invalid(`Invalid integer: ${raw}`, { code: "parameter_invalid_integer", param });
-  return n;
-}
-
 /** A subscription's items must share a currency and interval, and name each price once. */
 function checkItems(subscription: Subscription): void {
   const items = subscription.items.data;
@@ -1781,64 +1462,6 @@ function checkItems(subscription: Subscription): void {
       );
   }
   subscription.currency = first?.price.currency ?? "";
-}
-
-/** The legacy Plan object a subscription item still carries next to its price (api/plans/object). */
-function planView(price: Price): Record<string, unknown> {
-  return {
-    id: price.id,
-    object: "plan",
-    active: price.active,
-    amount: price.unit_amount,
-    amount_decimal: price.unit_amount_decimal,
-    billing_scheme: price.billing_scheme,
-    created: price.created,
-    currency: price.currency,
-    interval: price.recurring?.interval ?? "month",
-    interval_count: price.recurring?.interval_count ?? 1,
-    livemode: price.livemode,
-    metadata: price.metadata,
-    meter: price.recurring?.meter ?? null,
-    nickname: price.nickname,
-    product: price.product,
-    tiers_mode: price.tiers_mode,
-    transform_usage: null,
-    trial_period_days: null,
-    usage_type: price.recurring?.usage_type ?? "licensed",
-  };
-}
-
-/** A price as answered: `tiers` only when expanded. */
-function priceOut(price: Price, withTiers: boolean): Price {
-  const { tiers, ...rest } = price;
-  return withTiers && tiers ? { ...rest, tiers } : rest;
-}
-
-function subscriptionOut(subscription: Subscription): Subscription {
-  return {
-    ...subscription,
-    items: {
-      ...subscription.items,
-      data: subscription.items.data.map((item) => ({ ...item, price: priceOut(item.price, false) })),
-    },
-  };
-}
-
-/** The `expand[]` paths of a request. */
-function expansions(params: Params): Set<string> {
-  return new Set(list(params, "expand") ?? []);
-}
-
-/** An array parameter (`a[0]=x&a[1]=y` or `a[]=x`), as strings. */
-function list(params: Params, key: string): string[] | undefined {
-  const value = params[key];
-  if (value === undefined) return undefined;
-  if (typeof value === "string") throw invalid(`Invalid array: ${key} must be an array.`, { param: key });
-  return Object.entries(value).map(([i, v]) => {
-    if (typeof v !== "string")
-      throw invalid(`Invalid string: ${key}[${i}] must be a string.`, { param: `${key}[${i}]` });
-    return v;
-  });
 }
 
 function tiersOf(params: Params): PriceTier[] {
@@ -1882,12 +1505,6 @@ function tiersOf(params: Params): PriceTier[] {
   return tiers;
 }
 
-function nonNegative(raw: string, param: string): number {
-  const n = integer(raw, param);
-  if (n < 0) throw invalid(`Invalid ${param}: must be greater than or equal to 0`, { param });
-  return n;
-}
-
 /** One calendar month later (UTC), clamped to the month's last day, as Stripe bills monthly. */
 function addMonth(t: number): number {
   const d = new Date(t * 1000);
@@ -1898,85 +1515,10 @@ function addMonth(t: number): number {
   return Math.floor(target.getTime() / 1000);
 }
 
-function metadataOf(params: Params): Record<string, string> {
-  const raw = hash(params, "metadata");
-  const metadata: Record<string, string> = {};
-  if (!raw) return metadata;
-  for (const [k, v] of Object.entries(raw)) {
-    if (typeof v !== "string")
-      throw invalid(`Invalid string: metadata[${k}] must be a string.`, { param: `metadata[${k}]` });
-    if (k.length > 40)
-      throw invalid("Metadata keys can be at most 40 characters.", { param: `metadata[${k}]` });
-    if (v.length > 500)
-      throw invalid("Metadata values can be at most 500 characters.", { param: `metadata[${k}]` });
-    if (v !== "") metadata[k] = v; // an empty value unsets a key
-  }
-  if (Object.keys(metadata).length > 50)
-    throw invalid("Metadata can have at most 50 keys.", { param: "metadata" });
-  return metadata;
-}
-
-/**
- * Stripe's "No such customer: 'cus_…'" (`resource_missing`): 404 for the object in the path, 400 for
- * one named by a parameter. Choice: "billing meter" as the meter's name in the message, and the
- * "a similar object exists in live mode" hint is not modelled.
- */
-function noSuch(what: string, id: string, param: string, status: number): StripeFault {
-  return invalid(`No such ${what}: '${id}'`, { code: "resource_missing", param, status });
-}
-
-function aggregate(formula: Formula, events: AcceptedMeterEvent[]): number {
-  if (formula === "count") return events.length;
-  if (formula === "last") {
-    // Choice: "last" = the value of the event with the latest timestamp (ties: the last received).
-    let latest: AcceptedMeterEvent | undefined;
-    for (const e of events) if (!latest || e.timestamp >= latest.timestamp) latest = e;
-    return latest?.value ?? 0;
-  }
-  // Rounded to 15 significant digits so that decimal values sum as decimals (0.1 + 0.2 = 0.3).
-  const total = events.reduce((sum, e) => sum + e.value, 0);
-  return Number(total.toPrecision(15));
-}
-
 /** Deterministic, so cursors survive between list calls. */
 function summaryId(meter: Meter, customer: string, start: number, end: number): string {
   const tag = Buffer.from(`${meter.id}|${customer}|${start}|${end}`).toString("hex");
   return `${meter.livemode ? "mtrusg" : "mtrusg_test"}_${tag}`;
-}
-
-function paginate<T extends { id: string }>(
-  items: T[],
-  params: Params,
-  url: string,
-): { object: "list"; data: T[]; has_more: boolean; url: string } {
-  const limitRaw = optString(params, "limit");
-  const limit = limitRaw === undefined ? 10 : integer(limitRaw, "limit");
-  if (limit < 1 || limit > 100)
-    throw invalid("Invalid limit: must be between 1 and 100.", { param: "limit" });
-  const after = optString(params, "starting_after");
-  const before = optString(params, "ending_before");
-  if (after && before) {
-    throw invalid("You may only specify one of these parameters: ending_before, starting_after.", {
-      param: "starting_after",
-    });
-  }
-  let data: T[];
-  let hasMore: boolean;
-  if (before) {
-    const i = items.findIndex((item) => item.id === before);
-    if (i < 0)
-      throw invalid(`No such object: '${before}'`, { code: "resource_missing", param: "ending_before" });
-    const from = Math.max(0, i - limit);
-    data = items.slice(from, i);
-    hasMore = from > 0;
-  } else {
-    const i = after ? items.findIndex((item) => item.id === after) : -1;
-    if (after && i < 0)
-      throw invalid(`No such object: '${after}'`, { code: "resource_missing", param: "starting_after" });
-    data = items.slice(i + 1, i + 1 + limit);
-    hasMore = i + 1 + limit < items.length;
-  }
-  return { object: "list", data, has_more: hasMore, url };
 }
 
 function errorBody(fault: StripeFault, requestId: string): { error: Record<string, unknown> } {
@@ -2014,14 +1556,6 @@ function decode(segment: string): string {
   }
 }
 
-const ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-function randomChars(n: number): string {
-  const bytes = randomBytes(n);
-  let out = "";
-  for (const b of bytes) out += ALPHANUMERIC[b % ALPHANUMERIC.length];
-  return out;
-}
-const newId = (prefix: string, n: number) => `${prefix}_${randomChars(n)}`;
 const newRequestId = () => newId("req", 14);
 
 function readBody(req: IncomingMessage): Promise<string> {
