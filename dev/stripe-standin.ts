@@ -64,6 +64,11 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
+import { checkout } from "./stripe/checkout";
+import { monthsAfter, standInClock } from "./stripe/clock";
+import { type LocalAnswer, type LocalDeps, localAnswer } from "./stripe/control";
+import { emit, listEvents, momentOf, retrieveEvent } from "./stripe/events";
+import { DEFAULT_RETRY_RULES, invoicing, type RetryRules } from "./stripe/invoices";
 import {
   type AcceptedMeterEvent,
   Account,
@@ -85,6 +90,7 @@ import { aggregate } from "./stripe/pricing";
 import {
   allowOnly,
   type Call,
+  DEFAULT_STRIPE_VERSION,
   expansions,
   hash,
   integer,
@@ -119,6 +125,8 @@ export interface StripeStandInOptions {
    * change and on stop), so that `npm start` keeps the customer ids Postgres remembers. Default: memory only.
    */
   stateFile?: string;
+  /** Payment retries (default: 3 failed charges, 3 days apart, then the subscription is canceled). */
+  retries?: Partial<RetryRules>;
 }
 
 export interface StripeStandIn {
@@ -146,12 +154,19 @@ const IDENTIFIER_TTL_MS = 24 * 3_600_000;
 const MAX_PAST_S = 35 * DAY;
 const MAX_FUTURE_S = 5 * 60;
 const MAX_BODY_BYTES = 1 << 20;
-// Choice: the version the `stripe` package in this repo pins, answered when a request names none.
-const DEFAULT_STRIPE_VERSION = "2026-10-28.endive";
 
 export async function startStripeStandIn(options: StripeStandInOptions = {}): Promise<StripeStandIn> {
   const host = options.host ?? "127.0.0.1";
-  const now = options.now ?? Date.now;
+  const clock = standInClock(options.now ?? Date.now);
+  const now = clock.nowMs;
+  const defaultRules: RetryRules = { ...DEFAULT_RETRY_RULES, ...options.retries };
+  let rules = defaultRules;
+  let origin = "";
+  const billing = invoicing(
+    () => rules,
+    () => origin,
+  );
+  const sessions = checkout(() => origin);
   let test = new Account();
   let live = new Account();
   const stateFile = options.stateFile;
@@ -202,6 +217,26 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
   const resetFaults = () => {
     faults = [];
     latencyMs = 0;
+    clock.reset();
+    rules = defaultRules;
+  };
+  const modes = () => [
+    { account: test, livemode: false },
+    { account: live, livemode: true },
+  ];
+  const local: LocalDeps = {
+    accounts: modes,
+    clock,
+    runDue: () => {
+      for (const { account, livemode } of modes())
+        billing.runDue(account, livemode, Math.floor(now() / 1000));
+    },
+    rules: {
+      get: () => rules,
+      set: (next) => {
+        rules = next;
+      },
+    },
   };
   const reset = () => {
     test = new Account();
@@ -239,6 +274,12 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       return;
     }
     if (url.pathname.startsWith("/__control/")) return control(req, res, url, raw);
+    const answer = localAnswer(local, req.method ?? "GET", url.pathname, raw);
+    if (answer) {
+      if (req.method === "POST" && answer.status < 400) save();
+      sendLocal(res, answer);
+      return;
+    }
 
     const requestId = newRequestId();
     const method = req.method ?? "GET";
@@ -272,6 +313,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     const livemode = key.startsWith("sk_live_");
     const account = livemode ? live : test;
     const nowMs = now();
+    billing.runDue(account, livemode, Math.floor(nowMs / 1000));
     const route = findRoute(method, url.pathname);
     if (!route) {
       throw invalid(
@@ -282,6 +324,8 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
 
     const params =
       method === "GET" || method === "DELETE" ? parseForm(url.search.slice(1)) : parseBody(req, raw);
+    // Stripe ignores Idempotency-Key on GET and DELETE ("has no effect").
+    const idempotencyKey = method === "POST" ? header(req, "idempotency-key") : undefined;
     const call: Call = {
       method,
       path: url.pathname,
@@ -289,11 +333,9 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       account,
       livemode,
       requestId,
+      idempotencyKey,
       nowS: Math.floor(nowMs / 1000),
     };
-
-    // Stripe ignores Idempotency-Key on GET and DELETE ("has no effect").
-    const idempotencyKey = method === "POST" ? header(req, "idempotency-key") : undefined;
     if (idempotencyKey === undefined) return route.handler(call, route.id);
 
     if (idempotencyKey.length > 255) {
@@ -446,6 +488,18 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     { method: "GET", pattern: /^\/v1\/billing\/meters\/([^/]+)$/, handler: retrieveMeter },
     { method: "GET", pattern: /^\/v1\/billing\/meters\/([^/]+)\/event_summaries$/, handler: listSummaries },
     { method: "POST", pattern: /^\/v1\/billing\/meter_events$/, handler: createMeterEvent },
+    { method: "GET", pattern: /^\/v1\/events$/, handler: listEvents },
+    { method: "GET", pattern: /^\/v1\/events\/([^/]+)$/, handler: retrieveEvent },
+    { method: "GET", pattern: /^\/v1\/invoices$/, handler: billing.listInvoices },
+    { method: "GET", pattern: /^\/v1\/invoices\/([^/]+)$/, handler: billing.retrieveInvoice },
+    { method: "POST", pattern: /^\/v1\/invoices\/([^/]+)\/pay$/, handler: billing.payInvoice },
+    { method: "POST", pattern: /^\/v1\/checkout\/sessions$/, handler: sessions.createSession },
+    { method: "GET", pattern: /^\/v1\/checkout\/sessions\/([^/]+)$/, handler: sessions.retrieveSession },
+    {
+      method: "POST",
+      pattern: /^\/v1\/checkout\/sessions\/([^/]+)\/expire$/,
+      handler: sessions.expireSession,
+    },
   ];
   function findRoute(method: string, path: string): { handler: Route["handler"]; id: string } | null {
     for (const route of routes) {
@@ -493,6 +547,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       test_clock: null,
     };
     call.account.customers.set(customer.id, customer);
+    emit(momentOf(call), "customer.created", customer);
     return { status: 200, body: customer };
   }
 
@@ -737,7 +792,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (collection === "send_invoice" && daysRaw === undefined) throw missing("days_until_due");
     const id = newId("sub", 24);
     const start = call.nowS;
-    const end = addMonth(start);
+    const end = monthsAfter(start, 1);
     const subscription: Subscription = {
       id,
       object: "subscription",
@@ -810,6 +865,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     checkItems(subscription);
     oneCurrency(call, subscription);
     call.account.subscriptions.set(id, subscription);
+    emit(momentOf(call), "customer.subscription.created", subscriptionOut(subscription));
     return { status: 200, body: subscriptionOut(subscription) };
   }
 
@@ -873,7 +929,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     const at = prorationDateRaw === undefined ? call.nowS : integer(prorationDateRaw, "proration_date");
     const first = subscription.items.data[0];
     const start = first?.current_period_start ?? call.nowS;
-    const end = first?.current_period_end ?? addMonth(call.nowS);
+    const end = first?.current_period_end ?? monthsAfter(call.nowS, 1);
     const next = [...subscription.items.data];
     const prorations: Array<{ price: Price; sign: 1 | -1; quantity: number }> = [];
     const itemsParam = hash(p, "items") ?? {};
@@ -926,6 +982,12 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     checkItems(updated);
     oneCurrency(call, updated);
     call.account.subscriptions.set(id, updated);
+    emit(
+      momentOf(call),
+      "customer.subscription.updated",
+      subscriptionOut(updated),
+      subscriptionOut(subscription),
+    );
     if (behavior === "create_prorations" && at >= start && at < end) {
       for (const { price, sign, quantity } of prorations) {
         const share = (price.unit_amount ?? 0) * quantity * ((end - at) / (end - start));
@@ -979,6 +1041,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       ended_at: call.nowS,
     };
     call.account.subscriptions.set(id, canceled);
+    emit(momentOf(call), "customer.subscription.deleted", subscriptionOut(canceled));
     return { status: 200, body: subscriptionOut(canceled) };
   }
 
@@ -1335,6 +1398,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
   });
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(":") ? `[${host}]` : host;
+  origin = `http://${urlHost}:${port}`;
   return {
     url: `http://${urlHost}:${port}`,
     host,
@@ -1505,16 +1569,6 @@ function tiersOf(params: Params): PriceTier[] {
   return tiers;
 }
 
-/** One calendar month later (UTC), clamped to the month's last day, as Stripe bills monthly. */
-function addMonth(t: number): number {
-  const d = new Date(t * 1000);
-  const target = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1));
-  const lastDay = new Date(Date.UTC(target.getUTCFullYear(), target.getUTCMonth() + 1, 0)).getUTCDate();
-  target.setUTCDate(Math.min(d.getUTCDate(), lastDay));
-  target.setUTCHours(d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds());
-  return Math.floor(target.getTime() / 1000);
-}
-
 /** Deterministic, so cursors survive between list calls. */
 function summaryId(meter: Meter, customer: string, start: number, end: number): string {
   const tag = Buffer.from(`${meter.id}|${customer}|${start}|${end}`).toString("hex");
@@ -1574,6 +1628,22 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
+}
+
+/** A control endpoint's JSON, or a page. */
+function sendLocal(res: ServerResponse, answer: LocalAnswer): void {
+  if (!answer.contentType) {
+    send(res, answer.status, answer.body, answer.headers);
+    return;
+  }
+  const text = String(answer.body);
+  res.writeHead(answer.status, {
+    "Content-Type": answer.contentType,
+    "Content-Length": Buffer.byteLength(text),
+    "Cache-Control": "no-cache, no-store",
+    ...answer.headers,
+  });
+  res.end(text);
 }
 
 function send(

@@ -160,7 +160,11 @@ export interface Subscription {
   cancel_at: null;
   cancel_at_period_end: boolean;
   canceled_at: number | null;
-  cancellation_details: { comment: null; feedback: null; reason: "cancellation_requested" | null };
+  cancellation_details: {
+    comment: null;
+    feedback: null;
+    reason: "cancellation_requested" | "payment_failed" | null;
+  };
   collection_method: "charge_automatically" | "send_invoice";
   created: number;
   currency: string;
@@ -181,7 +185,8 @@ export interface Subscription {
     issuer: { type: "self" };
   };
   items: { object: "list"; data: SubscriptionItem[]; has_more: false; total_count: number; url: string };
-  latest_invoice: null;
+  /** The id of the subscription's newest invoice. */
+  latest_invoice: string | null;
   livemode: boolean;
   metadata: Record<string, string>;
   next_pending_invoice_item_invoice: null;
@@ -197,7 +202,7 @@ export interface Subscription {
   pending_update: null;
   schedule: null;
   start_date: number;
-  status: "active" | "canceled";
+  status: "active" | "past_due" | "unpaid" | "canceled";
   test_clock: null;
   transfer_data: null;
   trial_end: null;
@@ -216,7 +221,8 @@ export interface InvoiceItem {
   description: string;
   discountable: boolean;
   discounts: never[];
-  invoice: null;
+  /** The invoice it was billed on; null while pending. */
+  invoice: string | null;
   livemode: boolean;
   metadata: Record<string, string>;
   parent: {
@@ -247,6 +253,168 @@ export interface SavedResponse {
 }
 
 /** One Stripe mode's data (test or live keys). */
+export type PaymentOutcome = "succeed" | "fail";
+
+/** One line of an invoice (api/invoice-line-item/object). */
+export interface InvoiceLine {
+  id: string;
+  object: "line_item";
+  amount: number;
+  currency: string;
+  description: string;
+  discount_amounts: never[];
+  discountable: boolean;
+  discounts: never[];
+  invoice: string;
+  livemode: boolean;
+  metadata: Record<string, string>;
+  parent:
+    | {
+        type: "subscription_item_details";
+        subscription_item_details: {
+          invoice_item: null;
+          proration: false;
+          proration_details: { credited_items: null };
+          subscription: string;
+          subscription_item: string;
+        };
+      }
+    | {
+        type: "invoice_item_details";
+        invoice_item_details: {
+          invoice_item: string;
+          proration: boolean;
+          proration_details: { credited_items: null };
+          subscription: string | null;
+        };
+      };
+  period: { start: number; end: number };
+  pricing: {
+    price_details: { price: string; product: string };
+    type: "price_details";
+    unit_amount_decimal: string | null;
+  };
+  quantity: number;
+  taxes: never[];
+}
+
+/** An invoice (api/invoices/object), in the shape of API versions since 2025-03-31 (`parent`). */
+export interface Invoice {
+  id: string;
+  object: "invoice";
+  account_country: null;
+  account_name: null;
+  amount_due: number;
+  amount_overpaid: number;
+  amount_paid: number;
+  amount_remaining: number;
+  amount_shipping: number;
+  attempt_count: number;
+  attempted: boolean;
+  auto_advance: boolean;
+  automatic_tax: { enabled: false; liability: null; status: null };
+  billing_reason: "subscription_cycle";
+  collection_method: "charge_automatically" | "send_invoice";
+  created: number;
+  currency: string;
+  customer: string;
+  customer_email: string | null;
+  customer_name: string | null;
+  default_payment_method: null;
+  description: null;
+  discounts: never[];
+  due_date: number | null;
+  effective_at: number | null;
+  ending_balance: number | null;
+  hosted_invoice_url: string | null;
+  invoice_pdf: string | null;
+  issuer: { type: "self" };
+  lines: { object: "list"; data: InvoiceLine[]; has_more: false; total_count: number; url: string };
+  livemode: boolean;
+  metadata: Record<string, string>;
+  next_payment_attempt: number | null;
+  number: string | null;
+  parent: {
+    quote_details: null;
+    subscription_details: { metadata: Record<string, string>; subscription: string };
+    type: "subscription_details";
+  };
+  period_end: number;
+  period_start: number;
+  post_payment_credit_notes_amount: number;
+  pre_payment_credit_notes_amount: number;
+  starting_balance: number;
+  status: "draft" | "open" | "paid" | "uncollectible" | "void";
+  status_transitions: {
+    finalized_at: number | null;
+    marked_uncollectible_at: number | null;
+    paid_at: number | null;
+    voided_at: number | null;
+  };
+  subtotal: number;
+  subtotal_excluding_tax: number;
+  total: number;
+  total_discount_amounts: never[];
+  total_excluding_tax: number;
+  total_taxes: never[];
+  webhooks_delivered_at: number | null;
+}
+
+/** A Stripe Event (api/events/object): `data.object` is a snapshot taken when it happened. */
+export interface StripeEvent {
+  id: string;
+  object: "event";
+  api_version: string;
+  created: number;
+  data: { object: unknown; previous_attributes?: Record<string, unknown> };
+  livemode: boolean;
+  pending_webhooks: number;
+  request: { id: string | null; idempotency_key: string | null };
+  type: string;
+}
+
+/** One line of a Checkout Session (api/checkout/sessions/line_items). */
+export interface CheckoutLineItem {
+  id: string;
+  object: "item";
+  amount_discount: number;
+  amount_subtotal: number;
+  amount_tax: number;
+  amount_total: number;
+  currency: string;
+  description: string;
+  price: Price;
+  quantity: number;
+}
+
+/** A Checkout Session in `payment` mode (api/checkout/sessions/object). */
+export interface CheckoutSession {
+  id: string;
+  object: "checkout.session";
+  amount_subtotal: number;
+  amount_total: number;
+  cancel_url: string | null;
+  client_reference_id: string | null;
+  created: number;
+  currency: string;
+  customer: string | null;
+  customer_email: string | null;
+  expires_at: number;
+  /** Stripe's includable field: in an answer only when expanded (`expand[]=line_items`). */
+  line_items?: { object: "list"; data: CheckoutLineItem[]; has_more: false; url: string };
+  livemode: boolean;
+  metadata: Record<string, string>;
+  mode: "payment";
+  payment_intent: string | null;
+  /** Not answered: `payment_intent_data[metadata]`, kept for the payment intent. */
+  payment_intent_metadata?: Record<string, string>;
+  payment_status: "paid" | "unpaid";
+  status: "complete" | "expired" | "open";
+  success_url: string | null;
+  ui_mode: "hosted";
+  url: string | null;
+}
+
 export class Account {
   customers = new Map<string, Customer>();
   meters = new Map<string, Meter>();
@@ -258,6 +426,12 @@ export class Account {
   /** identifier → expiry (ms). */
   identifiers = new Map<string, number>();
   idempotency = new Map<string, SavedResponse>();
+  invoices = new Map<string, Invoice>();
+  /** Stripe Event objects (`GET /v1/events`), oldest first. */
+  stripeEvents: StripeEvent[] = [];
+  checkoutSessions = new Map<string, CheckoutSession>();
+  /** customer → the outcome of its payments until changed (default succeed). */
+  paymentOutcomes = new Map<string, PaymentOutcome>();
 
   toJSON() {
     return {
@@ -270,6 +444,10 @@ export class Account {
       events: this.events,
       identifiers: [...this.identifiers],
       idempotency: [...this.idempotency],
+      invoices: [...this.invoices.values()],
+      stripeEvents: this.stripeEvents,
+      checkoutSessions: [...this.checkoutSessions.values()],
+      paymentOutcomes: [...this.paymentOutcomes],
     };
   }
 
@@ -285,6 +463,10 @@ export class Account {
     account.events = json.events;
     account.identifiers = new Map(json.identifiers);
     account.idempotency = new Map(json.idempotency);
+    for (const invoice of json.invoices ?? []) account.invoices.set(invoice.id, invoice);
+    account.stripeEvents = json.stripeEvents ?? [];
+    for (const session of json.checkoutSessions ?? []) account.checkoutSessions.set(session.id, session);
+    account.paymentOutcomes = new Map(json.paymentOutcomes ?? []);
     return account;
   }
 }

@@ -38,8 +38,13 @@ export interface Call {
   account: Account;
   livemode: boolean;
   requestId: string;
+  /** The request's Idempotency-Key (POST only), for the events it causes. */
+  idempotencyKey?: string;
   nowS: number;
 }
+
+// Choice: the version the `stripe` package in this repo pins, answered when a request names none.
+export const DEFAULT_STRIPE_VERSION = "2026-10-28.endive";
 
 export function allowOnly(params: Params, allowed: string[], prefix?: string): void {
   for (const key of Object.keys(params)) {
