@@ -102,9 +102,7 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
           items: { ...sub.items, data: sub.items.data.map((item) => nextPeriod(sub, item, end)) },
         };
     account.subscriptions.set(sub.id, after);
-    const type =
-      after.status === "canceled" ? "customer.subscription.deleted" : "customer.subscription.updated";
-    emit(at, type, subscriptionOut(after), subscriptionOut(sub));
+    emitSubscriptionChange(at, sub, after);
 
     if (sub.status === "unpaid") return; // Stripe leaves an unpaid subscription's invoices as drafts
     finalize(at, invoice);
@@ -266,9 +264,7 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
       };
     if (after === sub) return false;
     account.subscriptions.set(sub.id, after);
-    const type =
-      after.status === "canceled" ? "customer.subscription.deleted" : "customer.subscription.updated";
-    emit(at, type, subscriptionOut(after), subscriptionOut(sub));
+    emitSubscriptionChange(at, sub, after);
     return false;
   }
 
@@ -343,6 +339,12 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
   }
 
   return { runDue, listInvoices, retrieveInvoice, payInvoice };
+}
+
+/** `customer.subscription.deleted` when it ended (no previous attributes, as Stripe), else `.updated`. */
+function emitSubscriptionChange(at: Moment, before: Subscription, after: Subscription): void {
+  if (after.status === "canceled") emit(at, "customer.subscription.deleted", subscriptionOut(after));
+  else emit(at, "customer.subscription.updated", subscriptionOut(after), subscriptionOut(before));
 }
 
 export function invoiceOf(account: Account, id: string): Invoice {
