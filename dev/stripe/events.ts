@@ -103,7 +103,11 @@ export function listEvents(call: Call): Reply {
   if (types && types.length > 20) throw invalid("types can have at most 20 entries.", { param: "types" });
   const typeOk = typeFilter(type, types);
   const createdOk = createdFilter(p);
-  const events = call.account.stripeEvents.filter((e) => typeOk(e.type) && createdOk(e.created)).reverse();
+  // A cursor is an event's place in the whole list, whether or not it passes the filters.
+  const cursors = [optString(p, "starting_after"), optString(p, "ending_before")];
+  const events = call.account.stripeEvents
+    .filter((e) => cursors.includes(e.id) || (typeOk(e.type) && createdOk(e.created)))
+    .reverse();
   return { status: 200, body: paginate(events, p, "/v1/events") };
 }
 

@@ -16,7 +16,8 @@
  *   amount due of 0 is paid without a charge. A failed charge is retried every `intervalDays`
  *   until `attempts` charges have failed (Stripe's smart retries, here a fixed schedule); then the
  *   subscription is canceled (or left `unpaid`, whose later invoices stay drafts).
- * - A subscription is `active` again when none of its invoices is left open.
+ * - A past_due or unpaid subscription is `active` again when its latest invoice is paid (Stripe:
+ *   "pay the most recent invoice to reactivate the subscription").
  * - The customer's balance (negative: credit) is applied to the invoice; a credit larger than the
  *   total stays on the balance.
  */
@@ -271,9 +272,7 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
   function reactivate(at: Moment, invoice: Invoice): void {
     const sub = at.account.subscriptions.get(invoice.parent.subscription_details.subscription);
     if (!sub || (sub.status !== "past_due" && sub.status !== "unpaid")) return;
-    for (const other of at.account.invoices.values()) {
-      if (other.status === "open" && other.parent.subscription_details.subscription === sub.id) return;
-    }
+    if (sub.latest_invoice !== invoice.id) return;
     const after: Subscription = { ...sub, status: "active" };
     at.account.subscriptions.set(sub.id, after);
     emit(at, "customer.subscription.updated", subscriptionOut(after), subscriptionOut(sub));
