@@ -1,9 +1,14 @@
 /**
  * A local Stripe stand-in: a Node HTTP server speaking Stripe's v1 wire protocol for just the
  * endpoints the gateway uses (customers, billing meters, meter events, meter event summaries,
- * products, prices, subscriptions and the proration invoice items they make), so
- * the official `stripe` package — inside workerd, pointed here with `host`/`port`/`protocol` —
- * runs the same code path locally and in tests as against api.stripe.com.
+ * products, prices, subscriptions and the proration invoice items they make, invoices, events,
+ * Checkout Sessions), so the official `stripe` package — inside workerd, pointed here with
+ * `host`/`port`/`protocol` — runs the same code path locally and in tests as against api.stripe.com.
+ *
+ * Its parts in dev/stripe/: the objects (objects.ts) and wire kit (wire.ts); the clock it runs on
+ * (clock.ts); the billing cycle — invoices at period end, payments, retries (invoices.ts, priced by
+ * pricing.ts); Events (events.ts); Checkout Sessions (checkout.ts); and what it serves outside /v1 —
+ * the `/_standin/` control endpoints and the hosted pages (control.ts, pages.ts).
  *
  * Wire behaviours and where they come from (docs.stripe.com unless noted):
  * - Auth: `Authorization: Bearer sk_test_…|sk_live_…` (Basic with the key as user also works, as
@@ -57,7 +62,8 @@
  *
  * Choices where the docs are silent are marked "Choice:" below. Test and live keys see separate
  * data (as two Stripe modes do). Data lives in memory, or in `stateFile` when given. Fault injection and inspection live under `/__control/` (no auth):
- * `fail`, `latency`, `reset-faults` (clears both; tests call it before each test), `reset` (everything), `events`.
+ * `fail`, `latency`, `reset-faults` (clears both, and puts the clock and the payment retry rules
+ * back; tests call it before each test), `reset` (everything), `events` (accepted meter events).
  */
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
