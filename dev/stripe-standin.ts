@@ -905,7 +905,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
    * changes price mid-period is credited for the unused time and the new one charged for it, as
    * pending invoice items (`proration: true`); metered items bill their usage, never prorate.
    * Choice: the amounts are rounded half away from zero to the minor unit; `always_invoice` is
-   * refused (no invoices are modelled yet).
+   * refused (prorations are invoiced at the period end only).
    */
   function updateSubscription(call: Call, id: string): Reply {
     const p = call.params;
@@ -927,7 +927,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (behavior !== "create_prorations" && behavior !== "none")
       throw invalid(
         behavior === "always_invoice"
-          ? "The Stripe stand-in does not model invoices yet: proration_behavior=always_invoice is refused."
+          ? "The Stripe stand-in invoices prorations at the period end only: proration_behavior=always_invoice is refused."
           : "Invalid proration_behavior: must be one of always_invoice, create_prorations, or none",
         { param: "proration_behavior" },
       );

@@ -21,8 +21,9 @@ export function aggregate(formula: Formula, events: AcceptedMeterEvent[]): numbe
  * A price's amount, in minor units, for `quantity` units (api/prices, "tiers"):
  * - per_unit: `unit_amount × quantity`;
  * - tiered, graduated: each tier bills the units that fall in it (`up_to` inclusive) at its
- *   `unit_amount`, plus its `flat_amount` once when the quantity reaches it; the first tier always
- *   applies, so its flat amount is a base fee even at zero units (Stripe's "flat fee and overages");
+ *   `unit_amount`, plus its `flat_amount` once when the quantity reaches it. Choice (the docs do
+ *   not say; billing engines that mirror Stripe do the same, e.g. openmeterio/openmeter PR #2119):
+ *   the first tier always applies, so its flat amount is billed even at zero units;
  * - tiered, volume: every unit at the `unit_amount` of the tier the whole quantity falls in, plus
  *   that tier's `flat_amount`.
  * Choice: a fractional quantity (a meter summing decimals) is priced exactly and the line rounded
