@@ -1,9 +1,14 @@
 /**
  * A local Stripe stand-in: a Node HTTP server speaking Stripe's v1 wire protocol for just the
  * endpoints the gateway uses (customers, billing meters, meter events, meter event summaries,
- * products, prices, subscriptions and the proration invoice items they make), so
- * the official `stripe` package — inside workerd, pointed here with `host`/`port`/`protocol` —
- * runs the same code path locally and in tests as against api.stripe.com.
+ * products, prices, subscriptions and the proration invoice items they make, invoices, events,
+ * Checkout Sessions), so the official `stripe` package — inside workerd, pointed here with
+ * `host`/`port`/`protocol` — runs the same code path locally and in tests as against api.stripe.com.
+ *
+ * Its parts in dev/stripe/: the objects (objects.ts) and wire kit (wire.ts); the clock it runs on
+ * (clock.ts); the billing cycle — invoices at period end, payments, retries (invoices.ts, priced by
+ * pricing.ts); Events (events.ts); Checkout Sessions (checkout.ts); and what it serves outside /v1 —
+ * the `/_standin/` control endpoints and the hosted pages (control.ts, pages.ts).
  *
  * Wire behaviours and where they come from (docs.stripe.com unless noted):
  * - Auth: `Authorization: Bearer sk_test_…|sk_live_…` (Basic with the key as user also works, as
@@ -57,13 +62,62 @@
  *
  * Choices where the docs are silent are marked "Choice:" below. Test and live keys see separate
  * data (as two Stripe modes do). Data lives in memory, or in `stateFile` when given. Fault injection and inspection live under `/__control/` (no auth):
- * `fail`, `latency`, `reset-faults` (clears both; tests call it before each test), `reset` (everything), `events`.
+ * `fail`, `latency`, `reset-faults` (clears both, and puts the clock and the payment retry rules
+ * back; tests call it before each test), `reset` (everything), `events` (accepted meter events).
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
+import { checkout } from "./stripe/checkout";
+import { monthsAfter, standInClock } from "./stripe/clock";
+import { type LocalAnswer, type LocalDeps, localAnswer } from "./stripe/control";
+import { emit, listEvents, momentOf, retrieveEvent } from "./stripe/events";
+import { DEFAULT_RETRY_RULES, invoicing, type RetryRules } from "./stripe/invoices";
+import {
+  type AcceptedMeterEvent,
+  Account,
+  type Customer,
+  FORMULAS,
+  type Formula,
+  type InvoiceItem,
+  type Meter,
+  type Price,
+  type PriceTier,
+  type Product,
+  planView,
+  priceOut,
+  type Subscription,
+  type SubscriptionItem,
+  subscriptionOut,
+} from "./stripe/objects";
+import { aggregate } from "./stripe/pricing";
+import {
+  allowOnly,
+  type Call,
+  DEFAULT_STRIPE_VERSION,
+  expansions,
+  hash,
+  integer,
+  invalid,
+  list,
+  metadataOf,
+  missing,
+  newId,
+  nonNegative,
+  noSuch,
+  optString,
+  type Param,
+  type Params,
+  paginate,
+  type Reply,
+  randomChars,
+  reqString,
+  StripeFault,
+} from "./stripe/wire";
+
+export type { AcceptedMeterEvent } from "./stripe/objects";
 
 export interface StripeStandInOptions {
   /** Default 0: an OS-assigned port. */
@@ -77,6 +131,8 @@ export interface StripeStandInOptions {
    * change and on stop), so that `npm start` keeps the customer ids Postgres remembers. Default: memory only.
    */
   stateFile?: string;
+  /** Payment retries (default: 3 failed charges, 3 days apart, then the subscription is canceled). */
+  retries?: Partial<RetryRules>;
 }
 
 export interface StripeStandIn {
@@ -98,340 +154,25 @@ export interface StripeStandIn {
   resetFaults(): void;
 }
 
-/** One accepted meter event, as `GET /__control/events` lists it. */
-export interface AcceptedMeterEvent {
-  object: "billing.meter_event";
-  created: number;
-  event_name: string;
-  identifier: string;
-  livemode: boolean;
-  payload: Record<string, string>;
-  timestamp: number;
-  /** Not part of Stripe's object: what the stand-in resolved it to. */
-  meter: string;
-  customer: string;
-  value: number;
-  request_id: string;
-}
-
 const DAY = 86_400;
 const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 const IDENTIFIER_TTL_MS = 24 * 3_600_000;
 const MAX_PAST_S = 35 * DAY;
 const MAX_FUTURE_S = 5 * 60;
 const MAX_BODY_BYTES = 1 << 20;
-// Choice: the version the `stripe` package in this repo pins, answered when a request names none.
-const DEFAULT_STRIPE_VERSION = "2026-10-28.endive";
-const FORMULAS = ["sum", "count", "last"] as const;
-type Formula = (typeof FORMULAS)[number];
-
-type Params = { [key: string]: Param };
-type Param = string | Params;
-
-interface Customer {
-  id: string;
-  object: "customer";
-  address: null;
-  balance: number;
-  created: number;
-  /** Set by the customer's first subscription; a customer bills in one currency. */
-  currency: string | null;
-  default_source: null;
-  delinquent: boolean;
-  description: string | null;
-  discount: null;
-  email: string | null;
-  invoice_prefix: string;
-  invoice_settings: {
-    custom_fields: null;
-    default_payment_method: null;
-    footer: null;
-    rendering_options: null;
-  };
-  livemode: boolean;
-  metadata: Record<string, string>;
-  name: string | null;
-  next_invoice_sequence: number;
-  phone: string | null;
-  preferred_locales: string[];
-  shipping: null;
-  tax_exempt: "none";
-  test_clock: null;
-}
-
-interface Meter {
-  id: string;
-  object: "billing.meter";
-  created: number;
-  customer_mapping: { event_payload_key: string; type: "by_id" };
-  default_aggregation: { formula: Formula };
-  display_name: string;
-  event_name: string;
-  event_time_window: null;
-  livemode: boolean;
-  status: "active";
-  status_transitions: { deactivated_at: null };
-  updated: number;
-  value_settings: { event_payload_key: string };
-}
-
-interface Product {
-  id: string;
-  object: "product";
-  active: boolean;
-  created: number;
-  default_price: null;
-  description: string | null;
-  images: string[];
-  livemode: boolean;
-  marketing_features: never[];
-  metadata: Record<string, string>;
-  name: string;
-  package_dimensions: null;
-  shippable: null;
-  statement_descriptor: null;
-  tax_code: null;
-  tax_details: null;
-  type: "service";
-  unit_label: null;
-  updated: number;
-  url: null;
-}
-
-interface PriceTier {
-  flat_amount: number | null;
-  flat_amount_decimal: string | null;
-  unit_amount: number | null;
-  unit_amount_decimal: string | null;
-  up_to: number | null;
-}
-
-interface Price {
-  id: string;
-  object: "price";
-  active: boolean;
-  billing_scheme: "per_unit" | "tiered";
-  created: number;
-  currency: string;
-  custom_unit_amount: null;
-  livemode: boolean;
-  lookup_key: string | null;
-  metadata: Record<string, string>;
-  nickname: string | null;
-  product: string;
-  recurring: {
-    interval: "day" | "week" | "month" | "year";
-    interval_count: number;
-    meter: string | null;
-    trial_period_days: null;
-    usage_type: "licensed" | "metered";
-  } | null;
-  tax_behavior: "unspecified";
-  /** Stripe's "includable" field: in an answer only when expanded (`expand[]=tiers`). */
-  tiers?: PriceTier[];
-  tiers_mode: "graduated" | "volume" | null;
-  transform_quantity: null;
-  type: "one_time" | "recurring";
-  unit_amount: number | null;
-  unit_amount_decimal: string | null;
-}
-
-interface SubscriptionItem {
-  id: string;
-  object: "subscription_item";
-  billing_thresholds: null;
-  created: number;
-  current_period_end: number;
-  current_period_start: number;
-  current_trial: null;
-  discounts: never[];
-  metadata: Record<string, string>;
-  /** The legacy Plan view of the price, which Stripe still answers next to it. */
-  plan: Record<string, unknown>;
-  price: Price;
-  quantity?: number;
-  subscription: string;
-  tax_rates: never[];
-}
-
-interface Subscription {
-  id: string;
-  object: "subscription";
-  application: null;
-  application_fee_percent: null;
-  automatic_tax: { enabled: false; liability: null };
-  billing_cycle_anchor: number;
-  billing_cycle_anchor_config: null;
-  billing_mode: { flexible: null; type: "classic" };
-  billing_thresholds: null;
-  cancel_at: null;
-  cancel_at_period_end: boolean;
-  canceled_at: number | null;
-  cancellation_details: { comment: null; feedback: null; reason: "cancellation_requested" | null };
-  collection_method: "charge_automatically" | "send_invoice";
-  created: number;
-  currency: string;
-  customer: string;
-  customer_account: null;
-  days_until_due: number | null;
-  default_payment_method: null;
-  default_source: null;
-  default_tax_rates: never[];
-  description: string | null;
-  discounts: never[];
-  ended_at: number | null;
-  invoice_settings: {
-    account_tax_ids: null;
-    custom_fields: null;
-    description: null;
-    footer: null;
-    issuer: { type: "self" };
-  };
-  items: { object: "list"; data: SubscriptionItem[]; has_more: false; total_count: number; url: string };
-  latest_invoice: null;
-  livemode: boolean;
-  metadata: Record<string, string>;
-  next_pending_invoice_item_invoice: null;
-  on_behalf_of: null;
-  pause_collection: null;
-  payment_settings: {
-    payment_method_options: null;
-    payment_method_types: null;
-    save_default_payment_method: "off";
-  };
-  pending_invoice_item_interval: null;
-  pending_setup_intent: null;
-  pending_update: null;
-  schedule: null;
-  start_date: number;
-  status: "active" | "canceled";
-  test_clock: null;
-  transfer_data: null;
-  trial_end: null;
-  trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } };
-  trial_start: null;
-}
-
-interface InvoiceItem {
-  id: string;
-  object: "invoiceitem";
-  amount: number;
-  currency: string;
-  customer: string;
-  customer_account: null;
-  date: number;
-  description: string;
-  discountable: boolean;
-  discounts: never[];
-  invoice: null;
-  livemode: boolean;
-  metadata: Record<string, string>;
-  parent: {
-    subscription_details: { subscription: string; subscription_item: null };
-    type: "subscription_details";
-  };
-  period: { start: number; end: number };
-  pricing: {
-    price_details: { price: string; product: string };
-    type: "price_details";
-    unit_amount_decimal: string;
-  };
-  proration: boolean;
-  quantity: number;
-  quantity_decimal: string;
-  tax_rates: never[];
-  test_clock: null;
-}
-
-interface SavedResponse {
-  method: string;
-  path: string;
-  params: string;
-  status: number;
-  body: unknown;
-  requestId: string;
-  expiresAt: number;
-}
-
-/** One Stripe mode's data (test or live keys). */
-class Account {
-  customers = new Map<string, Customer>();
-  meters = new Map<string, Meter>();
-  products = new Map<string, Product>();
-  prices = new Map<string, Price>();
-  subscriptions = new Map<string, Subscription>();
-  invoiceItems = new Map<string, InvoiceItem>();
-  events: AcceptedMeterEvent[] = [];
-  /** identifier → expiry (ms). */
-  identifiers = new Map<string, number>();
-  idempotency = new Map<string, SavedResponse>();
-
-  toJSON() {
-    return {
-      customers: [...this.customers.values()],
-      meters: [...this.meters.values()],
-      products: [...this.products.values()],
-      prices: [...this.prices.values()],
-      subscriptions: [...this.subscriptions.values()],
-      invoiceItems: [...this.invoiceItems.values()],
-      events: this.events,
-      identifiers: [...this.identifiers],
-      idempotency: [...this.idempotency],
-    };
-  }
-
-  static fromJSON(json: ReturnType<Account["toJSON"]> | undefined): Account {
-    const account = new Account();
-    if (!json) return account;
-    for (const c of json.customers) account.customers.set(c.id, c);
-    for (const m of json.meters) account.meters.set(m.id, m);
-    for (const p of json.products ?? []) account.products.set(p.id, p);
-    for (const p of json.prices ?? []) account.prices.set(p.id, p);
-    for (const sub of json.subscriptions ?? []) account.subscriptions.set(sub.id, sub);
-    for (const ii of json.invoiceItems ?? []) account.invoiceItems.set(ii.id, ii);
-    account.events = json.events;
-    account.identifiers = new Map(json.identifiers);
-    account.idempotency = new Map(json.idempotency);
-    return account;
-  }
-}
-
-/** An error answered in Stripe's envelope. */
-class StripeFault extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: string,
-    message: string,
-    readonly extra: { code?: string; param?: string; headers?: Record<string, string> } = {},
-  ) {
-    super(message);
-  }
-}
-
-const invalid = (message: string, extra: { code?: string; param?: string; status?: number } = {}) =>
-  new StripeFault(extra.status ?? 400, "invalid_request_error", message, extra);
-const missing = (param: string) =>
-  invalid(`Missing required param: ${param}.`, { code: "parameter_missing", param });
-
-interface Reply {
-  status: number;
-  body: unknown;
-  headers?: Record<string, string>;
-}
-
-interface Call {
-  method: string;
-  path: string;
-  params: Params;
-  account: Account;
-  livemode: boolean;
-  requestId: string;
-  nowS: number;
-}
 
 export async function startStripeStandIn(options: StripeStandInOptions = {}): Promise<StripeStandIn> {
   const host = options.host ?? "127.0.0.1";
-  const now = options.now ?? Date.now;
+  const clock = standInClock(options.now ?? Date.now);
+  const now = clock.nowMs;
+  const defaultRules: RetryRules = { ...DEFAULT_RETRY_RULES, ...options.retries };
+  let rules = defaultRules;
+  let origin = "";
+  const billing = invoicing(
+    () => rules,
+    () => origin,
+  );
+  const sessions = checkout(() => origin);
   let test = new Account();
   let live = new Account();
   const stateFile = options.stateFile;
@@ -482,6 +223,26 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
   const resetFaults = () => {
     faults = [];
     latencyMs = 0;
+    clock.reset();
+    rules = defaultRules;
+  };
+  const modes = () => [
+    { account: test, livemode: false },
+    { account: live, livemode: true },
+  ];
+  const local: LocalDeps = {
+    accounts: modes,
+    clock,
+    runDue: () => {
+      for (const { account, livemode } of modes())
+        billing.runDue(account, livemode, Math.floor(now() / 1000));
+    },
+    rules: {
+      get: () => rules,
+      set: (next) => {
+        rules = next;
+      },
+    },
   };
   const reset = () => {
     test = new Account();
@@ -519,6 +280,12 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       return;
     }
     if (url.pathname.startsWith("/__control/")) return control(req, res, url, raw);
+    const answer = localAnswer(local, req.method ?? "GET", url.pathname, raw);
+    if (answer) {
+      if (req.method === "POST" && answer.status < 400) save();
+      sendLocal(res, answer);
+      return;
+    }
 
     const requestId = newRequestId();
     const method = req.method ?? "GET";
@@ -552,6 +319,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     const livemode = key.startsWith("sk_live_");
     const account = livemode ? live : test;
     const nowMs = now();
+    billing.runDue(account, livemode, Math.floor(nowMs / 1000));
     const route = findRoute(method, url.pathname);
     if (!route) {
       throw invalid(
@@ -562,6 +330,8 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
 
     const params =
       method === "GET" || method === "DELETE" ? parseForm(url.search.slice(1)) : parseBody(req, raw);
+    // Stripe ignores Idempotency-Key on GET and DELETE ("has no effect").
+    const idempotencyKey = method === "POST" ? header(req, "idempotency-key") : undefined;
     const call: Call = {
       method,
       path: url.pathname,
@@ -569,11 +339,9 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       account,
       livemode,
       requestId,
+      idempotencyKey,
       nowS: Math.floor(nowMs / 1000),
     };
-
-    // Stripe ignores Idempotency-Key on GET and DELETE ("has no effect").
-    const idempotencyKey = method === "POST" ? header(req, "idempotency-key") : undefined;
     if (idempotencyKey === undefined) return route.handler(call, route.id);
 
     if (idempotencyKey.length > 255) {
@@ -726,6 +494,18 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     { method: "GET", pattern: /^\/v1\/billing\/meters\/([^/]+)$/, handler: retrieveMeter },
     { method: "GET", pattern: /^\/v1\/billing\/meters\/([^/]+)\/event_summaries$/, handler: listSummaries },
     { method: "POST", pattern: /^\/v1\/billing\/meter_events$/, handler: createMeterEvent },
+    { method: "GET", pattern: /^\/v1\/events$/, handler: listEvents },
+    { method: "GET", pattern: /^\/v1\/events\/([^/]+)$/, handler: retrieveEvent },
+    { method: "GET", pattern: /^\/v1\/invoices$/, handler: billing.listInvoices },
+    { method: "GET", pattern: /^\/v1\/invoices\/([^/]+)$/, handler: billing.retrieveInvoice },
+    { method: "POST", pattern: /^\/v1\/invoices\/([^/]+)\/pay$/, handler: billing.payInvoice },
+    { method: "POST", pattern: /^\/v1\/checkout\/sessions$/, handler: sessions.createSession },
+    { method: "GET", pattern: /^\/v1\/checkout\/sessions\/([^/]+)$/, handler: sessions.retrieveSession },
+    {
+      method: "POST",
+      pattern: /^\/v1\/checkout\/sessions\/([^/]+)\/expire$/,
+      handler: sessions.expireSession,
+    },
   ];
   function findRoute(method: string, path: string): { handler: Route["handler"]; id: string } | null {
     for (const route of routes) {
@@ -773,6 +553,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       test_clock: null,
     };
     call.account.customers.set(customer.id, customer);
+    emit(momentOf(call), "customer.created", customer);
     return { status: 200, body: customer };
   }
 
@@ -1017,7 +798,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (collection === "send_invoice" && daysRaw === undefined) throw missing("days_until_due");
     const id = newId("sub", 24);
     const start = call.nowS;
-    const end = addMonth(start);
+    const end = monthsAfter(start, 1);
     const subscription: Subscription = {
       id,
       object: "subscription",
@@ -1090,6 +871,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     checkItems(subscription);
     oneCurrency(call, subscription);
     call.account.subscriptions.set(id, subscription);
+    emit(momentOf(call), "customer.subscription.created", subscriptionOut(subscription));
     return { status: 200, body: subscriptionOut(subscription) };
   }
 
@@ -1123,7 +905,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
    * changes price mid-period is credited for the unused time and the new one charged for it, as
    * pending invoice items (`proration: true`); metered items bill their usage, never prorate.
    * Choice: the amounts are rounded half away from zero to the minor unit; `always_invoice` is
-   * refused (no invoices are modelled yet).
+   * refused (prorations are invoiced at the period end only).
    */
   function updateSubscription(call: Call, id: string): Reply {
     const p = call.params;
@@ -1145,7 +927,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (behavior !== "create_prorations" && behavior !== "none")
       throw invalid(
         behavior === "always_invoice"
-          ? "The Stripe stand-in does not model invoices yet: proration_behavior=always_invoice is refused."
+          ? "The Stripe stand-in invoices prorations at the period end only: proration_behavior=always_invoice is refused."
           : "Invalid proration_behavior: must be one of always_invoice, create_prorations, or none",
         { param: "proration_behavior" },
       );
@@ -1153,7 +935,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     const at = prorationDateRaw === undefined ? call.nowS : integer(prorationDateRaw, "proration_date");
     const first = subscription.items.data[0];
     const start = first?.current_period_start ?? call.nowS;
-    const end = first?.current_period_end ?? addMonth(call.nowS);
+    const end = first?.current_period_end ?? monthsAfter(call.nowS, 1);
     const next = [...subscription.items.data];
     const prorations: Array<{ price: Price; sign: 1 | -1; quantity: number }> = [];
     const itemsParam = hash(p, "items") ?? {};
@@ -1206,6 +988,12 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     checkItems(updated);
     oneCurrency(call, updated);
     call.account.subscriptions.set(id, updated);
+    emit(
+      momentOf(call),
+      "customer.subscription.updated",
+      subscriptionOut(updated),
+      subscriptionOut(subscription),
+    );
     if (behavior === "create_prorations" && at >= start && at < end) {
       for (const { price, sign, quantity } of prorations) {
         const share = (price.unit_amount ?? 0) * quantity * ((end - at) / (end - start));
@@ -1259,6 +1047,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       ended_at: call.nowS,
     };
     call.account.subscriptions.set(id, canceled);
+    emit(momentOf(call), "customer.subscription.deleted", subscriptionOut(canceled));
     return { status: 200, body: subscriptionOut(canceled) };
   }
 
@@ -1615,6 +1404,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
   });
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(":") ? `[${host}]` : host;
+  origin = `http://${urlHost}:${port}`;
   return {
     url: `http://${urlHost}:${port}`,
     host,
@@ -1718,45 +1508,6 @@ export function parseForm(text: string): Params {
   return root;
 }
 
-function allowOnly(params: Params, allowed: string[], prefix?: string): void {
-  for (const key of Object.keys(params)) {
-    if (!allowed.includes(key)) {
-      const name = prefix ? `${prefix}[${key}]` : key;
-      throw invalid(`Received unknown parameter: ${name}`, { code: "parameter_unknown", param: name });
-    }
-  }
-}
-
-function optString(params: Params, key: string, name = key): string | undefined {
-  const value = params[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== "string")
-    throw invalid(`Invalid string: ${name} must be a string, not a hash.`, { param: name });
-  return value;
-}
-
-function reqString(params: Params, key: string, name = key): string {
-  const value = optString(params, key, name);
-  if (value === undefined || value === "") throw missing(name);
-  return value;
-}
-
-function hash(params: Params, key: string): Params | undefined {
-  const value = params[key];
-  if (value === undefined || value === "") return undefined;
-  if (typeof value === "string") throw invalid(`Invalid object: ${key} must be a hash.`, { param: key });
-  return value;
-}
-
-function integer(raw: string, param: string): number {
-  if (!/^-?\d+$/.test(raw.trim()))
-    throw invalid(`Invalid integer: ${raw}`, { code: "parameter_invalid_integer", param });
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n))
-    throw invalid(`Invalid integer: ${raw}`, { code: "parameter_invalid_integer", param });
-  return n;
-}
-
 /** A subscription's items must share a currency and interval, and name each price once. */
 function checkItems(subscription: Subscription): void {
   const items = subscription.items.data;
@@ -1781,64 +1532,6 @@ function checkItems(subscription: Subscription): void {
       );
   }
   subscription.currency = first?.price.currency ?? "";
-}
-
-/** The legacy Plan object a subscription item still carries next to its price (api/plans/object). */
-function planView(price: Price): Record<string, unknown> {
-  return {
-    id: price.id,
-    object: "plan",
-    active: price.active,
-    amount: price.unit_amount,
-    amount_decimal: price.unit_amount_decimal,
-    billing_scheme: price.billing_scheme,
-    created: price.created,
-    currency: price.currency,
-    interval: price.recurring?.interval ?? "month",
-    interval_count: price.recurring?.interval_count ?? 1,
-    livemode: price.livemode,
-    metadata: price.metadata,
-    meter: price.recurring?.meter ?? null,
-    nickname: price.nickname,
-    product: price.product,
-    tiers_mode: price.tiers_mode,
-    transform_usage: null,
-    trial_period_days: null,
-    usage_type: price.recurring?.usage_type ?? "licensed",
-  };
-}
-
-/** A price as answered: `tiers` only when expanded. */
-function priceOut(price: Price, withTiers: boolean): Price {
-  const { tiers, ...rest } = price;
-  return withTiers && tiers ? { ...rest, tiers } : rest;
-}
-
-function subscriptionOut(subscription: Subscription): Subscription {
-  return {
-    ...subscription,
-    items: {
-      ...subscription.items,
-      data: subscription.items.data.map((item) => ({ ...item, price: priceOut(item.price, false) })),
-    },
-  };
-}
-
-/** The `expand[]` paths of a request. */
-function expansions(params: Params): Set<string> {
-  return new Set(list(params, "expand") ?? []);
-}
-
-/** An array parameter (`a[0]=x&a[1]=y` or `a[]=x`), as strings. */
-function list(params: Params, key: string): string[] | undefined {
-  const value = params[key];
-  if (value === undefined) return undefined;
-  if (typeof value === "string") throw invalid(`Invalid array: ${key} must be an array.`, { param: key });
-  return Object.entries(value).map(([i, v]) => {
-    if (typeof v !== "string")
-      throw invalid(`Invalid string: ${key}[${i}] must be a string.`, { param: `${key}[${i}]` });
-    return v;
-  });
 }
 
 function tiersOf(params: Params): PriceTier[] {
@@ -1882,101 +1575,10 @@ function tiersOf(params: Params): PriceTier[] {
   return tiers;
 }
 
-function nonNegative(raw: string, param: string): number {
-  const n = integer(raw, param);
-  if (n < 0) throw invalid(`Invalid ${param}: must be greater than or equal to 0`, { param });
-  return n;
-}
-
-/** One calendar month later (UTC), clamped to the month's last day, as Stripe bills monthly. */
-function addMonth(t: number): number {
-  const d = new Date(t * 1000);
-  const target = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1));
-  const lastDay = new Date(Date.UTC(target.getUTCFullYear(), target.getUTCMonth() + 1, 0)).getUTCDate();
-  target.setUTCDate(Math.min(d.getUTCDate(), lastDay));
-  target.setUTCHours(d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds());
-  return Math.floor(target.getTime() / 1000);
-}
-
-function metadataOf(params: Params): Record<string, string> {
-  const raw = hash(params, "metadata");
-  const metadata: Record<string, string> = {};
-  if (!raw) return metadata;
-  for (const [k, v] of Object.entries(raw)) {
-    if (typeof v !== "string")
-      throw invalid(`Invalid string: metadata[${k}] must be a string.`, { param: `metadata[${k}]` });
-    if (k.length > 40)
-      throw invalid("Metadata keys can be at most 40 characters.", { param: `metadata[${k}]` });
-    if (v.length > 500)
-      throw invalid("Metadata values can be at most 500 characters.", { param: `metadata[${k}]` });
-    if (v !== "") metadata[k] = v; // an empty value unsets a key
-  }
-  if (Object.keys(metadata).length > 50)
-    throw invalid("Metadata can have at most 50 keys.", { param: "metadata" });
-  return metadata;
-}
-
-/**
- * Stripe's "No such customer: 'cus_…'" (`resource_missing`): 404 for the object in the path, 400 for
- * one named by a parameter. Choice: "billing meter" as the meter's name in the message, and the
- * "a similar object exists in live mode" hint is not modelled.
- */
-function noSuch(what: string, id: string, param: string, status: number): StripeFault {
-  return invalid(`No such ${what}: '${id}'`, { code: "resource_missing", param, status });
-}
-
-function aggregate(formula: Formula, events: AcceptedMeterEvent[]): number {
-  if (formula === "count") return events.length;
-  if (formula === "last") {
-    // Choice: "last" = the value of the event with the latest timestamp (ties: the last received).
-    let latest: AcceptedMeterEvent | undefined;
-    for (const e of events) if (!latest || e.timestamp >= latest.timestamp) latest = e;
-    return latest?.value ?? 0;
-  }
-  // Rounded to 15 significant digits so that decimal values sum as decimals (0.1 + 0.2 = 0.3).
-  const total = events.reduce((sum, e) => sum + e.value, 0);
-  return Number(total.toPrecision(15));
-}
-
 /** Deterministic, so cursors survive between list calls. */
 function summaryId(meter: Meter, customer: string, start: number, end: number): string {
   const tag = Buffer.from(`${meter.id}|${customer}|${start}|${end}`).toString("hex");
   return `${meter.livemode ? "mtrusg" : "mtrusg_test"}_${tag}`;
-}
-
-function paginate<T extends { id: string }>(
-  items: T[],
-  params: Params,
-  url: string,
-): { object: "list"; data: T[]; has_more: boolean; url: string } {
-  const limitRaw = optString(params, "limit");
-  const limit = limitRaw === undefined ? 10 : integer(limitRaw, "limit");
-  if (limit < 1 || limit > 100)
-    throw invalid("Invalid limit: must be between 1 and 100.", { param: "limit" });
-  const after = optString(params, "starting_after");
-  const before = optString(params, "ending_before");
-  if (after && before) {
-    throw invalid("You may only specify one of these parameters: ending_before, starting_after.", {
-      param: "starting_after",
-    });
-  }
-  let data: T[];
-  let hasMore: boolean;
-  if (before) {
-    const i = items.findIndex((item) => item.id === before);
-    if (i < 0)
-      throw invalid(`No such object: '${before}'`, { code: "resource_missing", param: "ending_before" });
-    const from = Math.max(0, i - limit);
-    data = items.slice(from, i);
-    hasMore = from > 0;
-  } else {
-    const i = after ? items.findIndex((item) => item.id === after) : -1;
-    if (after && i < 0)
-      throw invalid(`No such object: '${after}'`, { code: "resource_missing", param: "starting_after" });
-    data = items.slice(i + 1, i + 1 + limit);
-    hasMore = i + 1 + limit < items.length;
-  }
-  return { object: "list", data, has_more: hasMore, url };
 }
 
 function errorBody(fault: StripeFault, requestId: string): { error: Record<string, unknown> } {
@@ -2014,14 +1616,6 @@ function decode(segment: string): string {
   }
 }
 
-const ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-function randomChars(n: number): string {
-  const bytes = randomBytes(n);
-  let out = "";
-  for (const b of bytes) out += ALPHANUMERIC[b % ALPHANUMERIC.length];
-  return out;
-}
-const newId = (prefix: string, n: number) => `${prefix}_${randomChars(n)}`;
 const newRequestId = () => newId("req", 14);
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -2040,6 +1634,22 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
+}
+
+/** A control endpoint's JSON, or a page. */
+function sendLocal(res: ServerResponse, answer: LocalAnswer): void {
+  if (!answer.contentType) {
+    send(res, answer.status, answer.body, answer.headers);
+    return;
+  }
+  const text = String(answer.body);
+  res.writeHead(answer.status, {
+    "Content-Type": answer.contentType,
+    "Content-Length": Buffer.byteLength(text),
+    "Cache-Control": "no-cache, no-store",
+    ...answer.headers,
+  });
+  res.end(text);
 }
 
 function send(
