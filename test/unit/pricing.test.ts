@@ -40,6 +40,22 @@ describe("plan pricing", () => {
     expect(periodAmount(p, 0).total).toBe(0);
   });
 
+  it("charges the first tier's flat amount even at zero units (as Stripe and the stand-in bill it), a later tier's only once reached", () => {
+    const p = metered({
+      tiers: [
+        { upTo: 10, unitAmount: 1, flatAmount: 300 },
+        { upTo: null, unitAmount: 1, flatAmount: 700 },
+      ],
+    });
+    expect(periodAmount(p, 0).usageAmount).toBe(300);
+    expect(periodAmount(p, 10).usageAmount).toBe(310);
+    expect(periodAmount(p, 11).usageAmount).toBe(1011);
+    // With included units, the first Stripe tier is the free one: the overage tier's flat waits for a unit.
+    const included = metered({ includedUnits: 5, tiers: [{ upTo: null, unitAmount: 1, flatAmount: 300 }] });
+    expect(periodAmount(included, 0).usageAmount).toBe(0);
+    expect(periodAmount(included, 6).usageAmount).toBe(301);
+  });
+
   it("counts overage tiers from the end of the included units, as the Stripe price's tiers do", () => {
     const p = metered({
       includedUnits: 100,

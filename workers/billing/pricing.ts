@@ -5,8 +5,8 @@
  *
  * Every amount is an integer in the currency's minor unit (cents for USD): a unit price is whole
  * minor units per unit, tiers are graduated (each unit is priced by the tier it falls in; a tier's
- * flat amount is charged once as soon as any unit falls in it), and included units are a first tier
- * at 0. There is nothing to round: Stripe's arithmetic on such prices is exact, and so is ours.
+ * flat amount is charged once as soon as any unit falls in it, the first tier's even at zero units),
+ * and included units are a first tier at 0. There is nothing to round: Stripe's arithmetic on such prices is exact, and so is ours.
  */
 import { z } from "@hono/zod-openapi";
 import type { PlanPricing } from "../../schema";
@@ -118,7 +118,9 @@ export function periodAmount(p: MeteredPricing, periodUnits: number): PeriodAmou
   for (const tier of stripeTiers(p)) {
     const upTo = tier.up_to === "inf" ? Number.POSITIVE_INFINITY : tier.up_to;
     const inTier = Math.max(0, Math.min(periodUnits, upTo) - from);
-    const amount = inTier > 0 ? inTier * tier.unit_amount + tier.flat_amount : 0;
+    // A tier's flat amount is charged once any unit falls in it — and the first tier's always, even
+    // at zero units: the period's quantity always falls in the first tier (as Stripe bills it).
+    const amount = inTier > 0 || from === 0 ? inTier * tier.unit_amount + tier.flat_amount : 0;
     usageLines.push({
       from: from + 1,
       to: tier.up_to === "inf" ? null : tier.up_to,
