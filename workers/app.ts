@@ -17,6 +17,7 @@ import { registerOpenApi } from "./api/openapi";
 import { tenantDoor } from "./api/tenant/door";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
+import { registerStripeWebhooks } from "./billing/webhooks/receive";
 import { config } from "./config";
 import { authenticate } from "./edge/authenticate";
 import { registerProxy } from "./edge/proxy";
@@ -76,6 +77,9 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
   registerGatewayKeys(app);
   registerUsage(app);
+
+  // Stripe's signature is this door's only credential (workers/billing/webhooks/receive.ts).
+  registerStripeWebhooks(app);
 
   registerOpenApi(app);
   // Wrong method on a gateway path → 405 with Allow, not the proxy's 404 (workers/api/method-not-allowed.ts).

@@ -32,6 +32,10 @@ export interface Bindings {
   STRIPE_METER_EVENT_NAME?: string;
   /** Seconds after an hour ends before its usage is reported to Stripe (default 600). */
   STRIPE_REPORT_LATENESS_S?: string;
+  /** Secret. Signing secret (`whsec_…`) of the Stripe webhook endpoint; unset = `POST /webhooks/stripe` answers 503. */
+  STRIPE_WEBHOOK_SECRET?: string;
+  /** Seconds a past-due tenant's requests still pass (with a warning) before 402 (default 604800, 7 days). */
+  BILLING_GRACE_PERIOD_S?: string;
   /** Secret. Postgres connection string (Neon in production). */
   DATABASE_URL: string;
   /** Local only: `host:port/path` of the WebSocket→TCP bridge in front of a plain Postgres. Unset in production. */
@@ -75,6 +79,10 @@ export interface Config {
   stripeMeterEventName: string;
   /** Seconds after an hour ends before its usage is reported to Stripe. */
   stripeReportLatenessS: number;
+  /** The Stripe webhook signing secret; null = not configured. */
+  stripeWebhookSecret: string | null;
+  /** Dunning: seconds from a failed payment until a past-due tenant is refused with 402. */
+  billingGracePeriodS: number;
   logLevel: LogLevel;
   /** Share of `ok` request lines written (0..1); error lines are always written. */
   logSampleRate: number;
