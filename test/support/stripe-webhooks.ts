@@ -141,8 +141,10 @@ export async function postWebhook(
     } as typeof env,
     ctx,
   );
+  // The request's log line (a waitUntil) settles once the body is read: read it first.
+  const text = await res.text();
   await waitOnExecutionContext(ctx);
-  return res;
+  return new Response(text, { status: res.status, headers: res.headers });
 }
 
 /** Delivers an event, signed, as Stripe would. */

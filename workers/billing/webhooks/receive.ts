@@ -6,11 +6,11 @@
  * unknown customer; a 503 (Stripe or the tenant object unreachable) makes Stripe deliver it again.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { database } from "../../api/database";
 import { json, problemResponses } from "../../api/schemas";
 import { readUpTo } from "../../edge/read-body";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
+import { openDb } from "../../shared/db";
 import { stripeClient } from "../../shared/stripe";
 import { dispatchEvent } from "./dispatch";
 import { verifyStripeEvent } from "./verify";
@@ -46,7 +46,6 @@ const tooLarge = () =>
   new GatewayError("payload_too_large", `Stripe webhook bodies are limited to ${WEBHOOK_BODY_LIMIT} bytes.`);
 
 export function registerStripeWebhooks(app: OpenAPIHono<AppEnv>): void {
-  app.use(WEBHOOK_PATH, database());
   app.openapi(route, async (c) => {
     const { stripeWebhookSecret, billingGracePeriodS } = c.var.config;
     if (!stripeWebhookSecret) {
@@ -69,13 +68,20 @@ export function registerStripeWebhooks(app: OpenAPIHono<AppEnv>): void {
         "STRIPE_SECRET_KEY is not set: the gateway cannot read the event's object from Stripe. Retry later.",
       );
     }
-    const result = await dispatchEvent(event, {
-      env: c.env,
-      db: c.var.db,
-      stripe,
-      now: Date.now(),
-      graceMs: billingGracePeriodS * 1000,
-    });
+    // Opened only for a verified event: a forged delivery costs no Postgres connection.
+    const handle = openDb(c.env);
+    let result: Awaited<ReturnType<typeof dispatchEvent>>;
+    try {
+      result = await dispatchEvent(event, {
+        env: c.env,
+        db: handle.db,
+        stripe,
+        now: Date.now(),
+        graceMs: billingGracePeriodS * 1000,
+      });
+    } finally {
+      c.executionCtx.waitUntil(handle.close());
+    }
     return c.json(
       result.duplicate
         ? { received: true as const, duplicate: true }
