@@ -26,6 +26,8 @@ import {
 } from "../support/stripe-webhooks";
 
 const clock = controlledClock();
+/** Nothing listens on port 1: Stripe unreachable. */
+const DEAD_STRIPE = "http://127.0.0.1:1";
 
 async function withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
   const { db, close } = openDb(env);
@@ -153,6 +155,19 @@ describe("applied once, in any order", () => {
     expect(await recorded(event.id as string)).toEqual([{ outcome: "applied", tenant_id: t.tenantId }]);
   });
 
+  it("applies two concurrent deliveries of one event once", async () => {
+    clock.set(Date.now());
+    const t = await seedBilledTenant();
+    const invoiceId = `in_${uniq()}`;
+    await stripeHas(t, "past_due", { id: invoiceId, status: "open" });
+    const event = await failed(t, invoiceId);
+    const answers = await Promise.all(
+      [deliver(event), deliver(event)].map(async (r) => expectJson(await r, 200)),
+    );
+    expect(answers.map((a) => a.duplicate).sort()).toEqual([false, true]);
+    expect(await recorded(event.id as string)).toEqual([{ outcome: "applied", tenant_id: t.tenantId }]);
+  });
+
   it("ends in Stripe's current state when invoice.paid arrives before the payment_failed of the same invoice", async () => {
     clock.set(Date.now());
     const t = await seedBilledTenant();
@@ -225,7 +240,7 @@ describe("nothing to do", () => {
   it("answers an unknown event type 200 ignored, recorded, with no Stripe read and no change", async () => {
     const event = stripeEvent("customer.tax_id.created", { id: `txi_${uniq()}` });
     // A dead Stripe proves no read is made for it.
-    const res = await deliver(event, { STRIPE_API_URL: env.ORIGIN_URL.replace(/:\d+/, ":1") });
+    const res = await deliver(event, { STRIPE_API_URL: DEAD_STRIPE });
     expect(await expectJson(res, 200)).toEqual({ received: true, duplicate: false, outcome: "ignored" });
     expect(await recorded(event.id as string)).toEqual([{ outcome: "ignored", tenant_id: null }]);
   });
@@ -261,7 +276,7 @@ describe("nothing to do", () => {
     const invoiceId = `in_${uniq()}`;
     await stripeHas(t, "past_due", { id: invoiceId, status: "open" });
     const event = await failed(t, invoiceId);
-    const down = await deliver(event, { STRIPE_API_URL: env.ORIGIN_URL.replace(/:\d+/, ":1") });
+    const down = await deliver(event, { STRIPE_API_URL: DEAD_STRIPE });
     expect(await expectJson(down, 503)).toMatchObject({ code: "service_unavailable" });
     expect(await recorded(event.id as string)).toEqual([]);
     expect((await readTenant(t.tenantId)).status).toBe("active");
