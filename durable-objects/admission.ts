@@ -79,6 +79,13 @@ export interface CurrentUsage {
   monthly: { used: number; limit: number | null; remaining: number | null; resetAt: number };
 }
 
+/** A past-due tenant's dunning dates (epoch ms), as the object holds them. */
+export interface PastDue {
+  since: number | null;
+  /** Requests pass until this instant, refused from it; null = refused at once. */
+  graceUntil: number | null;
+}
+
 export type AdmitResult =
   | {
       outcome: "admitted";
@@ -86,10 +93,12 @@ export type AdmitResult =
       leaseToken: string | null;
       admittedAt: number;
       usage?: CurrentUsage;
+      /** Set while a past-due tenant is in its grace period: the edge warns the client (Warning header). */
+      pastDue?: PastDue;
     }
   | { outcome: "rate_limited" | "quota_exceeded"; retryAfter: number; limits: LimitState }
   | { outcome: "replay"; response: RecordedResponse; limits: LimitState }
-  | { outcome: Refusal };
+  | { outcome: Refusal; pastDue?: PastDue };
 
 /** A read-only view of the object's storage. */
 export interface AdmissionStore {
@@ -109,7 +118,7 @@ export interface Writes {
 }
 
 export type Decision =
-  | { outcome: "admitted"; limits: LimitState; writes: Writes }
+  | { outcome: "admitted"; limits: LimitState; writes: Writes; pastDue?: PastDue }
   | Exclude<AdmitResult, { outcome: "admitted" }>;
 
 /** A request that can never fit (cost above capacity) is told to come back after a day, not never. */
@@ -212,6 +221,12 @@ function effectiveKey(
   };
 }
 
+/** A past-due tenant's dunning dates; null when the tenant is not past due. */
+export function pastDueOf(config: TenantConfig): PastDue | null {
+  if (config.status !== "past_due") return null;
+  return { since: config.pastDueSince ?? null, graceUntil: config.graceUntil ?? null };
+}
+
 /**
  * The whole decision for one request at `now`, given the config the object holds (already the
  * newer of its own and the edge's). Returns what to write when admitted; nothing otherwise.
@@ -231,8 +246,12 @@ export function decideAdmission(
     return { outcome: "ip_not_allowed" };
 
   if (config.status === "suspended") return { outcome: "suspended" };
-  // Past due: the tenant API still serves reads; API traffic and anything that costs money do not.
-  if (config.status === "past_due" && (door === "proxy" || input.write)) return { outcome: "past_due" };
+  // Past due, within the grace period: everything passes, flagged so the edge warns the client.
+  // After it (or without one): the tenant API still serves reads; API traffic and anything that
+  // costs money do not.
+  const pastDue = pastDueOf(config);
+  const inGrace = pastDue !== null && pastDue.graceUntil !== null && now < pastDue.graceUntil;
+  if (pastDue && !inGrace && (door === "proxy" || input.write)) return { outcome: "past_due", pastDue };
 
   const windows = windowsFor(door, env, config, { id: input.keyId, limit: key.rateLimit }, store, now);
 
@@ -271,6 +290,7 @@ export function decideAdmission(
   for (const q of windows.quotas) q.usage = { ...q.usage, used: q.usage.used + input.cost };
   return {
     outcome: "admitted",
+    ...(pastDue && inGrace ? { pastDue } : {}),
     limits: snapshot(windows, input.cost),
     writes: {
       buckets: windows.buckets.map(({ name, state }) => ({ name, state })),

@@ -12,6 +12,13 @@ export interface TenantConfig {
   /** Monotonic version (bumped by every change of the tenant or its plan); the object keeps the newest it has seen. */
   version: number;
   status: "active" | "suspended" | "past_due";
+  /**
+   * Dunning (epoch ms): a past-due tenant's requests pass, flagged, until this instant and are
+   * refused (402) from it. Null or absent: no grace (an operator's `past_due` refuses at once).
+   */
+  graceUntil?: number | null;
+  /** Dunning (epoch ms): when the tenant became past due, for the refusal's detail. */
+  pastDueSince?: number | null;
   /** Live traffic: the plan's limits with the tenant's overrides. */
   limits: WindowLimits;
   /**

@@ -23,7 +23,7 @@ import {
 import { type IdempotencyRecord, MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "./idempotency";
 import type { KeyState, TenantConfig } from "./limits";
 
-export type { AdmitInput, AdmitResult, CurrentUsage } from "./admission";
+export type { AdmitInput, AdmitResult, CurrentUsage, PastDue } from "./admission";
 
 /** Dead keys are kept until KV and isolate caches have long converged on the key's end. */
 const KEY_RETENTION_MS = 2 * 86_400_000;
@@ -157,6 +157,7 @@ export class TenantLimiter extends DurableObject {
     const usage = input.peek ? periodUsage(config, input.env ?? "live", this.store, now) : undefined;
     return {
       outcome: "admitted",
+      ...(decision.pastDue ? { pastDue: decision.pastDue } : {}),
       limits: decision.limits,
       leaseToken,
       admittedAt: now,

@@ -6,6 +6,7 @@ export * from "./idempotency-keys";
 export * from "./invoices";
 export * from "./plans";
 export * from "./roles";
+export * from "./stripe-events";
 export * from "./tenants";
 export * from "./usage-events";
 export * from "./usage-rollups";

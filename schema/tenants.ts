@@ -6,6 +6,12 @@ import { currentTenant, tenantRole } from "./roles";
 
 export const tenantStatus = pgEnum("tenant_status", ["active", "suspended", "past_due"]);
 
+/**
+ * Who set the tenant's status: the operator (admin API) or billing (Stripe webhooks, dunning).
+ * Billing never lifts a status the operator set (a manual suspension survives an `invoice.paid`).
+ */
+export const tenantStatusReason = pgEnum("tenant_status_reason", ["operator", "billing"]);
+
 /** Whether the tenant's Stripe side matches its plan: `pending` until the billing sync has made it. */
 export const billingSyncState = pgEnum("billing_sync_state", ["pending", "ok", "failed"]);
 
@@ -26,6 +32,11 @@ export const tenants = pgTable(
     slug: text("slug").notNull().unique(),
     name: text("name").notNull(),
     status: tenantStatus("status").notNull().default("active"),
+    statusReason: tenantStatusReason("status_reason").notNull().default("operator"),
+    /** Dunning (workers/billing/dunning.ts): when the first unpaid payment failed; null when paid up. */
+    pastDueSince: timestamp("past_due_since", { withTimezone: true }),
+    /** Dunning: until when a past-due tenant's requests still pass (with a warning); then 402. */
+    graceUntil: timestamp("grace_until", { withTimezone: true }),
     planId: text("plan_id")
       .notNull()
       .references(() => plans.id),

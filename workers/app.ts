@@ -19,6 +19,7 @@ import { registerOpenApi } from "./api/openapi";
 import { tenantDoor } from "./api/tenant/door";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
+import { registerStripeWebhooks } from "./billing/webhooks/receive";
 import { config } from "./config";
 import { authenticate } from "./edge/authenticate";
 import { registerProxy } from "./edge/proxy";
@@ -80,6 +81,9 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerGatewayKeys(app);
   registerUsage(app);
   registerBilling(app);
+
+  // Stripe's signature is this door's only credential (workers/billing/webhooks/receive.ts).
+  registerStripeWebhooks(app);
 
   registerOpenApi(app);
   // Wrong method on a gateway path → 405 with Allow, not the proxy's 404 (workers/api/method-not-allowed.ts).

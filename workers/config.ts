@@ -21,6 +21,8 @@ export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_METER_EVENT_NAME = "gateway_units";
 /** How long after an hour ends its usage is reported to Stripe (late units become a delta). */
 export const DEFAULT_REPORT_LATENESS_S = 600;
+/** Dunning: how long a past-due tenant's requests still pass before 402 (7 days). */
+export const DEFAULT_GRACE_PERIOD_S = 7 * 86_400;
 
 /** Vars in wrangler.toml may be strings or (TOML) numbers; both are accepted where a number is meant. */
 const scalar = z.union([z.string(), z.number()]);
@@ -72,6 +74,12 @@ export const VarsSchema = z.object({
     86_400,
     DEFAULT_REPORT_LATENESS_S,
   ),
+  BILLING_GRACE_PERIOD_S: wholeNumber(
+    "must be a whole number of seconds from 0 to 7776000 (90 days; e.g. 604800)",
+    0,
+    90 * 86_400,
+    DEFAULT_GRACE_PERIOD_S,
+  ),
   STRIPE_API_URL: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }).optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: "must be one of debug, info, warn, error" }).default("info"),
   LOG_SAMPLE_RATE: scalar.optional().transform((value, ctx) => {
@@ -94,7 +102,7 @@ export const SecretsSchema = z.object({
   DATABASE_URL: z
     .string({ error: "is required (the Postgres connection string)" })
     .regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// connection string"),
-  /** Optional: unset, `POST /webhooks/stripe` has nothing to verify against. */
+  /** Optional: without it the Stripe webhook endpoint answers 503 (workers/billing/webhooks/receive.ts). */
   STRIPE_WEBHOOK_SECRET: z
     .string()
     .regex(/^whsec_\S+$/, "must be the endpoint's signing secret, starting with whsec_")
@@ -145,7 +153,8 @@ export function parseConfig(raw: Record<string, unknown>, options: { secrets?: b
       routes: v.ROUTES,
       stripeMeterEventName: v.STRIPE_METER_EVENT_NAME,
       stripeReportLatenessS: v.STRIPE_REPORT_LATENESS_S,
-      stripeWebhookSecret: v.STRIPE_WEBHOOK_SECRET,
+      stripeWebhookSecret: v.STRIPE_WEBHOOK_SECRET ?? null,
+      billingGracePeriodS: v.BILLING_GRACE_PERIOD_S,
       logLevel: v.LOG_LEVEL,
       logSampleRate: v.LOG_SAMPLE_RATE,
     },

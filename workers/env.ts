@@ -28,7 +28,8 @@ export interface Bindings {
   STRIPE_SECRET_KEY?: string;
   /**
    * Secret. The `whsec_…` signing secret of the Stripe webhook endpoint (`POST /webhooks/stripe`);
-   * locally, `npm start` passes the one its `stripe listen` (dev/stripe-listen.ts) signs with.
+   * unset, that endpoint answers 503. Locally, `npm start` passes the one its `stripe listen`
+   * (dev/stripe-listen.ts) signs with.
    */
   STRIPE_WEBHOOK_SECRET?: string;
   /** Local only: base URL of the Stripe stand-in (dev/stripe-standin.ts). Unset = api.stripe.com. */
@@ -37,6 +38,8 @@ export interface Bindings {
   STRIPE_METER_EVENT_NAME?: string;
   /** Seconds after an hour ends before its usage is reported to Stripe (default 600). */
   STRIPE_REPORT_LATENESS_S?: string;
+  /** Seconds a past-due tenant's requests still pass (with a warning) before 402 (default 604800, 7 days). */
+  BILLING_GRACE_PERIOD_S?: string;
   /** Secret. Postgres connection string (Neon in production). */
   DATABASE_URL: string;
   /** Local only: `host:port/path` of the WebSocket→TCP bridge in front of a plain Postgres. Unset in production. */
@@ -80,8 +83,10 @@ export interface Config {
   stripeMeterEventName: string;
   /** Seconds after an hour ends before its usage is reported to Stripe. */
   stripeReportLatenessS: number;
-  /** `STRIPE_WEBHOOK_SECRET`; undefined when unset. */
-  stripeWebhookSecret: string | undefined;
+  /** The Stripe webhook signing secret; null = not configured. */
+  stripeWebhookSecret: string | null;
+  /** Dunning: seconds from a failed payment until a past-due tenant is refused with 402. */
+  billingGracePeriodS: number;
   logLevel: LogLevel;
   /** Share of `ok` request lines written (0..1); error lines are always written. */
   logSampleRate: number;

@@ -161,6 +161,8 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         routes: [{ prefix: "/v1/", cost: 1, billable: true }],
         stripeMeterEventName: "gateway_units",
         stripeReportLatenessS: 600,
+        stripeWebhookSecret: null,
+        billingGracePeriodS: 604_800,
         logLevel: "info",
         logSampleRate: 1,
       },

@@ -1,5 +1,5 @@
 /**
- * Wrong method on one of the gateway's own paths (`/admin/…`, `/gateway/…`, `/health…`) → 405
+ * Wrong method on one of the gateway's own paths (`/admin/…`, `/gateway/…`, `/health…`, `/webhooks/…`) → 405
  * `method_not_allowed` with an `Allow` header listing what the path takes, instead of falling into
  * the proxy's 404.
  *
@@ -16,7 +16,7 @@ import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 
 /** The gateway's own path spaces; everything else belongs to the proxy's route table. */
-const GATEWAY_PATHS = ["/admin/*", "/gateway/*", "/health", "/health/*"];
+const GATEWAY_PATHS = ["/admin/*", "/gateway/*", "/health", "/health/*", "/webhooks/*"];
 
 /** Call after every gateway endpoint is registered and before the proxy. */
 export function registerMethodNotAllowed(app: Hono<AppEnv>): void {

@@ -28,6 +28,8 @@ export function tenantRecord(tenant: Tenant, plan: Plan): TenantRecord {
     version: tenant.configVersion,
     slug: tenant.slug,
     status: tenant.status,
+    pastDueSince: tenant.pastDueSince?.getTime() ?? null,
+    graceUntil: tenant.graceUntil?.getTime() ?? null,
     plan: { id: plan.id, name: plan.name, entitlements: plan.entitlements },
     limits,
     // Test traffic: the plan's sandbox limits; what they leave out takes the live numbers.

@@ -172,6 +172,12 @@ export const TenantSchema = z
     slug: z.string(),
     name: z.string(),
     status: z.enum(["active", "suspended", "past_due"]),
+    /** Who set the status: the operator (admin API) or billing (Stripe webhooks); billing never lifts the operator's. */
+    statusReason: z.enum(["operator", "billing"]),
+    /** Dunning: when the tenant's payment first failed (null unless billing made it past due or suspended). */
+    pastDueSince: isoDate.nullable(),
+    /** Dunning: requests pass (with a Warning header) until then, and are refused with 402 from then. */
+    graceUntil: isoDate.nullable(),
     planId: z.string(),
     overrides: LimitOverridesInput,
     stripeCustomerId: z.string().nullable(),
@@ -294,6 +300,9 @@ export function tenantOut(t: Tenant): z.infer<typeof TenantSchema> {
     slug: t.slug,
     name: t.name,
     status: t.status,
+    statusReason: t.statusReason,
+    pastDueSince: iso(t.pastDueSince),
+    graceUntil: iso(t.graceUntil),
     planId: t.planId,
     overrides: t.overrides,
     stripeCustomerId: t.stripeCustomerId,

@@ -5,14 +5,14 @@
  * without calling the origin.
  */
 import { createMiddleware } from "hono/factory";
-import type { Refusal } from "../../durable-objects/admission";
+import type { PastDue, Refusal } from "../../durable-objects/admission";
 import { fingerprint } from "../../durable-objects/idempotency";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 import { idempotencyRefusal, requireIdempotencyKey } from "../shared/idempotency-key";
 import { admit as admitRequest, tenantConfig } from "../shared/tenant-client";
 import { reject } from "./authenticate";
-import { clientIp, ipRefused, paymentRequired, suspended } from "./authorize";
+import { clientIp, ipRefused, pastDueWarning, paymentRequired, suspended } from "./authorize";
 import { maxBodyBytes, originTimeoutMs } from "./origin";
 import { rateLimitHeaders } from "./rate-limit-headers";
 import { readUpTo } from "./read-body";
@@ -25,7 +25,7 @@ const LEASE_MARGIN_MS = 60_000;
  * The error for a refusal by the tenant object. Shared by every door (the proxy's admit and the
  * tenant API's), so a key or tenant is refused the same way everywhere.
  */
-export function refusal(outcome: Refusal, ip: string | null): GatewayError {
+export function refusal(outcome: Refusal, ip: string | null, pastDue?: PastDue): GatewayError {
   switch (outcome) {
     case "revoked":
       return reject("The API key has been revoked.");
@@ -36,7 +36,7 @@ export function refusal(outcome: Refusal, ip: string | null): GatewayError {
     case "suspended":
       return suspended();
     case "past_due":
-      return paymentRequired();
+      return paymentRequired(pastDue);
     case "idempotency_in_flight":
       return idempotencyRefusal("in_flight");
     case "idempotency_mismatch":
@@ -95,7 +95,7 @@ export const admit = () =>
       case "past_due":
       case "idempotency_in_flight":
       case "idempotency_mismatch":
-        throw refusal(result.outcome, clientIp(c));
+        throw refusal(result.outcome, clientIp(c), result.pastDue);
       case "rate_limited":
       case "quota_exceeded":
         throw new GatewayError(
@@ -123,6 +123,8 @@ export const admit = () =>
         await next();
         for (const [name, value] of Object.entries(rateLimitHeaders(result.limits, labels)))
           c.res.headers.set(name, value);
+        if (result.pastDue?.graceUntil)
+          c.res.headers.set("warning", pastDueWarning(result.pastDue.graceUntil));
       }
     }
   });

@@ -5,6 +5,7 @@
  * repeats the key and status checks with its fresher view at admission.
  */
 import { createMiddleware } from "hono/factory";
+import type { PastDue } from "../../durable-objects/admission";
 import { ipAllowed } from "../../durable-objects/cidr";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
@@ -13,8 +14,28 @@ import type { AuthContext } from "../shared/auth-context";
 export const suspended = () =>
   new GatewayError("tenant_suspended", "This account is suspended. Contact the API provider.");
 
-export const paymentRequired = () =>
-  new GatewayError("payment_required", "This account has an unpaid balance. Update billing to continue.");
+/** 402. With dunning dates (a failed payment, grace over), the detail says since when and why. */
+export function paymentRequired(pastDue?: PastDue | null): GatewayError {
+  if (!pastDue?.since) {
+    return new GatewayError(
+      "payment_required",
+      "This account has an unpaid balance. Update billing to continue.",
+    );
+  }
+  const refusedFrom = new Date(pastDue.graceUntil ?? pastDue.since).toISOString();
+  return new GatewayError(
+    "payment_required",
+    `A payment for this account failed on ${new Date(pastDue.since).toISOString()} and is still unpaid; requests are refused since ${refusedFrom}, the end of the grace period. Pay the open invoice to continue.`,
+  );
+}
+
+/**
+ * The header a past-due tenant's requests carry during the grace period (RFC 9111's Warning
+ * syntax, code 299 "miscellaneous persistent warning"): when requests start being refused, as an
+ * IMF-fixdate like `Retry-After` and `Sunset`.
+ */
+export const pastDueWarning = (graceUntil: number) =>
+  `299 gateway "Payment past due; requests will be refused from ${new Date(graceUntil).toUTCString()}"`;
 
 export const ipRefused = (ip: string | null) =>
   new GatewayError("ip_not_allowed", `Requests from ${ip || "this address"} are not allowed for this key.`);
@@ -23,10 +44,17 @@ export const ipRefused = (ip: string | null) =>
 export const clientIp = (c: { req: { header(name: string): string | undefined } }): string | null =>
   c.req.header("cf-connecting-ip") ?? null;
 
-/** Tenant status as the cached record says. `readOnly`: a past-due tenant may still read (the tenant API's GETs). */
+/**
+ * Tenant status as the cached record says. `readOnly`: a past-due tenant may still read (the tenant
+ * API's GETs). A past-due tenant within its grace period passes: the tenant object decides (and
+ * flags the response), as it does once the grace ends, by the same rule.
+ */
 export function checkTenantStatus(auth: AuthContext, options: { readOnly: boolean }): void {
-  if (auth.tenant.status === "suspended") throw suspended();
-  if (auth.tenant.status === "past_due" && !options.readOnly) throw paymentRequired();
+  const { tenant } = auth;
+  if (tenant.status === "suspended") throw suspended();
+  if (tenant.status !== "past_due" || options.readOnly) return;
+  if (tenant.graceUntil !== null && Date.now() < tenant.graceUntil) return;
+  throw paymentRequired({ since: tenant.pastDueSince, graceUntil: tenant.graceUntil });
 }
 
 /** The key's IP allowlist as the cached record says (the tenant object checks its own, fresher copy). */

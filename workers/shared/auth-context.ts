@@ -40,6 +40,9 @@ export const TenantRecordSchema = z.object({
   version: z.number().default(0),
   slug: z.string(),
   status: z.enum(["active", "suspended", "past_due"]),
+  /** Dunning (epoch ms): when a past-due tenant became so, and the end of its grace; null otherwise (and in older records). */
+  pastDueSince: z.number().nullable().default(null),
+  graceUntil: z.number().nullable().default(null),
   plan: z.object({ id: z.string(), name: z.string(), entitlements: z.array(z.string()) }),
   /** The plan's limits with the tenant's overrides applied. */
   limits: WindowLimitsSchema,

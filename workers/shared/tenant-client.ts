@@ -67,6 +67,8 @@ export function tenantConfig(tenant: TenantRecord): TenantConfig {
   return {
     version: tenant.version,
     status: tenant.status,
+    pastDueSince: tenant.pastDueSince,
+    graceUntil: tenant.graceUntil,
     limits: tenant.limits,
     ...(tenant.sandbox ? { sandbox: tenant.sandbox } : {}),
   };

@@ -179,6 +179,10 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
         .update(tenants)
         .set({
           ...patch,
+          // The operator's status is theirs: billing events never lift it (workers/billing/dunning.ts).
+          ...(patch.status === undefined
+            ? {}
+            : { statusReason: "operator" as const, pastDueSince: null, graceUntil: null }),
           ...(overrides === undefined ? {} : { overrides: mergeOverrides(overrides) }),
           updatedAt: new Date(),
         })

@@ -15,7 +15,7 @@
 import { createMiddleware } from "hono/factory";
 import type { LimitState } from "../../../durable-objects/limits";
 import { refusal } from "../../edge/admit";
-import { checkIpAllowlist, checkTenantStatus, clientIp } from "../../edge/authorize";
+import { checkIpAllowlist, checkTenantStatus, clientIp, pastDueWarning } from "../../edge/authorize";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import type { KeyRecord } from "../../shared/auth-context";
@@ -92,6 +92,8 @@ export const tenantDoor = () =>
         await next();
         for (const [name, value] of Object.entries(managementHeaders(result.limits)))
           c.res.headers.set(name, value);
+        if (result.pastDue?.graceUntil)
+          c.res.headers.set("warning", pastDueWarning(result.pastDue.graceUntil));
         return;
       }
       case "rate_limited":
@@ -107,6 +109,6 @@ export const tenantDoor = () =>
         // No Idempotency-Key is taken at this door.
         throw new GatewayError("internal", "An internal error occurred.");
       default:
-        throw refusal(result.outcome, ip);
+        throw refusal(result.outcome, ip, result.pastDue);
     }
   });
