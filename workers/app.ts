@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { registerAdminCredits } from "./api/admin/credits";
 import { registerAdminKeys } from "./api/admin/keys";
 import { registerAdminPlans } from "./api/admin/plans";
 import { registerAdminReconciliation } from "./api/admin/reconciliation";
@@ -14,6 +15,7 @@ import { database } from "./api/database";
 import { registerHealth } from "./api/health";
 import { registerMethodNotAllowed } from "./api/method-not-allowed";
 import { registerOpenApi } from "./api/openapi";
+import { registerGatewayCredits } from "./api/tenant/credits";
 import { tenantDoor } from "./api/tenant/door";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
@@ -72,10 +74,12 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminTenants(app);
   registerAdminKeys(app);
   registerAdminReconciliation(app);
+  registerAdminCredits(app);
 
   app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
   registerGatewayKeys(app);
   registerUsage(app);
+  registerGatewayCredits(app);
 
   registerOpenApi(app);
   // Wrong method on a gateway path → 405 with Allow, not the proxy's 404 (workers/api/method-not-allowed.ts).
