@@ -62,13 +62,16 @@ export async function reconcileCredits(
         min(l.created_at) FILTER (WHERE l.kind <> 'usage') AS first_at
       FROM credit_ledger l JOIN prepaid ON prepaid.id = l.tenant_id GROUP BY l.tenant_id
     ),
-    hours AS (
-      SELECT u.tenant_id, date_trunc('hour', u.ts) AS hour, sum(u.units) AS units,
-        EXISTS (SELECT 1 FROM credit_ledger s WHERE s.tenant_id = u.tenant_id AND s.kind = 'usage'
-          AND s.hour = date_trunc('hour', u.ts)) AS settled
+    usage_hours AS (
+      SELECT u.tenant_id, date_trunc('hour', u.ts) AS hour, sum(u.units) AS units
       FROM usage_events u JOIN entries e ON e.tenant_id = u.tenant_id
       WHERE u.billable AND u.env = 'live' AND u.ts >= e.first_at
       GROUP BY 1, 2
+    ),
+    hours AS (
+      SELECT h.tenant_id, h.units, EXISTS (SELECT 1 FROM credit_ledger s WHERE s.tenant_id = h.tenant_id
+        AND s.kind = 'usage' AND s.hour = h.hour) AS settled
+      FROM usage_hours h
     )
     SELECT prepaid.id, prepaid.slug,
       coalesce(e.applied, 0) AS applied, coalesce(e.pending, 0) AS pending, coalesce(e.settled, 0) AS settled,
