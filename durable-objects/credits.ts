@@ -26,9 +26,10 @@ export type GrantResult =
   /** A debit larger than the balance: nothing changed (a balance is never negative). */
   | { outcome: "insufficient"; balance: number };
 
-/** The object's balance and the part of what it spent that is still held by requests in flight. */
+/** The object's balance, and what recent requests hold (already deducted; given back if not billable). */
 export interface CreditBalance {
   balance: number;
+  /** Units of holds still within their lease: in flight, or finished and billable (spent once they lapse). */
   held: number;
 }
 

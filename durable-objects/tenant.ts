@@ -235,7 +235,7 @@ export class TenantLimiter extends DurableObject {
     return true;
   }
 
-  /** The credit balance, and how much of what was spent is still held by requests in flight. */
+  /** The credit balance, and what holds within their lease still hold (credits.ts `CreditBalance`). */
   async creditBalance(): Promise<CreditBalance> {
     const held = this.one(
       "SELECT coalesce(sum(units), 0) AS held FROM credit_holds WHERE expires_at > ?",

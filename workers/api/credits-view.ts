@@ -30,10 +30,10 @@ export const CreditEntrySchema = z
 export const CreditsSchema = z
   .object({
     balance: z.number().int().openapi({ description: "Units left, as the tenant's requests are charged." }),
-    held: z
-      .number()
-      .int()
-      .openapi({ description: "Units held by requests in flight (part of what is spent)." }),
+    held: z.number().int().openapi({
+      description:
+        "Units held by requests of the last few minutes (already taken from the balance) that are given back if they turn out not billable.",
+    }),
     ledger: pageOf(CreditEntrySchema),
   })
   .openapi("Credits");

@@ -13,6 +13,7 @@ import type {
   AdmitResult,
   CreditBalance,
   CreditGrant,
+  CreditHour,
   CurrentUsage,
   GrantResult,
   LedgerHour,
@@ -135,7 +136,17 @@ export function grantCredits(env: TenantEnv, tenantId: string, grant: CreditGran
   return call(env, tenantId, async (stub) => (await stub.grantCredits(grant)) as GrantResult);
 }
 
-/** The tenant's credit balance and what requests in flight hold of it. */
+/** The tenant's credit balance and what recent requests hold of it. */
 export function creditBalance(env: TenantEnv, tenantId: string): Promise<CreditBalance> {
   return call(env, tenantId, async (stub) => (await stub.creditBalance()) as CreditBalance);
+}
+
+/** Reconciliation: credits the tenant object granted and spent per hour in [from, to). */
+export function creditHours(
+  env: TenantEnv,
+  tenantId: string,
+  from: number,
+  to: number,
+): Promise<CreditHour[]> {
+  return call(env, tenantId, async (stub) => (await stub.creditHours(from, to)) as CreditHour[]);
 }

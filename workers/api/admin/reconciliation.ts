@@ -36,11 +36,13 @@ const CreditRowSchema = z
     settledUnits: z.number().int(),
     unsettledUnits: z.number().int(),
     settledDrift: z.number().int(),
+    objectGranted: z.number().int(),
+    objectSpent: z.number().int(),
     difference: z.boolean(),
   })
   .openapi("CreditReconciliationRow", {
     description:
-      "A prepaid tenant's credits: the tenant object's balance against the ledger's (applied grants, refunds and adjustments − settled usage − billable usage not settled yet), and settled hours against their usage rows (`settledDrift`).",
+      "A prepaid tenant's credits: the tenant object's balance against the ledger's (applied grants, refunds and adjustments − settled usage − billable usage not settled yet), its own hourly ledger (granted, spent) against the ledger's grants and usage, and settled hours against their usage rows (`settledDrift`).",
   });
 
 const route = createRoute({

@@ -10,7 +10,7 @@
 import { sql } from "drizzle-orm";
 import type { Bindings } from "../../env";
 import type { Db } from "../../shared/db";
-import { creditBalance } from "../../shared/tenant-client";
+import { creditBalance, creditHours } from "../../shared/tenant-client";
 
 export interface CreditReconciliationRow {
   tenantId: string;
@@ -27,12 +27,23 @@ export interface CreditReconciliationRow {
   unsettledUnits: number;
   /** Billable units of the settled hours minus what their `usage` entries settled (0 when right). */
   settledDrift: number;
+  /** The object's own hourly ledger, summed: what it granted and spent (held − released). */
+  objectGranted: number;
+  objectSpent: number;
   difference: boolean;
 }
 
-/** The ledger side and the object side disagree. */
+/**
+ * The ledger side and the object side disagree: the balance, what was granted, what was spent
+ * (settled + unsettled usage), or a settled hour and its usage rows.
+ */
 export function creditsDiffer(r: Omit<CreditReconciliationRow, "difference">): boolean {
-  return r.objectBalance !== r.ledgerBalance || r.settledDrift !== 0;
+  return (
+    r.objectBalance !== r.ledgerBalance ||
+    r.objectGranted !== r.appliedUnits ||
+    r.objectSpent !== r.settledUnits + r.unsettledUnits ||
+    r.settledDrift !== 0
+  );
 }
 
 /** One row per tenant on a prepaid plan (or just `tenantId`'s). */
@@ -82,7 +93,10 @@ export async function reconcileCredits(
 
   const rows: CreditReconciliationRow[] = [];
   for (const r of result.rows) {
-    const { balance } = await creditBalance(env, r.id);
+    const [{ balance }, hours] = await Promise.all([
+      creditBalance(env, r.id),
+      creditHours(env, r.id, 0, Number.MAX_SAFE_INTEGER),
+    ]);
     const appliedUnits = Number(r.applied);
     const settledUnits = Number(r.settled);
     const unsettledUnits = Number(r.unsettled);
@@ -96,6 +110,8 @@ export async function reconcileCredits(
       settledUnits,
       unsettledUnits,
       settledDrift: Number(r.settled_rows) - settledUnits,
+      objectGranted: hours.reduce((sum, h) => sum + h.granted, 0),
+      objectSpent: hours.reduce((sum, h) => sum + h.spent, 0),
     };
     rows.push({ ...row, difference: creditsDiffer(row) });
   }
