@@ -5,10 +5,12 @@
  * touched by test keys or replays; grants are idempotent; the Postgres ledger settles usage per
  * tenant-hour once and reconciles with the object (and shows a difference when a row is tampered with).
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
 import { describe, expect, it, vi } from "vitest";
+import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
 import { grantCheckout } from "../../workers/billing/credits/checkout-completed";
 import { creditsCron, settleCreditUsage } from "../../workers/billing/credits/settlement";
 import { openDb } from "../../workers/shared/db";
@@ -22,6 +24,15 @@ const clock = controlledClock();
 const PREPAID = {
   entitlements: ["api", "reports"],
   pricing: { model: "prepaid", currency: "usd", creditPack: { units: 100, amount: 500 } },
+};
+
+/** Roomy limits: these tests are about credits, not windows. */
+const PREPAID_LIMITS = {
+  burstCapacity: 1000,
+  refillTokens: 1000,
+  refillPeriodSeconds: 1,
+  dailyQuota: null,
+  monthlyQuota: null,
 };
 
 interface Credits {
@@ -148,6 +159,36 @@ describe("prepaid credits at admission", () => {
     const t = await seedTenant();
     expect((await gateway(`/v1/${uniq()}/free`, { headers: bearer(t.key) })).status).toBe(200);
     expect(await balance(t.tenantId)).toBe(0);
+  });
+});
+
+describe("credit holds in the tenant object", () => {
+  it("a release is idempotent and bounded: after the hold's lease it is spent for good", async () => {
+    const t = await prepaidTenant();
+    await grant(t.tenantId, 10);
+    const stub = env.TENANT.getByName(t.tenantId);
+    const now = Date.parse("2027-05-01T12:00:00Z");
+    const input: AdmitInput = {
+      keyId: t.keyId,
+      keyLimit: null,
+      cost: 3,
+      config: { version: 0, status: "active", limits: PREPAID_LIMITS, credits: true },
+      idempotency: null,
+      creditHoldMs: 90_000,
+    };
+    const result = await runInDurableObject(stub, (o: TenantLimiter) => {
+      const hold = (d: ReturnType<TenantLimiter["decide"]>) =>
+        d.outcome === "admitted" ? (d.creditHold?.id as string) : "";
+      const a = hold(o.decide(input, now));
+      const b = hold(o.decide(input, now));
+      return {
+        first: o.releaseAt(a, now + 89_999),
+        again: o.releaseAt(a, now + 89_999),
+        late: o.releaseAt(b, now + 90_000),
+      };
+    });
+    expect(result).toEqual({ first: true, again: false, late: false });
+    expect(await balance(t.tenantId)).toBe(7);
   });
 });
 
