@@ -348,6 +348,31 @@ describe("tenant API", () => {
   });
 });
 
+describe("OpenAPI", () => {
+  it("documents the credit endpoints and the reconciliation's credits column", async () => {
+    const doc = await expectJson<{
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    }>(await gateway("/gateway/openapi.json"), 200);
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        "/gateway/v1/credits",
+        "/gateway/v1/credits/checkout",
+        "/admin/v1/tenants/{id}/credits",
+      ]),
+    );
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining([
+        "Credits",
+        "CreditEntry",
+        "CreditCheckout",
+        "CreditAdjustment",
+        "CreditReconciliationRow",
+      ]),
+    );
+  });
+});
+
 describe("settlement and reconciliation", () => {
   it("settles one usage row per tenant-hour once; reconciles to zero; a tampered row shows", async () => {
     clock.set("2027-03-10T10:20:00.000Z");
