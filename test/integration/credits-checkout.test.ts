@@ -10,15 +10,11 @@ import type Stripe from "stripe";
 import { describe, expect, it } from "vitest";
 import { applyCheckoutCompleted } from "../../workers/billing/credits/checkout-completed";
 import { openDb } from "../../workers/shared/db";
-import { admin, bearer, expectJson, gateway, seedTenant } from "../support/gateway";
+import { balance, PREPAID } from "../support/credits";
+import { bearer, expectJson, gateway, seedTenant } from "../support/gateway";
 import { standinStripe } from "../support/stripe-standin";
 
 const stripe = standinStripe(undefined, { maxNetworkRetries: 0 });
-
-const PREPAID = {
-  entitlements: ["api"],
-  pricing: { model: "prepaid", currency: "usd", creditPack: { units: 100, amount: 500 } },
-};
 
 interface Checkout {
   id: string;
@@ -42,10 +38,6 @@ const completedEvent = (session: Stripe.Checkout.Session, id: string) =>
     type: "checkout.session.completed",
     data: { object: session },
   }) as unknown as Stripe.Event;
-
-const balance = async (tenantId: string) =>
-  (await expectJson<{ balance: number }>(await admin("GET", `/admin/v1/tenants/${tenantId}/credits`), 200))
-    .balance;
 
 describe("credit checkout", () => {
   it("makes a payment session for packs × the plan's pack price, with the grant in its metadata", async () => {
