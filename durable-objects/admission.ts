@@ -9,8 +9,11 @@
  * - proxy door, live key: the tenant's bucket, the key's own bucket, daily and monthly quotas;
  * - proxy door, test key: the sandbox bucket and sandbox quotas (never the live ones), the key's bucket;
  * - manage door (the tenant API): the management bucket only — no quota, no ledger, never billed.
+ * Last, a prepaid tenant's live request on a billable route must fit its credit balance (credits.ts),
+ * and holds its cost from it when admitted.
  */
 import { ipAllowed } from "./cidr";
+import { creditCost } from "./credits";
 import {
   decide as decideIdempotency,
   type IdempotencyRecord,
@@ -60,6 +63,11 @@ export interface AdmitInput {
   write?: boolean;
   /** Manage door: also report the current period's usage (the usage API, without a second call). */
   peek?: boolean;
+  /**
+   * Set by the proxy for a billable route: a prepaid tenant's live request holds its cost from the
+   * credit balance for at most this long (released sooner if it turns out not billable).
+   */
+  creditHoldMs?: number;
 }
 
 /** Why a request is refused before any window is looked at. */
@@ -95,8 +103,11 @@ export type AdmitResult =
       usage?: CurrentUsage;
       /** Set while a past-due tenant is in its grace period: the edge warns the client (Warning header). */
       pastDue?: PastDue;
+      /** The credits this request holds (release them with `releaseCredits(id)` if it is not billable). */
+      creditHold?: { id: string; units: number; balance: number } | null;
     }
   | { outcome: "rate_limited" | "quota_exceeded"; retryAfter: number; limits: LimitState }
+  | { outcome: "credits_exhausted"; balance: number; cost: number; limits: LimitState }
   | { outcome: "replay"; response: RecordedResponse; limits: LimitState }
   | { outcome: Refusal; pastDue?: PastDue };
 
@@ -106,6 +117,8 @@ export interface AdmissionStore {
   bucket(name: string): Bucket | null;
   quota(name: string): QuotaUsage | null;
   idempotency(key: string): IdempotencyRecord | null;
+  /** The prepaid credit balance (0 when the tenant never had any). */
+  creditBalance(): number;
 }
 
 /** What an admitted request changes; the shell writes all of it in one transaction. */
@@ -115,6 +128,8 @@ export interface Writes {
   /** Units to count in the admission ledger (reconciliation's edge side); null for the manage door. */
   ledgerUnits: number | null;
   idempotency: { key: string; fingerprint: string; leaseUntil: number; expiresAt: number } | null;
+  /** Credits held from the balance with the request, until `expiresAt` at most; null when none. */
+  creditHold: { units: number; expiresAt: number } | null;
 }
 
 export type Decision =
@@ -285,6 +300,12 @@ export function decideAdmission(
     };
   }
 
+  // Credits come last: a request refused by a window has not spent any.
+  const credits = creditCost(config, { door, env, cost: input.cost, creditHoldMs: input.creditHoldMs });
+  const balance = credits > 0 ? store.creditBalance() : 0;
+  if (credits > balance)
+    return { outcome: "credits_exhausted", balance, cost: credits, limits: snapshot(windows, input.cost) };
+
   // Every window has room: charge them all.
   for (const b of windows.buckets) b.state = { ...b.state, tokens: b.state.tokens - input.cost };
   for (const q of windows.quotas) q.usage = { ...q.usage, used: q.usage.used + input.cost };
@@ -304,6 +325,7 @@ export function decideAdmission(
             expiresAt: now + RETENTION_MS,
           }
         : null,
+      creditHold: credits > 0 ? { units: credits, expiresAt: now + (input.creditHoldMs as number) } : null,
     },
   };
 }

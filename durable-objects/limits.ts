@@ -26,6 +26,8 @@ export interface TenantConfig {
    * Absent in configs from before they existed: the live limits' numbers apply (own counters still).
    */
   sandbox?: WindowLimits;
+  /** The plan is prepaid: live API traffic spends the object's credit balance (credits.ts). */
+  credits?: boolean;
 }
 
 /**

@@ -7,6 +7,9 @@
  * start to finish without another request interleaving, which is what makes the limits exact
  * under any concurrency.
  *
+ * A prepaid tenant's credit balance lives here too (credits.ts): charged by `admit` in the same
+ * decision as the limits, given back by `releaseCredits`, topped up by `grantCredits`.
+ *
  * State lives in SQLite, so it survives eviction and restarts. The only alarm is garbage
  * collection of expired idempotency records and dead keys.
  */
@@ -20,10 +23,18 @@ import {
   mergeKeyState,
   periodUsage,
 } from "./admission";
+import {
+  balanceAfterGrant,
+  type CreditBalance,
+  type CreditGrant,
+  type CreditHour,
+  type GrantResult,
+} from "./credits";
 import { type IdempotencyRecord, MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "./idempotency";
 import type { KeyState, TenantConfig } from "./limits";
 
 export type { AdmitInput, AdmitResult, CurrentUsage, PastDue } from "./admission";
+export type { CreditBalance, CreditGrant, CreditHour, GrantResult } from "./credits";
 
 /** Dead keys are kept until KV and isolate caches have long converged on the key's end. */
 const KEY_RETENTION_MS = 2 * 86_400_000;
@@ -49,6 +60,11 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
   CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, version INTEGER NOT NULL, end_at INTEGER, body TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS ledger (hour INTEGER PRIMARY KEY, requests INTEGER NOT NULL, units INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS credits (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL CHECK (balance >= 0));
+  CREATE TABLE IF NOT EXISTS credit_grants (id TEXT PRIMARY KEY, units INTEGER NOT NULL, at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS credit_holds (id TEXT PRIMARY KEY, units INTEGER NOT NULL, hour INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+  CREATE INDEX IF NOT EXISTS credit_holds_expiry ON credit_holds (expires_at);
+  CREATE TABLE IF NOT EXISTS credit_hours (hour INTEGER PRIMARY KEY, granted INTEGER NOT NULL, spent INTEGER NOT NULL);
 `;
 
 /**
@@ -99,6 +115,7 @@ export class TenantLimiter extends DurableObject {
         return row ? { period: row.period as string, used: row.used as number } : null;
       },
       idempotency: (key) => this.readIdempotency(key),
+      creditBalance: () => this.balance(),
     };
   }
 
@@ -117,6 +134,7 @@ export class TenantLimiter extends DurableObject {
 
     const { writes } = decision;
     let leaseToken: string | null = null;
+    let creditHold: { id: string; units: number; balance: number } | null = null;
     this.ctx.storage.transactionSync(() => {
       for (const { name, state } of writes.buckets) {
         this.sql.exec(
@@ -153,6 +171,7 @@ export class TenantLimiter extends DurableObject {
           writes.idempotency.expiresAt,
         );
       }
+      if (writes.creditHold) creditHold = this.hold(writes.creditHold, now);
     });
     const usage = input.peek ? periodUsage(config, input.env ?? "live", this.store, now) : undefined;
     return {
@@ -161,8 +180,80 @@ export class TenantLimiter extends DurableObject {
       limits: decision.limits,
       leaseToken,
       admittedAt: now,
+      creditHold,
       ...(usage ? { usage } : {}),
     };
+  }
+
+  /**
+   * Adds `units` (negative: debits) to the credit balance, once per grant id: a second grant with
+   * the same id changes nothing and answers `duplicate` with the current balance. A debit larger
+   * than the balance changes nothing (`insufficient`) and is not remembered, so it may be retried.
+   */
+  async grantCredits(grant: CreditGrant): Promise<GrantResult> {
+    return this.grantAt(grant, Date.now());
+  }
+
+  /** `grantCredits` at an explicit time (tests drive the clock through here). */
+  grantAt(grant: CreditGrant, now: number): GrantResult {
+    if (!Number.isSafeInteger(grant.units) || grant.units === 0)
+      throw new RangeError("units must be a non-zero integer");
+    const balance = this.balance();
+    if (this.one("SELECT 1 AS seen FROM credit_grants WHERE id = ?", grant.id))
+      return { outcome: "duplicate", balance };
+    const after = balanceAfterGrant(balance, grant.units);
+    if (after === null) return { outcome: "insufficient", balance };
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("INSERT INTO credit_grants (id, units, at) VALUES (?, ?, ?)", grant.id, grant.units, now);
+      this.setBalance(after);
+      this.countCredits(now, grant.units, 0);
+    });
+    return { outcome: "granted", balance: after };
+  }
+
+  /**
+   * Gives back the credits a request held, when it turned out not billable. Idempotent (the hold
+   * is gone after the first release) and bounded: a hold past its lease is spent and stays spent.
+   * Answers whether anything was released.
+   */
+  async releaseCredits(holdId: string): Promise<boolean> {
+    return this.releaseAt(holdId, Date.now());
+  }
+
+  /** `releaseCredits` at an explicit time. */
+  releaseAt(holdId: string, now: number): boolean {
+    const hold = this.one(
+      "SELECT units, hour FROM credit_holds WHERE id = ? AND expires_at > ?",
+      holdId,
+      now,
+    );
+    if (!hold) return false;
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM credit_holds WHERE id = ?", holdId);
+      this.setBalance(this.balance() + (hold.units as number));
+      this.sql.exec("UPDATE credit_hours SET spent = spent - ? WHERE hour = ?", hold.units, hold.hour);
+    });
+    return true;
+  }
+
+  /** The credit balance, and what holds within their lease still hold (credits.ts `CreditBalance`). */
+  async creditBalance(): Promise<CreditBalance> {
+    const held = this.one(
+      "SELECT coalesce(sum(units), 0) AS held FROM credit_holds WHERE expires_at > ?",
+      Date.now(),
+    );
+    return { balance: this.balance(), held: (held?.held as number) ?? 0 };
+  }
+
+  /** Credits granted and spent (held − released) per hour in [from, to): the object's credit ledger. */
+  async creditHours(from: number, to: number): Promise<CreditHour[]> {
+    return this.sql
+      .exec<{ hour: number; granted: number; spent: number }>(
+        "SELECT hour, granted, spent FROM credit_hours WHERE hour >= ? AND hour < ? ORDER BY hour",
+        from,
+        to,
+      )
+      .toArray();
   }
 
   /**
@@ -243,6 +334,46 @@ export class TenantLimiter extends DurableObject {
          UNION ALL SELECT min(end_at) + ${KEY_RETENTION_MS} FROM keys)`,
     );
     if (next?.t != null) await this.ctx.storage.setAlarm(next.t as number);
+  }
+
+  private balance(): number {
+    return (this.one("SELECT balance FROM credits WHERE id = 1")?.balance as number | undefined) ?? 0;
+  }
+
+  private setBalance(balance: number): void {
+    this.sql.exec(
+      "INSERT INTO credits (id, balance) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance",
+      balance,
+    );
+  }
+
+  private countCredits(now: number, granted: number, spent: number): void {
+    this.sql.exec(
+      "INSERT INTO credit_hours (hour, granted, spent) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE SET granted = granted + excluded.granted, spent = spent + excluded.spent",
+      Math.floor(now / HOUR_MS) * HOUR_MS,
+      granted,
+      spent,
+    );
+  }
+
+  /**
+   * Holds a request's credits (inside admission's transaction). Holds past their lease are spent
+   * for good: they are dropped here, on the way, so the table stays the size of what is in flight.
+   */
+  private hold(hold: { units: number; expiresAt: number }, now: number) {
+    this.sql.exec("DELETE FROM credit_holds WHERE expires_at <= ?", now);
+    const id = crypto.randomUUID();
+    const balance = this.balance() - hold.units;
+    this.sql.exec(
+      "INSERT INTO credit_holds (id, units, hour, expires_at) VALUES (?, ?, ?, ?)",
+      id,
+      hold.units,
+      Math.floor(now / HOUR_MS) * HOUR_MS,
+      hold.expiresAt,
+    );
+    this.setBalance(balance);
+    this.countCredits(now, 0, hold.units);
+    return { id, units: hold.units, balance };
   }
 
   private one(query: string, ...bindings: SqlStorageValue[]): Row | undefined {

@@ -2,6 +2,7 @@
 export * from "./api-keys";
 export * from "./billing-outbox";
 export * from "./billing-sync";
+export * from "./credit-ledger";
 export * from "./idempotency-keys";
 export * from "./invoices";
 export * from "./plans";

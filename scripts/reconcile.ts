@@ -2,12 +2,14 @@
  * `npm run reconcile -- --from 2026-11-01 --to 2026-11-22 [--tenant ten_…] [--gateway URL]`
  *
  * Asks the gateway's admin API for the reconciliation table (admitted = usage rows, billable
- * units = outbox = Stripe) one day at a time, with progress on stderr, prints every hour that
+ * units = outbox = Stripe; and per prepaid tenant, the tenant object's credit balance = the credit
+ * ledger's) one day at a time, with progress on stderr, prints every hour that
  * has traffic, then every hour with units Stripe will never bill (past its 35-day window, or
  * refused) and why, and exits 1 if any hour differs (2 on a usage error or an unreachable gateway).
  * Reads ADMIN_TOKEN (default: the `npm start` dev token) and GATEWAY_URL from the environment.
  */
 import { parseArgs } from "node:util";
+import type { CreditReconciliationRow } from "../workers/billing/credits/reconcile-credits";
 import type { ReconciliationRow as Row, Unbilled } from "../workers/metering/reconciliation";
 
 const DAY_MS = 86_400_000;
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   let never: Unbilled | undefined;
+  let credits: CreditReconciliationRow[] = [];
   const days = Math.ceil((to - from) / DAY_MS);
   for (let day = 0; day < days; day++) {
     const start = from + day * DAY_MS;
@@ -56,9 +59,15 @@ async function main(): Promise<void> {
       fail(`cannot reach the gateway at ${values.gateway}: ${String(error)}`),
     );
     if (!res.ok) fail(`the gateway answered ${res.status}: ${await res.text()}`);
-    const body = (await res.json()) as { rows: Row[]; unbilled: Unbilled };
+    const body = (await res.json()) as {
+      rows: Row[];
+      unbilled: Unbilled;
+      credits?: CreditReconciliationRow[];
+    };
     rows.push(...body.rows);
     never = body.unbilled;
+    // The credits column is the balance now, whatever the day: the last answer is the newest.
+    credits = body.credits ?? [];
   }
   process.stderr.write("\n");
 
@@ -94,13 +103,36 @@ async function main(): Promise<void> {
       `all hours: ${never.units} units in ${never.tenantHours} tenant-hours from ${never.firstHour} to ${never.lastHour} will never be billed by Stripe (list them with --from/--to around those hours)`,
     );
   }
+  if (credits.length > 0) {
+    console.table(
+      credits.map((r) => ({
+        tenant: r.slug,
+        "object balance": r.objectBalance,
+        "ledger balance": r.ledgerBalance,
+        applied: r.appliedUnits,
+        settled: r.settledUnits,
+        unsettled: r.unsettledUnits,
+        pending: r.pendingEntries,
+        drift: r.settledDrift,
+        ok: r.difference ? "DIFF" : "ok",
+      })),
+    );
+  }
   const differences = rows.filter((r) => r.difference).length;
+  const creditDifferences = credits.filter((r) => r.difference).length;
   console.log(
     differences === 0
       ? `reconciled ${rows.length} tenant-hours: no differences`
       : `${differences} of ${rows.length} tenant-hours differ`,
   );
-  process.exit(differences === 0 ? 0 : 1);
+  if (credits.length > 0) {
+    console.log(
+      creditDifferences === 0
+        ? `credits: ${credits.length} prepaid tenants reconciled: no differences`
+        : `credits: ${creditDifferences} of ${credits.length} prepaid tenants differ`,
+    );
+  }
+  process.exit(differences === 0 && creditDifferences === 0 ? 0 : 1);
 }
 
 await main();

@@ -6,6 +6,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { registerAdminBillingReport } from "./api/admin/billing-report";
+import { registerAdminCredits } from "./api/admin/credits";
 import { registerAdminKeys } from "./api/admin/keys";
 import { registerAdminPlans } from "./api/admin/plans";
 import { registerAdminReconciliation } from "./api/admin/reconciliation";
@@ -16,6 +17,7 @@ import { database } from "./api/database";
 import { registerHealth } from "./api/health";
 import { registerMethodNotAllowed } from "./api/method-not-allowed";
 import { registerOpenApi } from "./api/openapi";
+import { registerGatewayCredits } from "./api/tenant/credits";
 import { tenantDoor } from "./api/tenant/door";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
@@ -76,11 +78,13 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminKeys(app);
   registerAdminReconciliation(app);
   registerAdminBillingReport(app);
+  registerAdminCredits(app);
 
   app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
   registerGatewayKeys(app);
   registerUsage(app);
   registerBilling(app);
+  registerGatewayCredits(app);
 
   // Stripe's signature is this door's only credential (workers/billing/webhooks/receive.ts).
   registerStripeWebhooks(app);

@@ -107,7 +107,13 @@ export interface Variables {
   /** The body, when admission had to read it to fingerprint an Idempotency-Key request. */
   requestBody?: ArrayBuffer;
   /** Set when admitted; `leaseToken` when the response must be recorded for idempotent replay. */
-  admission: { leaseToken: string | null; idempotencyKey: string | null; admittedAt: number };
+  admission: {
+    leaseToken: string | null;
+    idempotencyKey: string | null;
+    admittedAt: number;
+    /** The prepaid credits the request holds, released if it turns out not billable. */
+    creditHoldId?: string | null;
+  };
   /** The tenant's current usage, when the tenant door already read it for `GET /gateway/v1/usage`. */
   tenantUsage?: CurrentUsage;
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */

@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   forbidden: { status: 403, title: "Forbidden" },
   tenant_suspended: { status: 403, title: "Tenant suspended" },
   payment_required: { status: 402, title: "Payment required" },
+  /** A prepaid tenant's request costs more credits than its balance holds. */
+  credits_exhausted: { status: 402, title: "Credits exhausted" },
   plan_upgrade_required: { status: 403, title: "Plan upgrade required" },
   ip_not_allowed: { status: 403, title: "IP address not allowed" },
   not_found: { status: 404, title: "Not found" },

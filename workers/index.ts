@@ -1,9 +1,11 @@
 /**
  * The Worker's composition root and only default export: HTTP (the gateway), the usage queue
- * consumer, and the cron (the Stripe usage reporter and the billing sync that catches Stripe up).
+ * consumer, and the cron (the Stripe usage reporter, the billing sync that catches Stripe up, and
+ * the prepaid credits' hourly settlement and grant repair).
  */
 
 import { createApp } from "./app";
+import { creditsCron } from "./billing/credits/settlement";
 import { syncBillingDue } from "./billing/subscription-sync";
 import type { Bindings } from "./env";
 import { consumeUsage } from "./metering/consumer";
@@ -18,5 +20,5 @@ export default {
   fetch: app.fetch,
   queue: (batch, env, ctx) => consumeUsage(batch, env, ctx),
   scheduled: (_controller, env, ctx) =>
-    ctx.waitUntil(Promise.all([reportAndChain(env), syncBillingDue(env)])),
+    ctx.waitUntil(Promise.all([reportAndChain(env), syncBillingDue(env), creditsCron(env)])),
 } satisfies ExportedHandler<Bindings, unknown>;

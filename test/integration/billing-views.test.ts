@@ -11,6 +11,7 @@ import { writeUsageBatch } from "../../workers/metering/postgres-sink";
 import type { UsageEvent } from "../../workers/metering/usage-event";
 import { openDb } from "../../workers/shared/db";
 import { controlledClock } from "../support/clock";
+import { grant } from "../support/credits";
 import { admin, bearer, createKey, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
 import { captureUsage, deliver } from "../support/metering";
 
@@ -39,7 +40,7 @@ interface Billing {
   units: { used: number; included: number | null; includedRemaining: number | null; billable: number };
   amount: { baseFee: number; usage: number; total: number } | null;
   forecast: { units: number | null; amount: { baseFee: number; usage: number; total: number } | null };
-  credits: null;
+  credits: { balance: number; held: number } | null;
 }
 
 interface InvoicePage {
@@ -178,6 +179,7 @@ describe("GET /gateway/v1/billing", () => {
         { ts: Date.parse("2027-06-01T00:00:00Z"), units: 40 },
         { ts: Date.parse("2027-05-31T23:59:59Z"), units: 1000 },
       ]);
+    await grant(prepaid.tenantId, 250);
     clock.set(now);
     const june = { start: "2027-06-01T00:00:00.000Z", end: "2027-07-01T00:00:00.000Z" };
     const zero = { baseFee: 0, usage: 0, total: 0 };
@@ -197,7 +199,7 @@ describe("GET /gateway/v1/billing", () => {
       units: { used: 40, included: null, includedRemaining: null, billable: 40 },
       amount: null,
       forecast: { units: 80, amount: null },
-      credits: null,
+      credits: { balance: 250, held: 0 },
     });
   });
 

@@ -7,7 +7,9 @@
  * 1. sends one request through the gateway and waits until its usage row is in Postgres;
  * 2. runs the real `npm run reconcile` for that tenant: exit 0, "no differences" for 1 tenant-hour;
  * 3. adds a (non-billable) usage row the tenant object never admitted: admitted 1, rows 2;
- * 4. runs it again: exit 1, and the output names the tenant's hour as DIFF.
+ * 4. runs it again: exit 1, and the output names the tenant's hour as DIFF;
+ * 5. a prepaid tenant given 5 credits spends 1: its credits reconcile (exit 0); its grant row
+ *    tampered with → exit 1, the credits summary counts it.
  *
  * Bounded: the whole run is abandoned (exit 1) after 60 s. Usage: npx tsx test/reconcile/reconcile-cli.ts
  */
@@ -179,6 +181,52 @@ async function main(): Promise<void> {
     differing.output.includes("1 of 1 tenant-hours differ"),
     "difference: the summary counts it",
     differing.output,
+  );
+
+  // Credits: a prepaid tenant's balance in its object against the credit ledger.
+  const prepaidPlan = await admin<{ id: string }>("/admin/v1/plans", {
+    name: "reconcile-prepaid",
+    burstCapacity: 10,
+    refillTokens: 10,
+    refillPeriodSeconds: 1,
+    entitlements: ["api"],
+    pricing: { model: "prepaid", currency: "usd", creditPack: { units: 100, amount: 500 } },
+  });
+  const prepaid = await admin<{ tenant: { id: string }; key: { key: string } }>("/admin/v1/tenants", {
+    slug: "reconcile-prepaid",
+    name: "Reconcile prepaid",
+    planId: prepaidPlan.id,
+  });
+  const topUp = await admin<{ entry: { id: string } }>(`/admin/v1/tenants/${prepaid.tenant.id}/credits`, {
+    units: 5,
+    reason: "reconcile test",
+    actor: "test:reconcile",
+  });
+  const spent = await fetch(`${base}/v1/reconcile-credits`, {
+    headers: { authorization: `Bearer ${prepaid.key.key}` },
+  });
+  await spent.arrayBuffer();
+  const spentRows = async () =>
+    Number(
+      (await db.query("SELECT count(*) AS n FROM usage_events WHERE tenant_id = $1", [prepaid.tenant.id]))
+        .rows[0].n,
+    );
+  const due = Date.now() + 15_000;
+  while ((await spentRows()) < 1 && Date.now() < due) await new Promise((r) => setTimeout(r, 250));
+  const creditRange = [...range.slice(0, 4), "--tenant", prepaid.tenant.id];
+  const creditsClean = await runReconcile(base, creditRange);
+  check(
+    creditsClean.code === 0 &&
+      creditsClean.output.includes("credits: 1 prepaid tenants reconciled: no differences"),
+    `credits: exit 0, no differences (got ${creditsClean.code})`,
+    creditsClean.output,
+  );
+  await db.query("UPDATE credit_ledger SET units = 6 WHERE id = $1", [topUp.entry.id]);
+  const creditsDiffer = await runReconcile(base, creditRange);
+  check(
+    creditsDiffer.code === 1 && creditsDiffer.output.includes("credits: 1 of 1 prepaid tenants differ"),
+    `credits: a tampered grant row → exit 1, counted (got ${creditsDiffer.code})`,
+    creditsDiffer.output,
   );
 }
 

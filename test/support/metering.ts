@@ -12,6 +12,7 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { vi } from "vitest";
+import type { CreditReconciliationRow } from "../../workers/billing/credits/reconcile-credits";
 import type { Bindings } from "../../workers/env";
 import worker from "../../workers/index";
 import type { ReconciliationRow, Unbilled } from "../../workers/metering/reconciliation";
@@ -98,9 +99,13 @@ export async function stripeFailNext(count: number, status: 500 | 429 | 503): Pr
 }
 
 /** The reconciliation table of one tenant around now. */
-export async function reconciliation(
-  tenantId: string,
-): Promise<{ differences: number; rows: ReconciliationRow[]; unbilled: Unbilled }> {
+export async function reconciliation(tenantId: string): Promise<{
+  differences: number;
+  rows: ReconciliationRow[];
+  unbilled: Unbilled;
+  credits: CreditReconciliationRow[];
+  creditDifferences: number;
+}> {
   const from = new Date(Date.now() - 2 * 3_600_000).toISOString();
   const to = new Date(Date.now() + 2 * 3_600_000).toISOString();
   return expectJson(

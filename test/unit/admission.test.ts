@@ -41,6 +41,7 @@ function memory(keys: Record<string, KeyState> = {}) {
     bucket: (name) => buckets.get(name) ?? null,
     quota: (name) => quotas.get(name) ?? null,
     idempotency: (key) => idem.get(key) ?? null,
+    creditBalance: () => 0,
   };
   const run = (i: AdmitInput, cfg = i.config, now = NOW) => {
     const d = decideAdmission(i, cfg, store, now);

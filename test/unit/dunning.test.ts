@@ -80,6 +80,7 @@ describe("grace or 402, decided at admission", () => {
     bucket: () => null,
     quota: () => null,
     idempotency: () => null,
+    creditBalance: () => 0,
   };
   const config = (over: Partial<TenantConfig>): TenantConfig => ({
     version: 1,

@@ -53,7 +53,19 @@ const BillingSchema = z
       description:
         "For the whole period: the units so far extrapolated linearly by elapsed time (at least one hour counted), rounded to the nearest unit, priced like the units so far.",
     }),
-    credits: z.null().openapi({ description: "Prepaid credit balance" }),
+    credits: z
+      .object({
+        balance: z.number().int().openapi({ description: "Units left to spend" }),
+        held: z
+          .number()
+          .int()
+          .openapi({ description: "Units held by requests in flight (spent if billable)" }),
+      })
+      .nullable()
+      .openapi({
+        description:
+          "A prepaid plan's credit balance, as the tenant object holds it now; null on other plans",
+      }),
   })
   .openapi("Billing");
 
@@ -124,7 +136,7 @@ function register(app: OpenAPIHono<AppEnv>, v: Variant): void {
   });
 
   app.openapi(billing, async (c) => {
-    const view = await billingView(c.var.db, await v.tenantId(c), Date.now());
+    const view = await billingView(c.env, c.var.db, await v.tenantId(c), Date.now());
     if (!view) throw new GatewayError("not_found", "No such tenant.");
     return c.json(view, 200);
   });

@@ -14,6 +14,11 @@ type EdgeEnv = Pick<Bindings, "API_KEYS" | "TENANT">;
 /** KV's minimum expiration is 60 s ahead; dead keys are kept a day past their end so the edge says "revoked"/"expired", not "unknown". */
 const DEAD_KEY_RETENTION_S = 86_400;
 
+/** A prepaid plan's tenants spend credits (durable-objects/credits.ts). */
+function prepaid(plan: Plan): { credits?: true } {
+  return plan.pricing.model === "prepaid" ? { credits: true } : {};
+}
+
 export function tenantRecord(tenant: Tenant, plan: Plan): TenantRecord {
   const o = tenant.overrides;
   const limits = {
@@ -34,6 +39,7 @@ export function tenantRecord(tenant: Tenant, plan: Plan): TenantRecord {
     limits,
     // Test traffic: the plan's sandbox limits; what they leave out takes the live numbers.
     sandbox: { ...limits, ...plan.sandboxLimits },
+    ...prepaid(plan),
   };
 }
 

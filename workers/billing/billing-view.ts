@@ -6,6 +6,7 @@
  * versions are the operator's catalogue, not tenant data, and are read as such.
  */
 import { and, eq, gte, lt, sql } from "drizzle-orm";
+import type { CreditBalance } from "../../durable-objects/credits";
 import {
   type Plan,
   type PlanPricing,
@@ -15,7 +16,9 @@ import {
   tenants,
   usageRollups,
 } from "../../schema";
+import type { Bindings } from "../env";
 import { type Db, type Tx, withTenant } from "../shared/db";
+import { creditBalance } from "../shared/tenant-client";
 import { calendarMonth, type Period, subscriptionPeriod } from "./period";
 import { type Statement, statement } from "./statement";
 
@@ -24,8 +27,8 @@ export interface BillingView extends Statement {
   period: { start: string; end: string };
   /** The instant the statement is computed at. */
   asOf: string;
-  /** The prepaid credit balance: null here; the lead wires the credits wing's balance after merge. */
-  credits: null;
+  /** A prepaid tenant's credit balance, as its tenant object holds it now; null on other plans. */
+  credits: CreditBalance | null;
 }
 
 /**
@@ -79,7 +82,12 @@ async function billedPricing(
 }
 
 /** The tenant's billing view at `now`, or null when there is no such tenant. */
-export async function billingView(db: Db, tenantId: string, now: number): Promise<BillingView | null> {
+export async function billingView(
+  env: Pick<Bindings, "TENANT">,
+  db: Db,
+  tenantId: string,
+  now: number,
+): Promise<BillingView | null> {
   // One transaction for the tenant row and its units; the catalogue after it (one connection).
   const found = await withTenant(db, tenantId, async (tx) => {
     const [tenant] = await tx.select().from(tenants).where(eq(tenants.id, tenantId));
@@ -97,6 +105,6 @@ export async function billingView(db: Db, tenantId: string, now: number): Promis
     },
     asOf: new Date(now).toISOString(),
     ...statement(pricing, found.period, found.used, now),
-    credits: null,
+    credits: pricing.model === "prepaid" ? await creditBalance(env, tenantId) : null,
   };
 }

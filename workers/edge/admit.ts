@@ -1,11 +1,12 @@
 /**
  * Admission: the one call to the tenant's Durable Object per request, which decides revocation,
- * tenant status, idempotency, token buckets and quotas atomically. Stamps the rate-limit headers
+ * tenant status, idempotency, token buckets, quotas and prepaid credits atomically. Stamps the rate-limit headers
  * on every response it lets through (and on its 429s), and answers idempotent replays itself
  * without calling the origin.
  */
 import { createMiddleware } from "hono/factory";
 import type { PastDue, Refusal } from "../../durable-objects/admission";
+import { creditsExhaustedDetail } from "../../durable-objects/credits";
 import { fingerprint } from "../../durable-objects/idempotency";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
@@ -84,6 +85,8 @@ export const admit = () =>
       cost: route.cost,
       config: tenantConfig(tenant),
       idempotency,
+      // A billable route holds a prepaid tenant's credits until the origin has answered (or lost the lease).
+      ...(route.billable ? { creditHoldMs: originTimeoutMs(c.env, route) + LEASE_MARGIN_MS } : {}),
     });
     const labels = { slug: tenant.slug, planName: tenant.plan.name };
 
@@ -107,6 +110,10 @@ export const admit = () =>
             headers: { ...rateLimitHeaders(result.limits, labels), "retry-after": String(result.retryAfter) },
           },
         );
+      case "credits_exhausted":
+        throw new GatewayError("credits_exhausted", creditsExhaustedDetail(result.balance, result.cost), {
+          headers: rateLimitHeaders(result.limits, labels),
+        });
       case "replay": {
         const headers = new Headers(result.response.headers);
         for (const [name, value] of Object.entries(rateLimitHeaders(result.limits, labels)))
@@ -119,6 +126,7 @@ export const admit = () =>
           leaseToken: result.leaseToken,
           idempotencyKey: idempotency?.key ?? null,
           admittedAt: result.admittedAt,
+          creditHoldId: result.creditHold?.id ?? null,
         });
         await next();
         for (const [name, value] of Object.entries(rateLimitHeaders(result.limits, labels)))

@@ -4,7 +4,8 @@
  * after the response.
  *
  * Hot path budget: 0 KV reads when the key is warm, exactly 1 Durable Object call (plus 1 to record
- * the response of an Idempotency-Key request), 0 Postgres queries, 0 Stripe calls.
+ * the response of an Idempotency-Key request, and 1 to give back a prepaid request's credits when
+ * it is not billable), 0 Postgres queries, 0 Stripe calls.
  */
 import type { Context, Hono } from "hono";
 import { MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "../../durable-objects/idempotency";
@@ -13,7 +14,7 @@ import { GatewayError } from "../errors";
 import { log } from "../log";
 import { sendUsageEvent } from "../metering/producer";
 import { isBillable } from "../metering/usage-event";
-import { complete } from "../shared/tenant-client";
+import { complete, releaseCredits } from "../shared/tenant-client";
 import { admit } from "./admit";
 import { authenticate } from "./authenticate";
 import { authorize } from "./authorize";
@@ -45,6 +46,9 @@ function meter(
 ): void {
   const { key } = c.var.auth;
   const route = c.var.route;
+  const billable =
+    answeredBy === "origin" && isBillable({ status, routeBillable: route.billable, env: key.env });
+  if (!billable) releaseHold(c);
   c.executionCtx.waitUntil(
     Promise.all([bytesIn, bytesOut]).then(([inBytes, outBytes]) =>
       sendUsageEvent(c.env, {
@@ -55,8 +59,7 @@ function meter(
         method: c.req.method,
         route: route.prefix,
         status,
-        billable:
-          answeredBy === "origin" && isBillable({ status, routeBillable: route.billable, env: key.env }),
+        billable,
         units: route.cost,
         bytesIn: inBytes,
         bytesOut: outBytes,
@@ -64,6 +67,22 @@ function meter(
         // The tenant object's clock, so the event lands in the same hour as its ledger entry.
         ts: new Date(c.var.admission.admittedAt).toISOString(),
       }),
+    ),
+  );
+}
+
+/**
+ * Gives back the prepaid credits a request held when it is not billable (origin 5xx, gateway error
+ * after admission): the one extra tenant-object call, made only then. Idempotent in the object; a
+ * release that never arrives leaves the hold to lapse into spent (durable-objects/credits.ts), which
+ * reconciliation then shows against the usage rows.
+ */
+function releaseHold(c: Context<AppEnv>): void {
+  const holdId = c.var.admission.creditHoldId;
+  if (!holdId) return;
+  c.executionCtx.waitUntil(
+    releaseCredits(c.env, c.var.auth.tenant.id, holdId).catch((error) =>
+      log.error("credit release failed", { request_id: c.var.requestId, error: String(error) }),
     ),
   );
 }

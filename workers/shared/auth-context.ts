@@ -48,6 +48,8 @@ export const TenantRecordSchema = z.object({
   limits: WindowLimitsSchema,
   /** The plan's sandbox limits (test keys); absent in records projected before they existed (defaults apply). */
   sandbox: WindowLimitsSchema.optional(),
+  /** The plan is prepaid: live traffic spends credits (absent in records from before credits: false). */
+  credits: z.boolean().optional(),
 });
 export type TenantRecord = z.infer<typeof TenantRecordSchema>;
 

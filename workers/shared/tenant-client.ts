@@ -3,14 +3,19 @@
  * marks retryable (except for `admit`), and mapping of failures to a 503. Counts calls so tests and the benchmark can
  * check the budget: one `admit` per request through a tenant door — the proxy (+1 `complete` when
  * an Idempotency-Key response is recorded or released) or the tenant API (whose usage endpoint
- * reads from that same call) — none for requests rejected before admission.
+ * reads from that same call) — none for requests rejected before admission; +1 `releaseCredits`
+ * only when a prepaid request that held credits turns out not billable.
  */
 import type { RecordedResponse } from "../../durable-objects/idempotency";
 import type { KeyState, TenantConfig } from "../../durable-objects/limits";
 import type {
   AdmitInput,
   AdmitResult,
+  CreditBalance,
+  CreditGrant,
+  CreditHour,
   CurrentUsage,
+  GrantResult,
   LedgerHour,
   TenantLimiter,
 } from "../../durable-objects/tenant";
@@ -71,6 +76,7 @@ export function tenantConfig(tenant: TenantRecord): TenantConfig {
     graceUntil: tenant.graceUntil,
     limits: tenant.limits,
     ...(tenant.sandbox ? { sandbox: tenant.sandbox } : {}),
+    ...(tenant.credits ? { credits: true } : {}),
   };
 }
 
@@ -120,4 +126,29 @@ export function peek(
   keyEnv: "live" | "test" = "live",
 ): Promise<CurrentUsage> {
   return call(env, tenantId, async (stub) => (await stub.peek(config, keyEnv)) as CurrentUsage);
+}
+
+/** The proxy, when an admitted request turns out not billable: gives its held credits back. */
+export function releaseCredits(env: TenantEnv, tenantId: string, holdId: string): Promise<boolean> {
+  return call(env, tenantId, async (stub) => (await stub.releaseCredits(holdId)) as boolean);
+}
+
+/** Adds (or debits) credits once per grant id; the id is the Postgres ledger row's. */
+export function grantCredits(env: TenantEnv, tenantId: string, grant: CreditGrant): Promise<GrantResult> {
+  return call(env, tenantId, async (stub) => (await stub.grantCredits(grant)) as GrantResult);
+}
+
+/** The tenant's credit balance and what recent requests hold of it. */
+export function creditBalance(env: TenantEnv, tenantId: string): Promise<CreditBalance> {
+  return call(env, tenantId, async (stub) => (await stub.creditBalance()) as CreditBalance);
+}
+
+/** Reconciliation: credits the tenant object granted and spent per hour in [from, to). */
+export function creditHours(
+  env: TenantEnv,
+  tenantId: string,
+  from: number,
+  to: number,
+): Promise<CreditHour[]> {
+  return call(env, tenantId, async (stub) => (await stub.creditHours(from, to)) as CreditHour[]);
 }

@@ -1,5 +1,6 @@
 /** `GET /admin/v1/reconciliation`: the per tenant, per hour reconciliation table (see services/reconciliation). */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { reconcileCredits } from "../../billing/credits/reconcile-credits";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { reconcile, unbilled } from "../../metering/reconciliation";
@@ -24,13 +25,33 @@ const RowSchema = z
   })
   .openapi("ReconciliationRow");
 
+const CreditRowSchema = z
+  .object({
+    tenantId: z.string(),
+    slug: z.string(),
+    objectBalance: z.number().int(),
+    ledgerBalance: z.number().int(),
+    appliedUnits: z.number().int(),
+    pendingEntries: z.number().int(),
+    settledUnits: z.number().int(),
+    unsettledUnits: z.number().int(),
+    settledDrift: z.number().int(),
+    objectGranted: z.number().int(),
+    objectSpent: z.number().int(),
+    difference: z.boolean(),
+  })
+  .openapi("CreditReconciliationRow", {
+    description:
+      "A prepaid tenant's credits: the tenant object's balance against the ledger's (applied grants, refunds and adjustments − settled usage − billable usage not settled yet), its own hourly ledger (granted, spent) against the ledger's grants and usage, and settled hours against their usage rows (`settledDrift`).",
+  });
+
 const route = createRoute({
   method: "get",
   path: "/admin/v1/reconciliation",
   tags: ["Admin: billing"],
   security,
   description:
-    "Per tenant and hour: requests admitted by the tenant object, usage rows, billable units, billing outbox units and what Stripe reports. A row with `difference: true` breaks the invariant admitted = rows and billable units = outbox = Stripe; `outboxFailedUnits` are units Stripe will never bill (past its 35-day window, or refused; `outboxFailure` says why). At most 31 days per call.",
+    "Per tenant and hour: requests admitted by the tenant object, usage rows, billable units, billing outbox units and what Stripe reports. A row with `difference: true` breaks the invariant admitted = rows and billable units = outbox = Stripe; `outboxFailedUnits` are units Stripe will never bill (past its 35-day window, or refused; `outboxFailure` says why). At most 31 days per call. `credits`: per prepaid tenant (whatever the range), the tenant object's credit balance against the credit ledger.",
   request: {
     query: z.object({
       from: z.iso.datetime({ offset: true }),
@@ -47,6 +68,8 @@ const route = createRoute({
           to: z.string(),
           differences: z.number().int(),
           rows: z.array(RowSchema),
+          credits: z.array(CreditRowSchema),
+          creditDifferences: z.number().int(),
           unbilled: z
             .object({
               units: z.number().int(),
@@ -73,12 +96,21 @@ export function registerAdminReconciliation(app: OpenAPIHono<AppEnv>): void {
     if (!(to > from) || to - from > MAX_RANGE_MS) {
       throw new GatewayError("validation_failed", "`to` must be after `from`, at most 31 days later.");
     }
-    const [rows, never] = await Promise.all([
+    const [rows, never, credits] = await Promise.all([
       reconcile(c.env, c.var.db, { from, to, ...(q.tenant ? { tenantId: q.tenant } : {}) }),
       unbilled(c.var.db, q.tenant),
+      reconcileCredits(c.env, c.var.db, q.tenant),
     ]);
     return c.json(
-      { from: q.from, to: q.to, differences: rows.filter((r) => r.difference).length, rows, unbilled: never },
+      {
+        from: q.from,
+        to: q.to,
+        differences: rows.filter((r) => r.difference).length,
+        rows,
+        unbilled: never,
+        credits,
+        creditDifferences: credits.filter((r) => r.difference).length,
+      },
       200,
     );
   });

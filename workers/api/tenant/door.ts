@@ -106,7 +106,8 @@ export const tenantDoor = () =>
           },
         );
       case "replay":
-        // No Idempotency-Key is taken at this door.
+      case "credits_exhausted":
+        // No Idempotency-Key is taken at this door, and it spends no credits.
         throw new GatewayError("internal", "An internal error occurred.");
       default:
         throw refusal(result.outcome, ip, result.pastDue);

@@ -15,6 +15,7 @@ import { stripeEvents } from "../../../schema";
 import type { Bindings } from "../../env";
 import { log } from "../../log";
 import type { Db, Tx } from "../../shared/db";
+import { onCheckoutCompleted } from "./checkout";
 import { onInvoice } from "./invoices";
 import { onSubscription } from "./subscriptions";
 
@@ -57,6 +58,7 @@ export const EVENT_HANDLERS: Readonly<Record<string, EventHandler>> = {
   "invoice.payment_failed": onInvoice,
   "customer.subscription.updated": onSubscription,
   "customer.subscription.deleted": onSubscription,
+  "checkout.session.completed": onCheckoutCompleted,
 };
 
 export type DeliveryResult = { duplicate: true } | { duplicate: false; outcome: EventOutcome };

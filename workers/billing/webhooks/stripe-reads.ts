@@ -42,3 +42,6 @@ export function idOf(field: string | { id: string } | null | undefined): string 
 /** The subscription an invoice bills (`parent.subscription_details.subscription` since API 2025-03-31). */
 export const invoiceSubscriptionId = (invoice: Stripe.Invoice): string | null =>
   idOf(invoice.parent?.subscription_details?.subscription);
+
+export const currentCheckoutSession = (stripe: Stripe, id: string) =>
+  read("checkout session", id, () => stripe.checkout.sessions.retrieve(id));
