@@ -77,13 +77,14 @@ export async function waitForOk(
   while (!gone) {
     if (Date.now() > deadline)
       throw new Error(`${url} did not answer 200 within ${options.timeoutMs / 1000} s`);
-    const ok = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then(
-      async (res) => {
+    // A slow first answer (the Worker's first request loads its bundle) may time out mid-body: that
+    // is one more try, not a failure.
+    const ok = await fetch(url, { signal: AbortSignal.timeout(2_000) })
+      .then(async (res) => {
         await res.arrayBuffer(); // read it all: a cancelled body makes workerd log a broken pipe
         return res.status === 200;
-      },
-      () => false,
-    );
+      })
+      .catch(() => false);
     if (ok) return;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }

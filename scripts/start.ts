@@ -34,6 +34,18 @@ const DEMO_PLAN = {
   dailyQuota: 10_000,
   monthlyQuota: 100_000,
   entitlements: ["api"],
+  // 29.00 a month with 10 units included, then 0.05 a unit for 90 units, then 0.02: a few curl
+  // calls make an invoice worth reading.
+  pricing: {
+    model: "metered",
+    currency: "usd",
+    baseFee: 2900,
+    includedUnits: 10,
+    tiers: [
+      { upTo: 90, unitAmount: 5 },
+      { upTo: null, unitAmount: 2 },
+    ],
+  },
 };
 
 /** Stops for everything started so far, run newest first. */
@@ -184,13 +196,17 @@ async function startStripe(): Promise<{
     label: `local stand-in ${standIn.url} (set STRIPE_SECRET_KEY for real Stripe); webhooks forwarded`,
     recipe: ({ key, tenantId }) => `
   Watch the money loop (the stand-in's events reach ${BASE}/webhooks/stripe as \`stripe listen\` lines):
-    1. send some traffic:
+    1. send some traffic, and see what the demo tenant will pay so far:
        for i in $(seq 25); do curl -s -o /dev/null ${BASE}/v1/hello -H "Authorization: Bearer ${key}"; done
-    2. once the cron has reported it (its hour closed, plus STRIPE_REPORT_LATENESS_S), move the
-       stand-in's clock past the billing period's end (32 days):
+       curl -s ${BASE}/gateway/v1/billing -H "Authorization: Bearer ${key}"
+    2. report it to Stripe now, the open hour included (the cron would wait for the hour to end):
+       curl -s -X POST "${BASE}/admin/v1/billing/report?openHours=true" -H "Authorization: Bearer ${ADMIN_TOKEN}"
+    3. move the stand-in's clock past the billing period's end (32 days): it invoices and charges
        curl -s -X POST ${standIn.url}/_standin/clock/advance -H "content-type: application/json" -d '{"seconds":2764800}'
-    3. watch the --> invoice.* / <-- [200] POST lines here, then read the tenant's invoices:
-       curl -s ${BASE}/admin/v1/tenants/${tenantId}/invoices -H "Authorization: Bearer ${ADMIN_TOKEN}"
+    4. watch the --> invoice.* / <-- [200] POST lines here, then read the invoice (hosted page and PDF links):
+       curl -s ${BASE}/gateway/v1/invoices -H "Authorization: Bearer ${key}"
+    To see dunning instead, before step 3 make the payment fail, then pay the open invoice later:
+       curl -s -X POST ${standIn.url}/_standin/customers/<billing.customerId of GET /admin/v1/tenants/${tenantId}>/payment_outcome -d '{"outcome":"fail"}'
   Webhook faults (seeded, deterministic): GET/PUT ${control.url}/faults, POST /flush, GET /deliveries
     curl -s -X PUT ${control.url}/faults -d '{"seed":1,"duplicate":{"times":2},"reorder":{"window":3}}'
 `,
@@ -202,13 +218,15 @@ async function startStripe(): Promise<{
  * `GET /v1/hello` with it (200 when the whole path, origin included, works).
  */
 async function seedDemo(): Promise<{ tenantId: string; key: string; hello: number }> {
-  const plans = await admin<{ data: Array<{ id: string; name: string }> }>(
+  const plans = await admin<{ data: Array<{ id: string; name: string; pricing: { model: string } }> }>(
     "GET",
     "/admin/v1/plans?limit=200",
   );
-  const plan =
-    plans.data.find((p) => p.name === DEMO_PLAN.name) ??
-    (await admin<{ id: string }>("POST", "/admin/v1/plans", DEMO_PLAN));
+  const found = plans.data.find((p) => p.name === DEMO_PLAN.name);
+  // A demo plan kept from before it had a price gets one (its tenant's subscription follows now).
+  if (found && found.pricing.model === "free")
+    await admin("PATCH", `/admin/v1/plans/${found.id}`, { pricing: DEMO_PLAN.pricing, applyPricing: "now" });
+  const plan = found ?? (await admin<{ id: string }>("POST", "/admin/v1/plans", DEMO_PLAN));
 
   const existing = await admin<{ data: Array<{ id: string }> }>("GET", "/admin/v1/tenants?slug=demo");
   const tenant = existing.data[0];
