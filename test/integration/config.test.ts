@@ -198,7 +198,7 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
       DATABASE_URL: "postgres://u@h/db",
     };
     const unset = parseConfig(vars);
-    expect(unset.ok && unset.config.stripeWebhookSecret).toBeUndefined();
+    expect(unset.ok && unset.config.stripeWebhookSecret).toBeNull();
     const set = parseConfig({ ...vars, STRIPE_WEBHOOK_SECRET: "whsec_abc123" });
     expect(set.ok && set.config.stripeWebhookSecret).toBe("whsec_abc123");
     for (const bad of ["sk_test_abc", "whsec_", "", " whsec_abc"]) {
