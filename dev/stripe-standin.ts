@@ -259,15 +259,21 @@ interface Subscription {
   object: "subscription";
   application: null;
   application_fee_percent: null;
-  automatic_tax: { enabled: false; liability: null };
+  automatic_tax: { disabled_reason: null; enabled: false; liability: null };
   billing_cycle_anchor: number;
   billing_cycle_anchor_config: null;
   billing_mode: { flexible: null; type: "classic" };
+  billing_schedules: never[];
   billing_thresholds: null;
   cancel_at: null;
   cancel_at_period_end: boolean;
   canceled_at: number | null;
-  cancellation_details: { comment: null; feedback: null; reason: "cancellation_requested" | null };
+  cancellation_details: {
+    comment: null;
+    feedback: null;
+    feedback_option: null;
+    reason: "cancellation_requested" | null;
+  };
   collection_method: "charge_automatically" | "send_invoice";
   created: number;
   currency: string;
@@ -287,9 +293,10 @@ interface Subscription {
     footer: null;
     issuer: { type: "self" };
   };
-  items: { object: "list"; data: SubscriptionItem[]; has_more: false; total_count: number; url: string };
+  items: { object: "list"; data: SubscriptionItem[]; has_more: false; url: string };
   latest_invoice: null;
   livemode: boolean;
+  managed_payments: null;
   metadata: Record<string, string>;
   next_pending_invoice_item_invoice: null;
   on_behalf_of: null;
@@ -308,7 +315,7 @@ interface Subscription {
   test_clock: null;
   transfer_data: null;
   trial_end: null;
-  trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } };
+  trial_settings: { end_behavior: { billing_cycle_anchor: null; missing_payment_method: "create_invoice" } };
   trial_start: null;
 }
 
@@ -1023,15 +1030,16 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       object: "subscription",
       application: null,
       application_fee_percent: null,
-      automatic_tax: { enabled: false, liability: null },
+      automatic_tax: { disabled_reason: null, enabled: false, liability: null },
       billing_cycle_anchor: start,
       billing_cycle_anchor_config: null,
       billing_mode: { flexible: null, type: "classic" },
+      billing_schedules: [],
       billing_thresholds: null,
       cancel_at: null,
       cancel_at_period_end: false,
       canceled_at: null,
-      cancellation_details: { comment: null, feedback: null, reason: null },
+      cancellation_details: { comment: null, feedback: null, feedback_option: null, reason: null },
       collection_method: collection,
       created: start,
       currency: "",
@@ -1055,11 +1063,11 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
         object: "list",
         data: [],
         has_more: false,
-        total_count: 0,
         url: `/v1/subscription_items?subscription=${id}`,
       },
       latest_invoice: null,
       livemode: call.livemode,
+      managed_payments: null,
       metadata: metadataOf(p),
       next_pending_invoice_item_invoice: null,
       on_behalf_of: null,
@@ -1078,7 +1086,9 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       test_clock: null,
       transfer_data: null,
       trial_end: null,
-      trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } },
+      trial_settings: {
+        end_behavior: { billing_cycle_anchor: null, missing_payment_method: "create_invoice" },
+      },
       trial_start: null,
     };
     for (const [i, raw] of Object.entries(itemsParam)) {
@@ -1195,7 +1205,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     }
     const updated: Subscription = {
       ...subscription,
-      items: { ...subscription.items, data: next, total_count: next.length },
+      items: { ...subscription.items, data: next },
       metadata:
         p.metadata === undefined ? subscription.metadata : { ...subscription.metadata, ...metadataOf(p) },
       cancel_at_period_end:
@@ -1253,7 +1263,12 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (subscription.status === "canceled") throw noSuch("subscription", id, "id", 404);
     const canceled: Subscription = {
       ...subscription,
-      cancellation_details: { comment: null, feedback: null, reason: "cancellation_requested" },
+      cancellation_details: {
+        comment: null,
+        feedback: null,
+        feedback_option: null,
+        reason: "cancellation_requested",
+      },
       status: "canceled",
       canceled_at: call.nowS,
       ended_at: call.nowS,
