@@ -7,6 +7,7 @@ import { mkdir } from "node:fs/promises";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import pg from "pg";
+import { keepQueriesWhole } from "./pglite-batches";
 
 /** A running Postgres: its connection URL, whether it is the embedded PGlite, and how to stop it. */
 export interface PostgresHandle {
@@ -72,6 +73,7 @@ async function startPglite(dataDir: string | undefined): Promise<PostgresHandle>
     port: 0,
     maxConnections: PGLITE_MAX_CONNECTIONS,
   });
+  keepQueriesWhole(server, db);
   await server.start();
   // After start() this is `127.0.0.1:<actual port>`. PGlite ignores the user and always serves
   // database `postgres`; `pg` and the neon driver both accept this URL (no password needed).

@@ -804,15 +804,16 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       object: "subscription",
       application: null,
       application_fee_percent: null,
-      automatic_tax: { enabled: false, liability: null },
+      automatic_tax: { disabled_reason: null, enabled: false, liability: null },
       billing_cycle_anchor: start,
       billing_cycle_anchor_config: null,
       billing_mode: { flexible: null, type: "classic" },
+      billing_schedules: [],
       billing_thresholds: null,
       cancel_at: null,
       cancel_at_period_end: false,
       canceled_at: null,
-      cancellation_details: { comment: null, feedback: null, reason: null },
+      cancellation_details: { comment: null, feedback: null, feedback_option: null, reason: null },
       collection_method: collection,
       created: start,
       currency: "",
@@ -836,11 +837,11 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
         object: "list",
         data: [],
         has_more: false,
-        total_count: 0,
         url: `/v1/subscription_items?subscription=${id}`,
       },
       latest_invoice: null,
       livemode: call.livemode,
+      managed_payments: null,
       metadata: metadataOf(p),
       next_pending_invoice_item_invoice: null,
       on_behalf_of: null,
@@ -859,7 +860,9 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
       test_clock: null,
       transfer_data: null,
       trial_end: null,
-      trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } },
+      trial_settings: {
+        end_behavior: { billing_cycle_anchor: null, missing_payment_method: "create_invoice" },
+      },
       trial_start: null,
     };
     for (const [i, raw] of Object.entries(itemsParam)) {
@@ -977,7 +980,7 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     }
     const updated: Subscription = {
       ...subscription,
-      items: { ...subscription.items, data: next, total_count: next.length },
+      items: { ...subscription.items, data: next },
       metadata:
         p.metadata === undefined ? subscription.metadata : { ...subscription.metadata, ...metadataOf(p) },
       cancel_at_period_end:
@@ -1041,7 +1044,12 @@ export async function startStripeStandIn(options: StripeStandInOptions = {}): Pr
     if (subscription.status === "canceled") throw noSuch("subscription", id, "id", 404);
     const canceled: Subscription = {
       ...subscription,
-      cancellation_details: { comment: null, feedback: null, reason: "cancellation_requested" },
+      cancellation_details: {
+        comment: null,
+        feedback: null,
+        feedback_option: null,
+        reason: "cancellation_requested",
+      },
       status: "canceled",
       canceled_at: call.nowS,
       ended_at: call.nowS,

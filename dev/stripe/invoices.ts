@@ -94,7 +94,12 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
           status: "canceled",
           canceled_at: at.nowS,
           ended_at: end,
-          cancellation_details: { comment: null, feedback: null, reason: "cancellation_requested" },
+          cancellation_details: {
+            comment: null,
+            feedback: null,
+            feedback_option: null,
+            reason: "cancellation_requested",
+          },
           latest_invoice: invoice.id,
         }
       : {
@@ -261,7 +266,12 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
         status: "canceled",
         canceled_at: at.nowS,
         ended_at: at.nowS,
-        cancellation_details: { comment: null, feedback: null, reason: "payment_failed" },
+        cancellation_details: {
+          comment: null,
+          feedback: null,
+          feedback_option: null,
+          reason: "payment_failed",
+        },
       };
     if (after === sub) return false;
     account.subscriptions.set(sub.id, after);

@@ -152,10 +152,11 @@ export interface Subscription {
   object: "subscription";
   application: null;
   application_fee_percent: null;
-  automatic_tax: { enabled: false; liability: null };
+  automatic_tax: { disabled_reason: null; enabled: false; liability: null };
   billing_cycle_anchor: number;
   billing_cycle_anchor_config: null;
   billing_mode: { flexible: null; type: "classic" };
+  billing_schedules: never[];
   billing_thresholds: null;
   cancel_at: null;
   cancel_at_period_end: boolean;
@@ -163,6 +164,7 @@ export interface Subscription {
   cancellation_details: {
     comment: null;
     feedback: null;
+    feedback_option: null;
     reason: "cancellation_requested" | "payment_failed" | null;
   };
   collection_method: "charge_automatically" | "send_invoice";
@@ -184,10 +186,11 @@ export interface Subscription {
     footer: null;
     issuer: { type: "self" };
   };
-  items: { object: "list"; data: SubscriptionItem[]; has_more: false; total_count: number; url: string };
+  items: { object: "list"; data: SubscriptionItem[]; has_more: false; url: string };
   /** The id of the subscription's newest invoice. */
   latest_invoice: string | null;
   livemode: boolean;
+  managed_payments: null;
   metadata: Record<string, string>;
   next_pending_invoice_item_invoice: null;
   on_behalf_of: null;
@@ -206,7 +209,7 @@ export interface Subscription {
   test_clock: null;
   transfer_data: null;
   trial_end: null;
-  trial_settings: { end_behavior: { missing_payment_method: "create_invoice" } };
+  trial_settings: { end_behavior: { billing_cycle_anchor: null; missing_payment_method: "create_invoice" } };
   trial_start: null;
 }
 

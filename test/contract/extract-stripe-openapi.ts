@@ -16,6 +16,9 @@
  *   npx biome format --write test/contract/stripe-openapi.subset.json   # the repository's JSON style
  * The API version recorded is the spec's own `info.version`. Match it to the version the `stripe`
  * package pins (`node_modules/stripe/OPENAPI_VERSION` names the spec tag it was generated from).
+ * The operations of subset-from-package-types.ts (products, prices, subscriptions, invoices, events,
+ * checkout sessions) are not in OPERATIONS yet: re-run that script after this one, or, with the full
+ * spec at hand, move them here (and their schemas to KEEP) so Stripe's own schemas replace them.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";

@@ -144,12 +144,25 @@ const describeErrors = (where: string, errors: ErrorObject[] | null | undefined)
     (e) => `${where}${e.instancePath || "/"} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ""}`,
   );
 
+/**
+ * Fields newer than the example objects of the vendored tag: the pinned stripe package's types (its
+ * later spec tag, the API version the stand-in answers) have them, the tag's fixtures do not. Each
+ * is also in the schema, which checks its value.
+ */
+const NEWER_THAN_FIXTURES = new Set([
+  "product.tax_details",
+  "subscription_item.current_trial",
+  "subscription.cancellation_details.feedback_option",
+  "subscription.trial_settings.end_behavior.billing_cycle_anchor",
+]);
+
 /** Differences between the fields of `actual` and of Stripe's example object (recursing into sub-objects). */
 function fieldDifferences(actual: JsonObject, example: JsonObject, path: string): string[] {
   const problems: string[] = [];
   for (const key of Object.keys(example))
     if (!(key in actual)) problems.push(`${path}.${key} is missing (Stripe sends it)`);
   for (const key of Object.keys(actual)) {
+    if (NEWER_THAN_FIXTURES.has(`${path}.${key}`)) continue;
     if (!(key in example)) {
       problems.push(`${path}.${key} is not a field of Stripe's ${path} object`);
       continue;

@@ -120,7 +120,7 @@ async function apply(stripe: Stripe, env: Bindings, db: Db, row: BillingSyncRow)
 }
 
 /** The subscription with exactly the `wanted` prices (none when nothing is wanted). */
-async function converge(
+export async function converge(
   stripe: Stripe,
   tenant: Tenant,
   customer: string,
