@@ -9,7 +9,6 @@ import { startBridge } from "../dev/pg-bridge";
 import { startPostgres } from "../dev/postgres";
 import { startStripeStandIn } from "../dev/stripe-standin";
 import { startDeadOrigin, startOriginServer } from "./support/origin-server";
-import { startStripeFixture } from "./support/stripe-fixture-server";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -23,8 +22,6 @@ declare module "vitest" {
     deadOriginUrl: string;
     /** `http://127.0.0.1:<port>` of the Stripe stand-in (dev/stripe-standin.ts), shared by all test files. */
     stripeUrl: string;
-    /** `http://127.0.0.1:<port>` of the webhook tests' Stripe fixture (invoices, subscription states; test/support/stripe-fixture-server.ts). */
-    stripeFixtureUrl: string;
   }
 }
 
@@ -53,9 +50,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
     stops.unshift(deadOrigin.stop);
     project.provide("deadOriginUrl", deadOrigin.url);
     project.provide("stripeUrl", stripe.url);
-    const fixture = await startStripeFixture();
-    stops.unshift(fixture.stop);
-    project.provide("stripeFixtureUrl", fixture.url);
   } catch (err) {
     await stopAll(stops);
     throw err;

@@ -1,51 +1,32 @@
 /**
- * Dunning end to end, through the Worker's real entry on the controlled clock: a failed payment
- * (a signed Stripe event; Stripe's current state from the fixture) makes the tenant past due —
- * requests pass with a `Warning` header during the grace period, are refused with 402 from its
- * end — and `invoice.paid` brings it back on the very next request; an unpaid or canceled
- * subscription suspends it (403); an operator's suspension survives a payment.
+ * Dunning end to end, through the Worker's real entry on the controlled clock, with the Stripe side
+ * made by the Stripe stand-in (test/support/stripe-billing-cycle.ts) and its own recorded events
+ * delivered signed: the period's charge declined makes the tenant past due — requests pass with a
+ * `Warning` header during the grace period, are refused with 402 from its end — and paying the
+ * invoice (`invoice.paid`) brings it back on the very next request; retries that end in an unpaid
+ * or canceled subscription suspend it (403); an operator's suspension survives a payment.
  */
 import { describe, expect, it } from "vitest";
 import { controlledClock } from "../support/clock";
 import { admin, bearer, expectJson, gateway, originCalls, uniq } from "../support/gateway";
-import {
-  type BilledTenant,
-  deliver,
-  invoiceObject,
-  putStripeObject,
-  readTenant,
-  seedBilledTenant,
-  stripeEvent,
-  subscriptionObject,
-} from "../support/stripe-webhooks";
+import { billPeriod, payInvoice, retryCharge, retryRules } from "../support/stripe-billing-cycle";
+import { type BilledTenant, deliver, readTenant, seedBilledTenant } from "../support/stripe-webhooks";
 
 const clock = controlledClock();
 /** BILLING_GRACE_PERIOD_S in wrangler.toml: 7 days. */
 const GRACE_MS = 7 * 86_400_000;
 
-/** Stripe's current state (the fixture), then the event about it, delivered signed. */
-async function invoiceEvent(t: BilledTenant, type: string, status: "open" | "paid", subscription: string) {
-  const invoiceId = `in_${uniq()}`;
-  const invoice = invoiceObject({
-    id: invoiceId,
-    customer: t.customerId,
-    subscription: t.subscriptionId,
-    status,
-  });
-  await putStripeObject(invoice);
-  await putStripeObject(
-    subscriptionObject({ id: t.subscriptionId, customer: t.customerId, status: subscription }),
-  );
-  return expectJson(await deliver(stripeEvent(type, invoice)), 200);
+/** The stand-in declines the period's charge; its `invoice.payment_failed` is delivered. Returns the invoice's id. */
+async function paymentFails(t: BilledTenant): Promise<string> {
+  const bill = await billPeriod(t, "fail");
+  await expectJson(await deliver(bill.one("invoice.payment_failed")), 200);
+  return bill.invoiceId;
 }
 
-const paymentFails = (t: BilledTenant) => invoiceEvent(t, "invoice.payment_failed", "open", "past_due");
-const invoicePaid = (t: BilledTenant) => invoiceEvent(t, "invoice.paid", "paid", "active");
-
-async function subscriptionBecomes(t: BilledTenant, status: string, type = "customer.subscription.updated") {
-  const subscription = subscriptionObject({ id: t.subscriptionId, customer: t.customerId, status });
-  await putStripeObject(subscription);
-  return expectJson(await deliver(stripeEvent(type, subscription)), 200);
+/** The invoice is paid at the stand-in; its `invoice.paid` is delivered. */
+async function invoicePaid(t: BilledTenant, invoiceId: string): Promise<void> {
+  const paid = await payInvoice(t, invoiceId);
+  await expectJson(await deliver(paid.one("invoice.paid")), 200);
 }
 
 const call = (t: BilledTenant, marker: string) => gateway(`/v1/${marker}`, { headers: bearer(t.key) });
@@ -57,7 +38,7 @@ describe("dunning", () => {
     const t0 = clock.set(Date.now());
     const t = await seedBilledTenant();
     const marker = uniq();
-    await paymentFails(t);
+    const invoiceId = await paymentFails(t);
     expect(await readTenant(t.tenantId)).toMatchObject({
       status: "past_due",
       statusReason: "billing",
@@ -95,7 +76,7 @@ describe("dunning", () => {
     expect(await expectJson(newKey, 402)).toMatchObject({ code: "payment_required" });
 
     clock.advance(1_000);
-    await invoicePaid(t);
+    await invoicePaid(t, invoiceId);
     const next = await call(t, `${marker}/d`);
     expect(next.status).toBe(200);
     expect(next.headers.get("warning")).toBeNull();
@@ -117,9 +98,14 @@ describe("dunning", () => {
       ["unpaid", "customer.subscription.updated"],
       ["canceled", "customer.subscription.deleted"],
     ] as const) {
+      // Two declined charges a day apart, then the subscription is left unpaid or canceled.
+      await retryRules({ attempts: 2, interval_days: 1, exhausted: status });
       const t = await seedBilledTenant();
-      await paymentFails(t);
-      await subscriptionBecomes(t, status, type);
+      const invoiceId = await paymentFails(t);
+      expect((await readTenant(t.tenantId)).status, status).toBe("past_due");
+      const ended = (await retryCharge(t, invoiceId)).one(type);
+      expect(ended.data.object, status).toMatchObject({ id: t.subscriptionId, status });
+      await expectJson(await deliver(ended), 200);
       const res = await call(t, uniq());
       expect(await expectJson(res, 403), status).toMatchObject({ code: "tenant_suspended" });
       expect(await readTenant(t.tenantId)).toMatchObject({ status: "suspended", statusReason: "billing" });
@@ -129,10 +115,10 @@ describe("dunning", () => {
   it("keeps an operator's suspension through an invoice.paid; only the operator lifts it", async () => {
     clock.set(Date.now());
     const t = await seedBilledTenant();
-    await paymentFails(t);
+    const invoiceId = await paymentFails(t);
     await expectJson(await admin("PATCH", `/admin/v1/tenants/${t.tenantId}`, { status: "suspended" }), 200);
     clock.advance(1_000);
-    await invoicePaid(t);
+    await invoicePaid(t, invoiceId);
     expect(await readTenant(t.tenantId)).toMatchObject({ status: "suspended", statusReason: "operator" });
     expect(await expectJson(await call(t, uniq()), 403)).toMatchObject({ code: "tenant_suspended" });
 
@@ -143,17 +129,7 @@ describe("dunning", () => {
   it("takes the grace period from BILLING_GRACE_PERIOD_S, and refuses a bad value with 503 naming it", async () => {
     const t0 = clock.set(Date.now());
     const t = await seedBilledTenant();
-    const invoice = invoiceObject({
-      id: `in_${uniq()}`,
-      customer: t.customerId,
-      subscription: t.subscriptionId,
-      status: "open",
-    });
-    await putStripeObject(invoice);
-    await putStripeObject(
-      subscriptionObject({ id: t.subscriptionId, customer: t.customerId, status: "past_due" }),
-    );
-    const event = stripeEvent("invoice.payment_failed", invoice);
+    const event = (await billPeriod(t, "fail")).one("invoice.payment_failed");
     const bad = await deliver(event, { BILLING_GRACE_PERIOD_S: "7d" });
     expect(await expectJson(bad, 503)).toMatchObject({
       code: "misconfigured",

@@ -1,96 +1,20 @@
 /**
- * Stripe webhook deliveries for tests inside workerd: Stripe objects in the wire format put on the
- * Stripe fixture (test/support/stripe-fixture-server.ts), Event JSON around them, signed with the
+ * Stripe webhook deliveries for tests inside workerd: Event JSON (the Stripe stand-in's own recorded
+ * events, see test/support/stripe-billing-cycle.ts, or one built around an object), signed with the
  * `stripe` package's `generateTestHeaderStringAsync` exactly as Stripe signs, and POSTed to the
  * Worker's real default export with `STRIPE_WEBHOOK_SECRET` set and the gateway's Stripe client
- * pointed at the fixture (or at a dead port: Stripe unreachable).
+ * pointed at the stand-in (or, by an env change, at a dead port: Stripe unreachable).
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import Stripe from "stripe";
-import { inject } from "vitest";
 import worker from "../../workers/index";
 import { admin, expectJson, uniq } from "./gateway";
+import { STANDIN } from "./stripe-standin";
 
 export const WEBHOOK_SECRET = "whsec_test_gateway_webhooks";
-export const FIXTURE_URL = inject("stripeFixtureUrl");
 
 type Json = Record<string, unknown>;
-
-/** Makes `object` what Stripe answers for `GET /v1/<its type>s/<its id>` from now on. */
-export async function putStripeObject(object: Json): Promise<void> {
-  const res = await fetch(`${FIXTURE_URL}/__fixture/objects`, {
-    method: "PUT",
-    body: JSON.stringify(object),
-  });
-  if (!res.ok) throw new Error(`fixture answered ${res.status}`);
-}
-
-/** A subscription as Stripe sends it (API 2025+: the period is on the items). */
-export function subscriptionObject(o: {
-  id: string;
-  customer: string;
-  status: string;
-  periodEnd?: number;
-}): Json {
-  const end = o.periodEnd ?? 1_800_000_000;
-  return {
-    id: o.id,
-    object: "subscription",
-    customer: o.customer,
-    status: o.status,
-    metadata: {},
-    items: {
-      object: "list",
-      data: [
-        {
-          id: `si_${o.id}`,
-          object: "subscription_item",
-          current_period_start: end - 30 * 86_400,
-          current_period_end: end,
-        },
-      ],
-      has_more: false,
-      url: "/v1/subscription_items",
-    },
-  };
-}
-
-/** An invoice as Stripe sends it (API 2025+: the subscription under `parent.subscription_details`). */
-export function invoiceObject(o: {
-  id: string;
-  customer: string;
-  subscription: string | null;
-  status: "draft" | "open" | "paid" | "uncollectible" | "void";
-  total?: number;
-  amountPaid?: number;
-  number?: string | null;
-}): Json {
-  const total = o.total ?? 4_900;
-  const paid = o.amountPaid ?? (o.status === "paid" ? total : 0);
-  return {
-    id: o.id,
-    object: "invoice",
-    customer: o.customer,
-    status: o.status,
-    number: o.number === undefined ? `INV-${o.id.slice(-6)}` : o.number,
-    currency: "usd",
-    subtotal: total,
-    total,
-    amount_due: total,
-    amount_paid: paid,
-    amount_remaining: total - paid,
-    attempt_count: 1,
-    period_start: 1_796_000_000,
-    period_end: 1_798_592_000,
-    created: 1_798_592_100,
-    hosted_invoice_url: `https://invoice.stripe.com/i/${o.id}`,
-    invoice_pdf: `https://pay.stripe.com/invoice/${o.id}/pdf`,
-    parent: o.subscription
-      ? { type: "subscription_details", subscription_details: { subscription: o.subscription, metadata: {} } }
-      : null,
-  };
-}
 
 /** Event JSON around a (snapshot of an) object. */
 export function stripeEvent(type: string, object: Json, id = `evt_${uniq()}${uniq()}`): Json {
@@ -136,7 +60,7 @@ export async function postWebhook(
     {
       ...env,
       STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_API_URL: FIXTURE_URL,
+      STRIPE_API_URL: STANDIN.origin,
       ...envChanges,
     } as typeof env,
     ctx,
@@ -149,7 +73,7 @@ export async function postWebhook(
 
 /** Delivers an event, signed, as Stripe would. */
 export async function deliver(
-  event: Json,
+  event: object,
   envChanges: Record<string, string | undefined> = {},
 ): Promise<Response> {
   const body = JSON.stringify(event);
