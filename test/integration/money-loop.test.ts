@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../workers/index";
 import { controlledClock } from "../support/clock";
 import { grant, PREPAID, settlesAt } from "../support/credits";
-import { admin, bearer, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
+import { admin, bearer, createPlan, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
 import { captureUsage, reconciliation, runCron, deliver as toConsumer } from "../support/metering";
 import { STANDIN, standinStripe } from "../support/stripe-standin";
 import { advanceStandinTo, setPaymentOutcome, standinNow } from "../support/stripe-standin-control";
@@ -182,42 +182,37 @@ describe("the money loop through the stand-in", () => {
     expect(shown[0]?.invoicePdf).toMatch(/^https?:\/\//);
   });
 
-  it("units of hours before a late subscription (Stripe off at creation) are held, then billed in its first period", async () => {
+  it("a metered tenant's units before its subscription exists (Stripe off at the plan change) are held, then billed in its first period", async () => {
     const now = (await standinNow()) * 1000;
     clock.set(now - 2 * HOUR);
-    const plan = await expectJson<{ id: string }>(
-      await admin("POST", "/admin/v1/plans", {
-        name: `loop-${uniq()}`,
-        burstCapacity: 1000,
-        refillTokens: 1000,
-        refillPeriodSeconds: 1,
-        ...METERED,
-      }),
-      201,
-    );
-    // Created with Stripe off (no STRIPE_SECRET_KEY): no customer, no subscription yet.
+    // A free tenant (a Stripe customer, no subscription) moved to a metered plan while Stripe is off.
+    const t0 = await seedTenant({ plan: { entitlements: METERED.entitlements } });
+    const metered = await createPlan(METERED);
+    clock.advance(1000);
     const { STRIPE_SECRET_KEY: _off, ...noStripe } = env;
-    const slug = `loop-${uniq()}`;
     const ctx = createExecutionContext();
-    const res = await worker.fetch(
-      new Request("https://gateway.test/admin/v1/tenants", {
-        method: "POST",
+    const moved = await worker.fetch(
+      new Request(`https://gateway.test/admin/v1/tenants/${t0.tenantId}`, {
+        method: "PATCH",
         headers: { ...bearer(env.ADMIN_TOKEN), "content-type": "application/json" },
-        body: JSON.stringify({ slug, name: slug, planId: plan.id }),
+        body: JSON.stringify({ planId: metered.id }),
       }),
       noStripe as typeof env,
       ctx,
     );
-    const created = await expectJson<{ tenant: { id: string }; key: { key: string } }>(res, 201);
+    await expectJson(moved, 200);
     await waitOnExecutionContext(ctx);
-    const early = { tenantId: created.tenant.id, key: created.key.key, customer: "", subscription: {} };
+    const early = await readTenant(t0.tenantId);
+    expect(early).toMatchObject({
+      billing: { subscriptionId: null, customerId: expect.stringMatching(/^cus_/) },
+    });
     clock.advance(1000);
-    await traffic(early as Subscribed, 5, 4); // 25 units, two hours before the subscription
+    await traffic({ tenantId: t0.tenantId, key: t0.key } as Subscribed, 5, 4); // 25 units, 2 h early
     clock.set(now);
-    expect((await report()).sent).toBe(0); // held: no subscription to bill them yet
+    expect((await report()).sent).toBe(0); // held: sent now, they would land before any period
 
-    await runCron(); // the billing sync catches up: customer and subscription made now
-    const t = await subscribedOf(early.tenantId, early.key);
+    await runCron(); // the billing sync catches up: the subscription is made now
+    const t = await subscribedOf(t0.tenantId, t0.key);
     expect(t.subscription.start_date * 1000).toBeGreaterThanOrEqual(now);
     await report();
 
@@ -241,13 +236,22 @@ describe("the money loop through the stand-in", () => {
       expect.arrayContaining(["invoice.payment_failed", "customer.subscription.updated"]),
     );
     await deliverAll(events);
-    expect(await readTenant(t.tenantId)).toMatchObject({ status: "past_due" });
+    const pastDue = await readTenant(t.tenantId);
+    expect(pastDue).toMatchObject({ status: "past_due" });
+    const graceUntil = Date.parse(String((pastDue as unknown as { graceUntil: string }).graceUntil));
+    // The grace runs from the failure Stripe reports (its event, on the stand-in's clock).
+    expect(graceUntil).toBeGreaterThan(end * 1000 + GRACE_MS - 1);
+    expect(graceUntil).toBeLessThanOrEqual(failedAt + GRACE_MS);
     const during = await call(t);
     await during.arrayBuffer();
     expect(during.status).toBe(200);
     expect(during.headers.get("warning")).toMatch(/^299 gateway "Payment past due/);
+    clock.set(graceUntil - 1);
+    const last = await call(t);
+    await last.arrayBuffer();
+    expect(last.status).toBe(200);
 
-    clock.set(failedAt + GRACE_MS);
+    clock.set(graceUntil);
     const refused = await call(t);
     expect(await expectJson(refused, 402)).toMatchObject({ code: "payment_required" });
 
