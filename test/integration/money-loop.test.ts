@@ -223,6 +223,14 @@ describe("the money loop through the stand-in", () => {
     await advanceStandinTo(periodEndOf(t.subscription) + 60);
     const made = await stripe.invoices.list({ customer: t.customer, limit: 10 });
     expect(made.data.map((i) => i.total)).toEqual([2945]);
+    // Reconciled hour by hour: Stripe's units at the start's hour are the held hours'.
+    const range = `from=${new Date(now - 3 * HOUR).toISOString()}&to=${new Date(now + HOUR).toISOString()}`;
+    const reconciled = await expectJson<{ differences: number; rows: { billableUnits: number }[] }>(
+      await admin("GET", `/admin/v1/reconciliation?${range}&tenant=${t.tenantId}`),
+      200,
+    );
+    expect(reconciled.differences).toBe(0);
+    expect(reconciled.rows.find((r) => r.billableUnits === 25)).toMatchObject({ stripeUnits: 25 });
   });
 
   it("dunning: a failed payment → past_due with a warning → 402 after the grace → paid → the next request passes; retries exhausted → suspended", async () => {
