@@ -55,6 +55,12 @@ export const tenants = pgTable(
     billingPricingVersion: integer("billing_pricing_version"),
     /** End of the subscription's current period: when a `period_end` pricing change applies. */
     billingPeriodEnd: timestamp("billing_period_end", { withTimezone: true }),
+    /**
+     * When the subscription started (Stripe's `start_date`): its first period begins here, so an
+     * hour that began before it (the tenant was made mid-hour, or the subscription came late) is
+     * billed as of this instant, in the first period — by the reporter and the billing view alike.
+     */
+    billingStartedAt: timestamp("billing_started_at", { withTimezone: true }),
     /** The latest billing sync's state and error (schema/billing-sync.ts), shown by the admin API. */
     billingSync: billingSyncState("billing_sync").notNull().default("pending"),
     billingError: text("billing_error"),

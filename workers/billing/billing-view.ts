@@ -5,7 +5,7 @@
  * (withTenant), for admins too, and filtered by tenant explicitly as well; plans and their pricing
  * versions are the operator's catalogue, not tenant data, and are read as such.
  */
-import { and, eq, gte, lt, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { CreditBalance } from "../../durable-objects/credits";
 import {
   type Plan,
@@ -42,10 +42,12 @@ function billingPeriod(tenant: Tenant, now: number): Period {
 }
 
 /**
- * Billable units whose hour falls in [start, end): what Stripe's meter sums for the period, since the
- * reporter sends one meter event per tenant-hour stamped with the hour's start.
+ * Billable units Stripe's meter sums for the period: the reporter stamps each tenant-hour at the
+ * hour's start or the subscription's start (`startedAt`), whichever is later, so an hour counts in
+ * the period that instant falls in — one that began before the subscription, in its first period.
  */
-async function unitsInPeriod(tx: Tx, tenantId: string, p: Period): Promise<number> {
+async function unitsInPeriod(tx: Tx, tenantId: string, p: Period, startedAt: Date | null): Promise<number> {
+  const stamp = sql`greatest(${usageRollups.bucketStart}, ${startedAt}::timestamptz)`;
   const rows = await tx
     .select({ units: sql<string>`coalesce(sum(${usageRollups.billableUnits}), 0)::text` })
     .from(usageRollups)
@@ -53,8 +55,8 @@ async function unitsInPeriod(tx: Tx, tenantId: string, p: Period): Promise<numbe
       and(
         eq(usageRollups.tenantId, tenantId),
         eq(usageRollups.granularity, "hour"),
-        gte(usageRollups.bucketStart, new Date(p.start)),
-        lt(usageRollups.bucketStart, new Date(p.end)),
+        sql`${stamp} >= ${new Date(p.start)}`,
+        sql`${stamp} < ${new Date(p.end)}`,
       ),
     );
   return Number(rows[0]?.units ?? 0);
@@ -93,7 +95,8 @@ export async function billingView(
     const [tenant] = await tx.select().from(tenants).where(eq(tenants.id, tenantId));
     if (!tenant) return null;
     const period = billingPeriod(tenant, now);
-    return { tenant, period, used: await unitsInPeriod(tx, tenantId, period) };
+    const startedAt = tenant.stripeSubscriptionId ? tenant.billingStartedAt : null;
+    return { tenant, period, used: await unitsInPeriod(tx, tenantId, period, startedAt) };
   });
   if (!found) return null;
   const { plan, version, pricing } = await billedPricing(db, found.tenant);

@@ -115,6 +115,7 @@ async function apply(stripe: Stripe, env: Bindings, db: Db, row: BillingSyncRow)
       billingPlanId: row.planId,
       billingPricingVersion: row.pricingVersion,
       billingPeriodEnd: periodEnd ? new Date(periodEnd * 1000) : null,
+      billingStartedAt: subscription ? new Date(subscription.start_date * 1000) : null,
     })
     .where(eq(tenants.id, tenant.id));
 }

@@ -78,6 +78,29 @@ async function stripeHours(
   return hours;
 }
 
+/**
+ * The reporter stamps the units of hours that began before the subscription at its start
+ * (stripe-reporter.ts, `meterTimestamp`), so Stripe's summary shows them in the start's hour. This
+ * gives them back to the earlier hours they were counted in, oldest first, from what Stripe has in
+ * the start's hour beyond that hour's own units: consistent numbers reconcile hour by hour, and a
+ * unit missing anywhere still shows as a difference.
+ */
+function foldBackToHours(byHour: Map<number, Counts>, startedAt: number): void {
+  const startHour = Math.floor(startedAt / HOUR_MS) * HOUR_MS;
+  const bucket = byHour.get(startHour);
+  if (!bucket || bucket.stripeUnits === null) return;
+  let excess = bucket.stripeUnits - bucket.billableUnits;
+  for (const hour of [...byHour.keys()].filter((h) => h < startHour).sort((a, b) => a - b)) {
+    const counts = byHour.get(hour) as Counts;
+    if (excess <= 0 || counts.stripeUnits === null) break;
+    const move = Math.min(excess, counts.billableUnits - counts.stripeUnits);
+    if (move <= 0) continue;
+    counts.stripeUnits += move;
+    bucket.stripeUnits -= move;
+    excess -= move;
+  }
+}
+
 /** Reconciles [from, to) (rounded out to whole hours), for one tenant or all. */
 export async function reconcile(
   env: Bindings,
@@ -88,8 +111,13 @@ export async function reconcile(
   const to = Math.ceil(range.to / HOUR_MS) * HOUR_MS;
   const tenantFilter = range.tenantId ? sql`AND tenant_id = ${range.tenantId}` : sql``;
   const [tenants, usage, outbox] = await Promise.all([
-    db.execute<{ id: string; slug: string; stripe_customer_id: string | null }>(
-      sql`SELECT id, slug, stripe_customer_id FROM tenants ${range.tenantId ? sql`WHERE id = ${range.tenantId}` : sql``} ORDER BY slug`,
+    db.execute<{
+      id: string;
+      slug: string;
+      stripe_customer_id: string | null;
+      billing_started_at: string | Date | null;
+    }>(
+      sql`SELECT id, slug, stripe_customer_id, billing_started_at FROM tenants ${range.tenantId ? sql`WHERE id = ${range.tenantId}` : sql``} ORDER BY slug`,
     ),
     db.execute<{ tenant_id: string; hour: string; rows: string; billable_units: string }>(sql`
       SELECT tenant_id, date_trunc('hour', ts) AS hour, count(*) AS rows,
@@ -144,6 +172,8 @@ export async function reconcile(
       for (const [hour, units] of await stripeHours(stripe, meterId, tenant.stripe_customer_id, from, to)) {
         at(hour).stripeUnits = units;
       }
+      if (tenant.billing_started_at !== null)
+        foldBackToHours(byHour, new Date(tenant.billing_started_at).getTime());
     }
     for (const [hour, counts] of [...byHour.entries()].sort((a, b) => a[0] - b[0])) {
       rows.push({

@@ -5,7 +5,11 @@
  * `identifier`, so a retry after a timeout or crash is deduplicated by Stripe, never counted twice.
  * Stripe calls therefore scale with tenants × hours, not with requests.
  *
- * A row is due once its hour has ended plus the lateness margin (`STRIPE_REPORT_LATENESS_S`).
+ * A row is due once its hour has ended plus the lateness margin (`STRIPE_REPORT_LATENESS_S`), and,
+ * for a tenant on a metered plan, once its subscription exists: Stripe bills a period's meter events
+ * by timestamp in [period start, period end), so an event is stamped at its hour's start or the
+ * subscription's start, whichever is later (`meterTimestamp`) — the units of the hour a subscription
+ * starts in, and of hours before it, go into its first period instead of before it, on no invoice.
  * Rows are claimed a page at a time by pushing `next_attempt_at` ahead and closing them (the
  * consumer then opens the hour's next seq instead of adding to a row being sent); no transaction
  * is held while Stripe is called, and a crashed run's rows come back when the claim lapses.
@@ -59,7 +63,16 @@ type DueRow = {
   units: string | number;
   attempts: number;
   stripe_customer_id: string | null;
+  billing_started_at: string | Date | null;
 };
+
+/**
+ * The instant (epoch s) a row's meter event is stamped with: its hour's start, or the tenant's
+ * subscription start if that is later. The billing view counts units by the same rule.
+ */
+export function meterTimestamp(hour: number, subscriptionStart: number | null): number {
+  return Math.floor(Math.max(hour, subscriptionStart ?? hour) / 1000);
+}
 
 type Outcome = { kind: "sent" } | { kind: "retry"; error: string } | { kind: "failed"; error: string };
 
@@ -90,15 +103,18 @@ function classify(error: unknown): Outcome {
 }
 
 async function send(stripe: Stripe, eventName: string, row: DueRow, now: number): Promise<Outcome> {
-  const hour = new Date(row.hour).getTime();
-  if (now - hour > MAX_EVENT_AGE_MS)
+  const timestamp = meterTimestamp(
+    new Date(row.hour).getTime(),
+    row.billing_started_at === null ? null : new Date(row.billing_started_at).getTime(),
+  );
+  if (now - timestamp * 1000 > MAX_EVENT_AGE_MS)
     return { kind: "failed", error: "older than Stripe's 35-day meter event window" };
   if (!row.stripe_customer_id) return { kind: "retry", error: "tenant has no Stripe customer yet" };
   try {
     await stripe.billing.meterEvents.create({
       event_name: eventName,
       identifier: row.id,
-      timestamp: Math.floor(hour / 1000),
+      timestamp,
       payload: { stripe_customer_id: row.stripe_customer_id, value: String(row.units) },
     });
     return { kind: "sent" };
@@ -166,7 +182,12 @@ export async function reportUsage(
   const closedBefore = new Date(
     options.openHours ? now : now - HOUR_MS - configOf(env).stripeReportLatenessS * 1000,
   );
-  const due = sql`state = 'pending' AND next_attempt_at <= ${new Date(now)} AND hour <= ${closedBefore}`;
+  // A metered tenant's rows wait for its subscription (made with the tenant, or later by the billing
+  // sync when Stripe was off): sent before it, they would be stamped before its first period.
+  const due = sql`state = 'pending' AND next_attempt_at <= ${new Date(now)} AND hour <= ${closedBefore}
+    AND NOT EXISTS (SELECT 1 FROM tenants t JOIN plans p ON p.id = t.plan_id
+      WHERE t.id = billing_outbox.tenant_id AND t.stripe_subscription_id IS NULL
+        AND p.pricing->>'model' = 'metered')`;
   const summary: ReportSummary = { enabled: true, sent: 0, retrying: 0, failed: 0, more: false };
   const handle = openDb(env);
   try {
@@ -180,7 +201,7 @@ export async function reportUsage(
         WHERE o.tenant_id = t.id AND o.id IN (
           SELECT id FROM billing_outbox WHERE ${due}
           ORDER BY hour LIMIT ${Math.min(PAGE, maxRows - claimedTotal)} FOR UPDATE SKIP LOCKED)
-        RETURNING o.id, o.tenant_id, o.hour, o.units, o.attempts, t.stripe_customer_id`);
+        RETURNING o.id, o.tenant_id, o.hour, o.units, o.attempts, t.stripe_customer_id, t.billing_started_at`);
       const rows = claimed.rows;
       if (rows.length === 0) break;
       claimedTotal += rows.length;
