@@ -22,6 +22,7 @@ import {
 } from "./idempotency";
 import {
   type BucketState,
+  type Door,
   type KeyState,
   type LimitState,
   MANAGEMENT_LIMIT,
@@ -38,9 +39,6 @@ import {
   secondsUntilFull,
   windowSeconds,
 } from "./token-bucket";
-
-/** Which door a request comes through: the proxy (billed API traffic) or the tenant API. */
-export type Door = "proxy" | "manage";
 
 export interface AdmitInput {
   keyId: string;

@@ -10,8 +10,7 @@
  * becomes spent for good: a lost release can never leak a hold forever, and a release that comes
  * late is refused, so the balance is never credited twice.
  */
-import type { Door } from "./admission";
-import type { TenantConfig } from "./limits";
+import type { Door, TenantConfig } from "./limits";
 
 /** What `grantCredits` is asked to do: add (or, negative, debit) `units`, once per `id`. */
 export interface CreditGrant {

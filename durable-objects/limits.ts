@@ -5,6 +5,9 @@
  */
 import type { BucketLimit } from "./token-bucket";
 
+/** Which door a request comes through: the proxy (billed API traffic) or the tenant API. */
+export type Door = "proxy" | "manage";
+
 /** A token bucket plus calendar quotas (null = unlimited), in cost units. */
 export type WindowLimits = BucketLimit & { dailyQuota: number | null; monthlyQuota: number | null };
 

@@ -5,7 +5,7 @@
  * this request: the ledger row, then the tenant object's grant.
  */
 import { grantCheckout } from "../credits/checkout-completed";
-import type { EventHandler } from "./dispatch";
+import type { EventHandler } from "./event-handler";
 import { currentCheckoutSession } from "./stripe-reads";
 
 export const onCheckoutCompleted: EventHandler = async (event, ctx) => {

@@ -12,44 +12,12 @@
 import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
 import { stripeEvents } from "../../../schema";
-import type { Bindings } from "../../env";
 import { log } from "../../log";
-import type { Db, Tx } from "../../shared/db";
+import type { Db } from "../../shared/db";
 import { onCheckoutCompleted } from "./checkout";
+import type { EventEffect, EventHandler, EventOutcome, HandlerContext } from "./event-handler";
 import { onInvoice } from "./invoices";
 import { onSubscription } from "./subscriptions";
-
-/** What came of an event, as recorded in `stripe_events.outcome`. */
-export type EventOutcome =
-  /** The tenant's state now matches Stripe's current object (which may mean nothing changed). */
-  | "applied"
-  /** A type the gateway does not act on. */
-  | "ignored"
-  /** The event's customer is no tenant's: logged, nothing changed. */
-  | "unknown_customer"
-  /** A subscription that is not the tenant's current one (e.g. canceled by a move to a free plan). */
-  | "other_subscription"
-  /** Stripe no longer has the event's object. */
-  | "missing_object";
-
-export interface EventEffect {
-  outcome: EventOutcome;
-  tenantId: string | null;
-  /** The change, run in the transaction that records the event; it may push to the tenant object (a failure rolls both back). */
-  apply?: (tx: Tx) => Promise<void>;
-}
-
-export interface HandlerContext {
-  env: Bindings;
-  db: Db;
-  stripe: Stripe;
-  /** Epoch ms of this delivery (the dunning clock). */
-  now: number;
-  /** Dunning grace period in ms (`BILLING_GRACE_PERIOD_S`). */
-  graceMs: number;
-}
-
-export type EventHandler = (event: Stripe.Event, ctx: HandlerContext) => Promise<EventEffect>;
 
 /** Event type → handler. Types not listed are recorded as `ignored`. */
 export const EVENT_HANDLERS: Readonly<Record<string, EventHandler>> = {

@@ -8,7 +8,7 @@
 import type Stripe from "stripe";
 import { invoices } from "../../../schema";
 import type { Tx } from "../../shared/db";
-import type { EventEffect, EventHandler } from "./dispatch";
+import type { EventEffect, EventHandler } from "./event-handler";
 import { currentInvoice, currentSubscription, idOf, invoiceSubscriptionId } from "./stripe-reads";
 import { applySubscription, tenantOfCustomer } from "./subscriptions";
 

@@ -11,7 +11,7 @@ import { plans, tenants } from "../../../schema";
 import { projectTenant } from "../../api/projection";
 import type { Db, Tx } from "../../shared/db";
 import { type DunningState, nextDunningState, signalOf } from "../dunning";
-import type { EventEffect, EventHandler, HandlerContext } from "./dispatch";
+import type { EventEffect, EventHandler, HandlerContext } from "./event-handler";
 import { currentSubscription, idOf } from "./stripe-reads";
 
 /** The tenant whose Stripe customer this is, or null. */
