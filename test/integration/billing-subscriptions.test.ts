@@ -11,8 +11,8 @@ import { describe, expect, it } from "vitest";
 import { lookupKey } from "../../workers/billing/stripe-catalog";
 import { syncBillingDue } from "../../workers/billing/subscription-sync";
 import worker from "../../workers/index";
-import { openDb } from "../../workers/shared/db";
 import { controlledClock } from "../support/clock";
+import { withDb } from "../support/db";
 import { admin, bearer, createPlan, expectJson, gateway, uniq } from "../support/gateway";
 import { runCron, stripeFailNext } from "../support/metering";
 import { standinStripe } from "../support/stripe-standin";
@@ -85,15 +85,6 @@ async function stripeSideOf(tenantId: string) {
 
 /** A cron run with a clock past every backoff (and `at`, for a change due at a period end). */
 const cron = (at = Date.now() + 3_600_000) => syncBillingDue(env, at);
-
-async function withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
-  const { db, close } = openDb(env);
-  try {
-    return await fn(db);
-  } finally {
-    await close();
-  }
-}
 
 describe("plans have prices", () => {
   it("defaults to free and makes nothing in Stripe; a metered plan gets its product and lookup-keyed prices", async () => {

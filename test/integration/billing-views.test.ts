@@ -12,6 +12,7 @@ import type { UsageEvent } from "../../workers/metering/usage-event";
 import { openDb } from "../../workers/shared/db";
 import { controlledClock } from "../support/clock";
 import { grant } from "../support/credits";
+import { withDb } from "../support/db";
 import { admin, bearer, createKey, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
 import { captureUsage, deliver } from "../support/metering";
 
@@ -74,16 +75,6 @@ async function seedUsage(
         ...r.over,
       })),
     );
-  } finally {
-    await close();
-  }
-}
-
-/** Runs one statement on the test database (fixtures the billing sync or the webhook receiver would write). */
-async function withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
-  const { db, close } = openDb(env);
-  try {
-    return await fn(db);
   } finally {
     await close();
   }

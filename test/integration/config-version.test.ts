@@ -4,23 +4,13 @@
  * millisecond — which the old "ms of the last change" version gave the same number — both reach the
  * object, and the later one wins.
  */
-import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { plans, tenants } from "../../schema";
-import { openDb } from "../../workers/shared/db";
+import { type TestDb, withDb } from "../support/db";
 import { admin, bearer, expectJson, gateway, seedTenant } from "../support/gateway";
 
-async function withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
-  const { db, close } = openDb(env);
-  try {
-    return await fn(db);
-  } finally {
-    await close();
-  }
-}
-
-const versionOf = (db: ReturnType<typeof openDb>["db"], id: string) =>
+const versionOf = (db: TestDb, id: string) =>
   db
     .select({ v: tenants.configVersion })
     .from(tenants)

@@ -7,13 +7,12 @@
  * event carries), unknown types and customers answered 200 without a change, Stripe unreachable (a
  * dead port) → 503 and the event not recorded.
  */
-import { env } from "cloudflare:workers";
 import { eq, sql } from "drizzle-orm";
 import type Stripe from "stripe";
 import { describe, expect, it } from "vitest";
 import { invoices } from "../../schema";
-import { openDb } from "../../workers/shared/db";
 import { controlledClock } from "../support/clock";
+import { withDb } from "../support/db";
 import { admin, createPlan, expectJson } from "../support/gateway";
 import {
   billPeriod,
@@ -30,15 +29,6 @@ import { deliver, postWebhook, readTenant, seedBilledTenant, sign } from "../sup
 const clock = controlledClock();
 /** Nothing listens on port 1: Stripe unreachable. */
 const DEAD_STRIPE = "http://127.0.0.1:1";
-
-async function withDb<T>(fn: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
-  const { db, close } = openDb(env);
-  try {
-    return await fn(db);
-  } finally {
-    await close();
-  }
-}
 
 const recorded = (id: string) =>
   withDb(
