@@ -9,7 +9,9 @@
  * - the response: a 200 body against the operation's 200 schema, any other against its `default`
  *   (Stripe's error envelope); never coerced, so a number where the spec says string fails;
  * - the fields of each object in a 200 body: exactly the fields of Stripe's example object of that
- *   type (the schemas allow extra fields; the fixtures show which ones Stripe sends by default).
+ *   type (the schemas allow extra fields; the fixtures show which ones Stripe sends by default);
+ * - an event's `data.object` (which the event schema leaves open): against its own type's schema and
+ *   example object.
  */
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
@@ -188,6 +190,16 @@ function fieldDifferences(actual: JsonObject, example: JsonObject, path: string)
   return problems;
 }
 
+/** An event's `data.object` against the schema of its own type (the event's schema leaves it open). */
+function eventObjectViolations(where: string, event: JsonObject): string[] {
+  const object = eventObject(event);
+  const type = isObject(object) ? object.object : null;
+  const validate =
+    typeof type === "string" ? responseAjv.getSchema(`${DOC}#/definitions/${type}`) : undefined;
+  if (!validate) return [`${where}: no schema for the ${String(type)} of event ${String(event.type)}`];
+  return validate(object) ? [] : describeErrors(`${where} ${String(event.id)} data.object`, validate.errors);
+}
+
 /** An event's `data.object` (the snapshot it carries). */
 const eventObject = (event: JsonObject): Json => (isObject(event.data) ? (event.data.object ?? null) : null);
 
@@ -216,6 +228,8 @@ export function contractViolations(exchange: Exchange, options: { request?: bool
     const body = exchange.responseBody;
     const listed = body.object === "list" && Array.isArray(body.data) ? body.data : [body];
     const objects = listed.flatMap((o) => (isObject(o) && o.object === "event" ? [o, eventObject(o)] : [o]));
+    for (const event of listed.filter((o) => isObject(o) && o.object === "event"))
+      problems.push(...eventObjectViolations(`${where} ${exchange.status} response`, event as JsonObject));
     for (const object of objects) {
       if (!isObject(object) || typeof object.object !== "string") continue;
       const example = subset["x-fixtures"][object.object];
