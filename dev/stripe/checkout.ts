@@ -140,10 +140,63 @@ export function successUrl(session: CheckoutSession): string | null {
   return session.success_url?.replaceAll("{CHECKOUT_SESSION_ID}", session.id) ?? null;
 }
 
+/**
+ * The fields Stripe answers on every session that the stand-in never sets (it offers no tax,
+ * discounts, shipping, custom fields, consent or invoices): their values when unused.
+ */
+const UNUSED_SESSION_FIELDS = {
+  adaptive_pricing: null,
+  after_expiration: null,
+  allow_promotion_codes: null,
+  allowed_payment_method_types: null,
+  automatic_tax: { enabled: false, liability: null, provider: null, status: null },
+  billing_address_collection: null,
+  client_secret: null,
+  collected_information: null,
+  consent: null,
+  consent_collection: null,
+  currency_conversion: null,
+  custom_fields: [],
+  custom_text: {
+    after_submit: null,
+    shipping_address: null,
+    submit: null,
+    terms_of_service_acceptance: null,
+  },
+  customer_account: null,
+  customer_creation: null,
+  customer_details: null,
+  discounts: [],
+  integration_identifier: null,
+  invoice: null,
+  invoice_creation: null,
+  locale: null,
+  managed_payments: null,
+  origin_context: null,
+  payment_link: null,
+  payment_method_collection: null,
+  payment_method_configuration_details: null,
+  payment_method_options: null,
+  payment_method_types: ["card"],
+  permissions: null,
+  phone_number_collection: { enabled: false },
+  recovered_from: null,
+  saved_payment_method_options: null,
+  setup_intent: null,
+  shipping_address_collection: null,
+  shipping_cost: null,
+  shipping_options: [],
+  submit_type: null,
+  subscription: null,
+  total_details: null,
+  wallet_options: null,
+} as const;
+
 /** A session as answered: `line_items` only when expanded; internal fields never. */
 export function sessionOut(session: CheckoutSession, expand: Set<string>): CheckoutSession {
   const { line_items, payment_intent_metadata: _m, ...rest } = session;
-  return expand.has("line_items") && line_items ? { ...rest, line_items } : rest;
+  const answered = { ...UNUSED_SESSION_FIELDS, ...rest };
+  return expand.has("line_items") && line_items ? { ...answered, line_items } : answered;
 }
 
 function current(account: Account, id: string, nowS: number): CheckoutSession {

@@ -30,6 +30,7 @@ import {
   type Subscription,
   type SubscriptionItem,
   subscriptionOut,
+  UNUSED_INVOICE_FIELDS,
 } from "./objects";
 import { aggregate, priceAmount } from "./pricing";
 import {
@@ -126,10 +127,11 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
       if (ii.parent.subscription_details.subscription !== sub.id) continue;
       account.invoiceItems.set(ii.id, { ...ii, invoice: id });
       lines.push({
-        ...lineBase(ii.id.replace(/^ii_/, "il_"), id, ii.amount, ii.currency, at.livemode),
+        ...lineBase(ii.id.replace(/^ii_/, "il_"), id, ii.amount, ii.currency, at.livemode, sub.id),
         description: ii.description,
         parent: {
           type: "invoice_item_details",
+          subscription_item_details: null,
           invoice_item_details: {
             invoice_item: ii.id,
             proration: ii.proration,
@@ -140,10 +142,12 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
         period: ii.period,
         pricing: ii.pricing,
         quantity: ii.quantity,
+        quantity_decimal: String(ii.quantity),
       });
     }
     const total = lines.reduce((sum, line) => sum + line.amount, 0);
     const invoice: Invoice = {
+      ...structuredClone(UNUSED_INVOICE_FIELDS),
       id,
       object: "invoice",
       account_country: null,
@@ -156,7 +160,7 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
       attempt_count: 0,
       attempted: false,
       auto_advance: true,
-      automatic_tax: { enabled: false, liability: null, status: null },
+      automatic_tax: { disabled_reason: null, enabled: false, liability: null, provider: null, status: null },
       billing_reason: "subscription_cycle",
       collection_method: sub.collection_method,
       created: at.nowS,
@@ -177,7 +181,6 @@ export function invoicing(rules: () => RetryRules, origin: () => string) {
         object: "list",
         data: lines,
         has_more: false,
-        total_count: lines.length,
         url: `/v1/invoices/${id}/lines`,
       },
       livemode: at.livemode,
@@ -384,10 +387,18 @@ function itemLine(
     : (item.quantity ?? 1);
   const product = account.products.get(price.product);
   return {
-    ...lineBase(newId("il", 24), invoiceId, priceAmount(price, quantity), price.currency, sub.livemode),
+    ...lineBase(
+      newId("il", 24),
+      invoiceId,
+      priceAmount(price, quantity),
+      price.currency,
+      sub.livemode,
+      sub.id,
+    ),
     description: `${quantity} × ${product?.name ?? price.nickname ?? price.id}`,
     parent: {
       type: "subscription_item_details",
+      invoice_item_details: null,
       subscription_item_details: {
         invoice_item: null,
         proration: false,
@@ -403,10 +414,18 @@ function itemLine(
       unit_amount_decimal: price.unit_amount_decimal,
     },
     quantity,
+    quantity_decimal: String(quantity),
   };
 }
 
-function lineBase(id: string, invoice: string, amount: number, currency: string, livemode: boolean) {
+function lineBase(
+  id: string,
+  invoice: string,
+  amount: number,
+  currency: string,
+  livemode: boolean,
+  subscription: string,
+) {
   return {
     id,
     object: "line_item" as const,
@@ -418,6 +437,9 @@ function lineBase(id: string, invoice: string, amount: number, currency: string,
     invoice,
     livemode,
     metadata: {},
+    pretax_credit_amounts: [],
+    subscription,
+    subtotal: amount,
     taxes: [],
   };
 }

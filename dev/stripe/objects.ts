@@ -274,6 +274,7 @@ export interface InvoiceLine {
   parent:
     | {
         type: "subscription_item_details";
+        invoice_item_details: null;
         subscription_item_details: {
           invoice_item: null;
           proration: false;
@@ -284,6 +285,7 @@ export interface InvoiceLine {
       }
     | {
         type: "invoice_item_details";
+        subscription_item_details: null;
         invoice_item_details: {
           invoice_item: string;
           proration: boolean;
@@ -297,12 +299,48 @@ export interface InvoiceLine {
     type: "price_details";
     unit_amount_decimal: string | null;
   };
+  pretax_credit_amounts: never[];
   quantity: number;
+  quantity_decimal: string;
+  subscription: string;
+  subtotal: number;
   taxes: never[];
 }
 
+/**
+ * The fields Stripe answers on every invoice that the stand-in never sets (no tax ids, addresses,
+ * shipping, custom fields, revisions or test clocks): their values when unused.
+ */
+export const UNUSED_INVOICE_FIELDS = {
+  account_tax_ids: null,
+  application: null,
+  automatically_finalizes_at: null,
+  custom_fields: null,
+  customer_account: null,
+  customer_address: null,
+  customer_phone: null,
+  customer_shipping: null,
+  customer_tax_exempt: "none",
+  customer_tax_ids: [],
+  default_source: null,
+  default_tax_rates: [],
+  footer: null,
+  from_invoice: null,
+  last_finalization_error: null,
+  latest_revision: null,
+  on_behalf_of: null,
+  payment_settings: { default_mandate: null, payment_method_options: null, payment_method_types: null },
+  receipt_number: null,
+  rendering: null,
+  shipping_cost: null,
+  shipping_details: null,
+  statement_descriptor: null,
+  test_clock: null,
+  total_pretax_credit_amounts: [],
+} as const;
+
 /** An invoice (api/invoices/object), in the shape of API versions since 2025-03-31 (`parent`). */
-export interface Invoice {
+export interface Invoice extends Readonly<typeof UNUSED_INVOICE_FIELDS> {
   id: string;
   object: "invoice";
   account_country: null;
@@ -315,7 +353,13 @@ export interface Invoice {
   attempt_count: number;
   attempted: boolean;
   auto_advance: boolean;
-  automatic_tax: { enabled: false; liability: null; status: null };
+  automatic_tax: {
+    disabled_reason: null;
+    enabled: false;
+    liability: null;
+    provider: null;
+    status: null;
+  };
   billing_reason: "subscription_cycle";
   collection_method: "charge_automatically" | "send_invoice";
   created: number;
@@ -332,7 +376,7 @@ export interface Invoice {
   hosted_invoice_url: string | null;
   invoice_pdf: string | null;
   issuer: { type: "self" };
-  lines: { object: "list"; data: InvoiceLine[]; has_more: false; total_count: number; url: string };
+  lines: { object: "list"; data: InvoiceLine[]; has_more: false; url: string };
   livemode: boolean;
   metadata: Record<string, string>;
   next_payment_attempt: number | null;

@@ -1,7 +1,7 @@
 /**
  * Adds to `stripe-openapi.subset.json` the operations and schemas the vendored excerpt of Stripe's
- * spec lacks (products, prices, subscriptions — the gateway's billing calls — and, for the checks
- * to come, invoices, events and checkout sessions), written mechanically from Stripe's documented
+ * spec lacks (products, prices, subscriptions — the gateway's billing calls — and invoices with
+ * their lines, events and checkout sessions, stripe-contract-money.ts), written mechanically from Stripe's documented
  * schemas as the pinned `stripe` package carries them: its TypeScript declarations, which Stripe
  * generates from its OpenAPI spec (node_modules/stripe/OPENAPI_VERSION names the tag). The full
  * spec3.json of the vendored tag could not be fetched here; when it can, add these operations to
@@ -92,6 +92,7 @@ export const PACKAGE_SCHEMAS: Record<string, [string, string]> = {
   subscription_item: ["resources/SubscriptionItems.d.ts", "SubscriptionItem"],
   plan: ["resources/Plans.d.ts", "Plan"],
   invoice: ["resources/Invoices.d.ts", "Invoice"],
+  line_item: ["resources/InvoiceLineItems.d.ts", "InvoiceLineItem"],
   event: ["resources/Events.d.ts", "EventBase"],
   "checkout.session": ["resources/Checkout/Sessions.d.ts", "Session"],
 };
@@ -104,6 +105,7 @@ const REFS: Record<string, string> = {
   SubscriptionItem: "subscription_item",
   Plan: "plan",
   Invoice: "invoice",
+  InvoiceLineItem: "line_item",
   Customer: "customer",
   Address: "address",
 };
