@@ -234,6 +234,13 @@ function effectiveKey(
   };
 }
 
+/**
+ * Whether a past-due tenant's requests still pass at `now`: until the grace period's end, refused
+ * from it. The one rule, used by the object at admission and by the edge's pre-check.
+ */
+export const withinGrace = (graceUntil: number | null | undefined, now: number): boolean =>
+  graceUntil != null && now < graceUntil;
+
 /** A past-due tenant's dunning dates; null when the tenant is not past due. */
 export function pastDueOf(config: TenantConfig): PastDue | null {
   if (config.status !== "past_due") return null;
@@ -263,7 +270,7 @@ export function decideAdmission(
   // After it (or without one): the tenant API still serves reads; API traffic and anything that
   // costs money do not.
   const pastDue = pastDueOf(config);
-  const inGrace = pastDue !== null && pastDue.graceUntil !== null && now < pastDue.graceUntil;
+  const inGrace = pastDue !== null && withinGrace(pastDue.graceUntil, now);
   if (pastDue && !inGrace && (door === "proxy" || input.write)) return { outcome: "past_due", pastDue };
 
   const windows = windowsFor(door, env, config, { id: input.keyId, limit: key.rateLimit }, store, now);

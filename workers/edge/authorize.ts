@@ -5,7 +5,7 @@
  * repeats the key and status checks with its fresher view at admission.
  */
 import { createMiddleware } from "hono/factory";
-import type { PastDue } from "../../durable-objects/admission";
+import { type PastDue, withinGrace } from "../../durable-objects/admission";
 import { ipAllowed } from "../../durable-objects/cidr";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
@@ -53,7 +53,7 @@ export function checkTenantStatus(auth: AuthContext, options: { readOnly: boolea
   const { tenant } = auth;
   if (tenant.status === "suspended") throw suspended();
   if (tenant.status !== "past_due" || options.readOnly) return;
-  if (tenant.graceUntil !== null && Date.now() < tenant.graceUntil) return;
+  if (withinGrace(tenant.graceUntil, Date.now())) return;
   throw paymentRequired({ since: tenant.pastDueSince, graceUntil: tenant.graceUntil });
 }
 
