@@ -38,6 +38,16 @@ describe("health", () => {
         "/admin/v1/tenants",
         "/admin/v1/keys/{id}/rotate",
         "/gateway/v1/keys",
+        // Billing: every endpoint issue 10 added is in the document.
+        "/webhooks/stripe",
+        "/admin/v1/billing/report",
+        "/admin/v1/tenants/{id}/billing",
+        "/admin/v1/tenants/{id}/invoices",
+        "/admin/v1/tenants/{id}/credits",
+        "/gateway/v1/billing",
+        "/gateway/v1/invoices",
+        "/gateway/v1/credits",
+        "/gateway/v1/credits/checkout",
       ]),
     );
   });
