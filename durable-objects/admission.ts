@@ -330,7 +330,10 @@ export function decideAdmission(
             expiresAt: now + RETENTION_MS,
           }
         : null,
-      creditHold: credits > 0 ? { units: credits, expiresAt: now + (input.creditHoldMs as number) } : null,
+      creditHold:
+        credits > 0 && input.creditHoldMs !== undefined
+          ? { units: credits, expiresAt: now + input.creditHoldMs }
+          : null,
     },
   };
 }
