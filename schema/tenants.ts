@@ -31,6 +31,8 @@ export const tenants = pgTable(
     /** Short public handle (`acme`), shown in `X-RateLimit-Tenant`. */
     slug: text("slug").notNull().unique(),
     name: text("name").notNull(),
+    /** The owner's address (lower case) when the tenant signed itself up; portal sign-in mails it a link. */
+    email: text("email").unique(),
     status: tenantStatus("status").notNull().default("active"),
     statusReason: tenantStatusReason("status_reason").notNull().default("operator"),
     /** Dunning (workers/billing/dunning.ts): when the first unpaid payment failed; null when paid up. */

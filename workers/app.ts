@@ -9,6 +9,7 @@ import { registerAdminBillingReport } from "./api/admin/billing-report";
 import { registerAdminCredits } from "./api/admin/credits";
 import { registerAdminKeys } from "./api/admin/keys";
 import { registerAdminPlans } from "./api/admin/plans";
+import { registerAdminPortalSessions } from "./api/admin/portal-sessions";
 import { registerAdminReconciliation } from "./api/admin/reconciliation";
 import { registerAdminTenants } from "./api/admin/tenants";
 import { adminAuth } from "./api/admin-auth";
@@ -30,6 +31,9 @@ import type { AppEnv } from "./env";
 import { type ErrorCode, GatewayError, problemResponse } from "./errors";
 import { log } from "./log";
 import { newId } from "./shared/ids";
+import { registerConsole } from "./web/console";
+import { errorPage, wantsErrorPage } from "./web/error-page";
+import { registerPortal } from "./web/portal";
 
 /** Admin and tenant API bodies are small JSON documents. */
 const API_BODY_LIMIT = 64 * 1024;
@@ -37,6 +41,7 @@ const API_BODY_LIMIT = 64 * 1024;
 const HTTP_EXCEPTION_CODES: Record<number, ErrorCode> = {
   400: "bad_request",
   401: "unauthorized",
+  403: "forbidden",
   404: "not_found",
   405: "method_not_allowed",
   413: "payload_too_large",
@@ -79,6 +84,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminReconciliation(app);
   registerAdminBillingReport(app);
   registerAdminCredits(app);
+  registerAdminPortalSessions(app);
 
   app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
   registerGatewayKeys(app);
@@ -88,6 +94,10 @@ export function createApp(): OpenAPIHono<AppEnv> {
 
   // Stripe's signature is this door's only credential (workers/billing/webhooks/receive.ts).
   registerStripeWebhooks(app);
+
+  // The web faces: server-rendered pages behind session cookies (workers/web/).
+  registerPortal(app, apiBodyLimit);
+  registerConsole(app, apiBodyLimit);
 
   registerOpenApi(app);
   // Wrong method on a gateway path → 405 with Allow, not the proxy's 404 (workers/api/method-not-allowed.ts).
@@ -100,7 +110,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
     const known = toGatewayError(error);
     // The request log line (workers/edge/request-id.ts) reports this code.
     c.set("problemCode", known?.code ?? "internal");
-    if (known) return problemResponse(known, id);
+    if (known) return wantsErrorPage(c) ? errorPage(c, known, id) : problemResponse(known, id);
     log.error("unhandled error", { request_id: id, error: String(error), stack: (error as Error)?.stack });
     return problemResponse(new GatewayError("internal", "An internal error occurred."), id);
   });

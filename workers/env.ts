@@ -9,6 +9,7 @@ import type { ReportMessage } from "./metering/report-message";
 import type { UsageEnvelope, UsageEvent } from "./metering/usage-event";
 import type { AuthContext } from "./shared/auth-context";
 import type { Db } from "./shared/db";
+import type { ActiveSession } from "./web/session";
 
 export interface Bindings {
   /** `apikey:<sha256>` and `tenant:<id>` records, projected from Postgres by the admin API. */
@@ -116,6 +117,8 @@ export interface Variables {
   };
   /** The tenant's current usage, when the tenant door already read it for `GET /gateway/v1/usage`. */
   tenantUsage?: CurrentUsage;
+  /** A signed-in portal or console page: its session and the CSRF value its forms carry (workers/web/session.ts). */
+  web?: ActiveSession;
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
   db: Db;
 }

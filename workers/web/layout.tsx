@@ -1,0 +1,97 @@
+/**
+ * The page shell of both web faces: head (one stylesheet, one deferred script, both from
+ * `/_static/`, so the CSP allows no inline code and nothing from another origin), a header with the
+ * face's navigation and a sign-out form, and the page's content. Every string here and in the pages
+ * is escaped by hono's JSX; `raw()` is never used on anything a tenant or operator typed.
+ */
+import type { Child } from "hono/jsx";
+
+/** One entry of a face's navigation. */
+export interface NavItem {
+  href: string;
+  label: string;
+}
+
+export interface PageProps {
+  /** The document title (the face's name is appended). */
+  title: string;
+  face: "Portal" | "Console";
+  nav: NavItem[];
+  /** The nav entry to mark as the current page. */
+  current?: string;
+  /** Who is signed in, shown in the header (tenant name, or "Operator"). */
+  who?: string;
+  /** Present when signed in: the sign-out form's action and CSRF value. */
+  signOut?: { action: string; csrf: string };
+  /** Extra scripts of this page, from `/_static/` (e.g. a chart). */
+  scripts?: string[];
+  /** Extra stylesheets of this page, from `/_static/`. */
+  styles?: string[];
+  children?: Child;
+}
+
+export function Page(props: PageProps) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{`${props.title} · ${props.face}`}</title>
+        <link rel="stylesheet" href="/_static/app.css" />
+        {props.styles?.map((href) => (
+          <link rel="stylesheet" href={href} />
+        ))}
+        <script src="/_static/app.js" defer />
+        {props.scripts?.map((src) => (
+          <script src={src} defer />
+        ))}
+      </head>
+      <body>
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
+        <header class="top">
+          <span class="brand">{props.face}</span>
+          {props.nav.length > 0 && (
+            <nav aria-label={`${props.face} sections`}>
+              <ul>
+                {props.nav.map((item) => (
+                  <li>
+                    <a href={item.href} aria-current={item.href === props.current ? "page" : undefined}>
+                      {item.label}
+                    </a>
+                  </li>
+                ))}
+              </ul>
+            </nav>
+          )}
+          {props.signOut && (
+            <form method="post" action={props.signOut.action} class="signout">
+              {props.who && <span class="who">{props.who}</span>}
+              <input type="hidden" name="_csrf" value={props.signOut.csrf} />
+              <button type="submit" class="link">
+                Sign out
+              </button>
+            </form>
+          )}
+        </header>
+        <main id="main">
+          <h1>{props.title}</h1>
+          {props.children}
+        </main>
+      </body>
+    </html>
+  );
+}
+
+/** The hidden CSRF field every state-changing form carries. */
+export const CsrfField = (props: { csrf: string }) => <input type="hidden" name="_csrf" value={props.csrf} />;
+
+/** A notice above a page's content: the outcome of the form that led here. */
+export function Notice(props: { kind: "ok" | "error"; children?: Child }) {
+  return (
+    <p class={`notice notice-${props.kind}`} role={props.kind === "error" ? "alert" : "status"}>
+      {props.children}
+    </p>
+  );
+}

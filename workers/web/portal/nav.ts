@@ -1,0 +1,4 @@
+/** The portal's sections, in the order of its navigation. */
+import type { NavItem } from "../layout";
+
+export const PORTAL_NAV: NavItem[] = [{ href: "/portal", label: "Overview" }];
