@@ -3,6 +3,7 @@ export * from "./api-keys";
 export * from "./billing-outbox";
 export * from "./billing-sync";
 export * from "./credit-ledger";
+export * from "./dead-letters";
 export * from "./idempotency-keys";
 export * from "./invoices";
 export * from "./plans";
