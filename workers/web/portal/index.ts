@@ -10,7 +10,9 @@ import { database } from "../../api/database";
 import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
+import { registerPortalBilling } from "./billing";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
+import { registerPortalKeys } from "./keys";
 import { registerPortalOverview } from "./overview";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
@@ -21,5 +23,7 @@ export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<A
   portal.use("*", requireSession("portal", "/portal/signin"), csrfToken());
   registerPortalLogout(portal);
   registerPortalOverview(portal);
+  registerPortalKeys(portal);
+  registerPortalBilling(portal);
   app.route("/portal", portal);
 }
