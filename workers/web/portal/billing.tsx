@@ -15,7 +15,7 @@ import { and, desc, eq } from "drizzle-orm";
 import type { Context, Hono } from "hono";
 import { type Invoice, invoices, type Plan, type Tenant } from "../../../schema";
 import { invoicePage } from "../../api/billing";
-import { PageQuery } from "../../api/pagination";
+import { DEFAULT_LIMIT, PageQuery } from "../../api/pagination";
 import { type BillingView, billingView } from "../../billing/billing-view";
 import { createCreditCheckout, MAX_PACKS } from "../../billing/credits/checkout";
 import type { AppEnv } from "../../env";
@@ -299,7 +299,14 @@ async function billingPage(c: Context<AppEnv>, state: PageState = {}) {
       )}
       {list.next_cursor && (
         <p>
-          <a href={`/portal/billing?cursor=${encodeURIComponent(list.next_cursor)}`}>Older invoices</a>
+          <a
+            href={`/portal/billing?${new URLSearchParams({
+              ...(query.data.limit === DEFAULT_LIMIT ? {} : { limit: String(query.data.limit) }),
+              cursor: list.next_cursor,
+            })}`}
+          >
+            Older invoices
+          </a>
         </p>
       )}
     </>,
