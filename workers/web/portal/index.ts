@@ -12,6 +12,7 @@ import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
 import { registerPortalOverview } from "./overview";
+import { registerPortalUsage } from "./usage";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
@@ -21,5 +22,6 @@ export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<A
   portal.use("*", requireSession("portal", "/portal/signin"), csrfToken());
   registerPortalLogout(portal);
   registerPortalOverview(portal);
+  registerPortalUsage(portal);
   app.route("/portal", portal);
 }
