@@ -79,6 +79,7 @@ describe("portal overview: live windows", () => {
       used: "3",
       limit: "10",
       remaining: "7",
+      resets: "full in 3 h",
       percent: "30 %",
     });
     expect(windowRow(html, "daily")).toMatchObject({
