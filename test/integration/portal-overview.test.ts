@@ -15,7 +15,7 @@ import { controlledClock } from "../support/clock";
 import { withDb } from "../support/db";
 import { admin, bearer, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
 import { captureUsage, deliver } from "../support/metering";
-import { portalSession, WebClient } from "../support/web";
+import { csrfOf, portalSession, WebClient } from "../support/web";
 
 const clock = controlledClock();
 const HOUR = 3_600_000;
@@ -333,7 +333,7 @@ describe("portal overview: isolation and validation", () => {
     expect(html).toContain("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;");
   });
 
-  it("answers the JSON twin only to a session: none, or a logged-out one, is sent to sign-in with no data", async () => {
+  it("answers the JSON twin only to a session: none, a forged or a signed-out one is sent to sign-in with no data", async () => {
     const t = await seedTenant();
     const anonymous = await new WebClient().send("/portal/overview.json", {
       headers: { accept: "application/json" },
@@ -347,5 +347,11 @@ describe("portal overview: isolation and validation", () => {
     const web = await portalSession(t.tenantId);
     expect((await twin(web)).tenant.id).toBe(t.tenantId);
     expect((await web.send("/portal/overview.json", {})).headers.get("cache-control")).toBe("no-store");
+    // Signed out: the same cookie no longer reads anything.
+    const cookie = web.cookies.get("gw_portal") as string;
+    expect((await web.post("/portal/logout", { _csrf: csrfOf(await web.page("/portal")) })).status).toBe(200);
+    const after = new WebClient();
+    after.cookies.set("gw_portal", cookie);
+    expect((await after.send("/portal/overview.json", {})).status).toBe(303);
   });
 });
