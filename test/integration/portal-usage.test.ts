@@ -143,6 +143,36 @@ describe("portal usage export", () => {
     await longest.arrayBuffer();
   });
 
+  it("spends the tenant API's export cost from the management bucket both share: 10 downloads, then 429", async () => {
+    const t = await seedTenant();
+    // The clock stands still: the bucket (300, +5/s) does not refill meanwhile.
+    clock.set("2027-06-20T10:00:00.000Z");
+    const web = await portalSession(t.tenantId);
+    const q = "format=csv&from=2027-06-20T00:00&to=2027-06-21T00:00";
+    for (let i = 0; i < 10; i++) {
+      const ok = await web.get(`/portal/usage/export?${q}`);
+      expect(ok.status, `download ${i + 1}`).toBe(200);
+      await ok.arrayBuffer();
+    }
+    const refused = await web.send(`/portal/usage/export?${q}`, { headers: { accept: "application/json" } });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("6");
+    expect(refused.headers.get("content-disposition")).toBeNull();
+    expect((await refused.json<{ code: string }>()).code).toBe("rate_limited");
+    // The tenant API's export draws on the same bucket.
+    const api = await gateway(
+      "/gateway/v1/usage/export?format=csv&from=2027-06-20T00:00:00Z&to=2027-06-21T00:00:00Z",
+      {
+        headers: bearer(t.key),
+      },
+    );
+    expect(api.status).toBe(429);
+    // A browser gets the error as a page.
+    const page = await web.get(`/portal/usage/export?${q}`);
+    expect(page.status).toBe(429);
+    expect(page.headers.get("content-type")).toContain("text/html");
+  });
+
   it("needs a session: without one it sends to sign-in and streams nothing", async () => {
     const res = await new WebClient().get(
       "/portal/usage/export?format=csv&from=2027-06-01T00:00&to=2027-06-02T00:00",

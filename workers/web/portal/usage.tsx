@@ -6,9 +6,12 @@
  * 400: the form again with what to fix for a browser, problem+json for anything else.
  */
 import type { Context, Hono } from "hono";
+import { tenantRecord } from "../../api/projection";
+import { refusal } from "../../edge/admit";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { exportUsage } from "../../metering/usage-queries";
+import { admit, tenantConfig } from "../../shared/tenant-client";
 import { wantsErrorPage } from "../error-page";
 import { Notice } from "../layout";
 import { portalTenant, portalTenantId } from "./context";
@@ -23,6 +26,8 @@ const FORMATS = {
 type Format = keyof typeof FORMATS;
 
 const DAY_MS = 86_400_000;
+/** What `GET /gateway/v1/usage/export` costs at the tenant API's door (workers/api/tenant/door.ts). */
+const EXPORT_COST = 30;
 
 /** An instant in a file name: `2027-03-01T10:00:00.000Z` → `20270301T100000Z`. */
 const compact = (date: Date) =>
@@ -100,6 +105,41 @@ async function usagePage(
   );
 }
 
+/**
+ * An export scans Postgres: it spends what the tenant API's export spends (30) from the tenant's
+ * management bucket in the tenant object, the bucket both share, so a signed-in page cannot hammer
+ * Postgres any more than a key can. The object's verdict on the tenant (suspended → 403) applies too.
+ * No key is involved: the synthetic key id has no record in the object, so no key check refuses it.
+ */
+async function chargeExport(c: Context<AppEnv>): Promise<void> {
+  const { tenant, plan } = await portalTenant(c);
+  const result = await admit(c.env, tenant.id, {
+    keyId: "portal",
+    keyLimit: null,
+    env: "live",
+    cost: EXPORT_COST,
+    config: tenantConfig(tenantRecord(tenant, plan)),
+    idempotency: null,
+    door: "manage",
+    write: false,
+  });
+  switch (result.outcome) {
+    case "admitted":
+      return;
+    case "rate_limited":
+    case "quota_exceeded":
+      throw new GatewayError("rate_limited", `Too many downloads. Retry in ${result.retryAfter} s.`, {
+        headers: { "retry-after": String(result.retryAfter) },
+      });
+    case "replay":
+    case "credits_exhausted":
+      // No Idempotency-Key is taken here, and the manage door spends no credits.
+      throw new GatewayError("internal", "An internal error occurred.");
+    default:
+      throw refusal(result.outcome, null, result.pastDue);
+  }
+}
+
 /** Registers `GET /portal/usage` and `GET /portal/usage/export`. */
 export function registerPortalUsage(portal: Hono<AppEnv>): void {
   portal.get("/usage", (c) => {
@@ -123,6 +163,7 @@ export function registerPortalUsage(portal: Hono<AppEnv>): void {
       if (!(error instanceof GatewayError) || !wantsErrorPage(c)) throw error;
       return usagePage(c, { from: q.from ?? "", to: q.to ?? "", format }, error.message);
     }
+    await chargeExport(c);
     const ext: Format = format === "ndjson" ? "ndjson" : "csv";
     return new Response(exportUsage(c.env, tenantId, { ...r, format: ext }), {
       headers: {
