@@ -14,6 +14,7 @@ import { registerPortalBilling } from "./billing";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
 import { registerPortalKeys } from "./keys";
 import { registerPortalOverview } from "./overview";
+import { registerPortalUsage } from "./usage";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
@@ -25,5 +26,6 @@ export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<A
   registerPortalOverview(portal);
   registerPortalKeys(portal);
   registerPortalBilling(portal);
+  registerPortalUsage(portal);
   app.route("/portal", portal);
 }

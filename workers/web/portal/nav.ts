@@ -3,6 +3,7 @@ import type { NavItem } from "../layout";
 
 export const PORTAL_NAV: NavItem[] = [
   { href: "/portal", label: "Overview" },
+  { href: "/portal/usage", label: "Usage" },
   { href: "/portal/keys", label: "Keys" },
   { href: "/portal/billing", label: "Billing" },
 ];
