@@ -58,8 +58,6 @@ export interface Output {
   json: boolean;
   /** Data: JSON alone with `--json`; otherwise `human()` of it. */
   data<T>(value: T, human: (value: T) => string): void;
-  /** A line for people (stdout); nothing with `--json`. */
-  info(line: string): void;
   /** A note on stderr (never data): warnings, and where a file went. */
   note(line: string): void;
   /** Counts a long operation on stderr: a redrawn bar on a terminal, a line per tenth otherwise. */
@@ -78,9 +76,6 @@ export function createOutput(json: boolean, stdout = process.stdout, stderr = pr
     json,
     data(value, human) {
       stdout.write(`${json ? JSON.stringify(value, null, 2) : human(value)}\n`);
-    },
-    info(line) {
-      if (!json) stdout.write(`${line}\n`);
     },
     note(line) {
       stderr.write(`${line}\n`);
