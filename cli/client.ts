@@ -36,7 +36,8 @@ export class AdminClient {
 
   /** One call; the parsed JSON body of a 2xx, else a `CliError` with the problem. */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const url = new URL(path, `${this.url}/`);
+    // Relative to the base, so a gateway mounted under a path prefix keeps it.
+    const url = new URL(path.replace(/^\//, ""), `${this.url}/`);
     for (const [name, value] of Object.entries(options.query ?? {}))
       if (value !== undefined) url.searchParams.set(name, String(value));
     const headers: Record<string, string> = {

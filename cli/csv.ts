@@ -9,7 +9,7 @@
 /** A cell a spreadsheet would run, behind any number of `'` (so a name that starts with `'=` survives too). */
 const FORMULA = /^'*[=+\-@\t\r]/;
 
-/** Rows of cells. A trailing empty line is not a row. */
+/** Rows of cells. The final line break ends the last row; a blank line is one empty cell (records skip it). */
 export function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
   let row: string[] = [];

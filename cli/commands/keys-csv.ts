@@ -45,13 +45,19 @@ function readText(path: string): string {
   }
 }
 
-/** Writes a new file only its owner can read (it may hold key plaintexts). */
-function writePrivate(path: string, text: string): void {
+/**
+ * Writes a file only its owner can read. With `fresh`, an existing file is an error, not overwritten:
+ * it may hold the plaintexts of an earlier import, shown nowhere else.
+ */
+function writePrivate(path: string, text: string, fresh = false): void {
   try {
-    writeFileSync(path, text, { mode: 0o600 });
+    writeFileSync(path, text, { mode: 0o600, flag: fresh ? "wx" : "w" });
     chmodSync(path, 0o600); // an existing file keeps its old mode through writeFileSync
   } catch (error) {
-    throw usageError(`cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST")
+      throw usageError(`${path} exists (it may hold earlier keys): choose another --out`);
+    throw usageError(`cannot write ${path}: ${code ?? String(error)}`);
   }
 }
 
@@ -124,7 +130,10 @@ export function keysImportCommand(): Command {
     )
     .argument("<tenant>", "tenant id or slug")
     .requiredOption("--csv <file>", "the CSV file to read (an export works as is)")
-    .requiredOption("--out <file>", "where to write the new keys' plaintexts (CSV, mode 0600)")
+    .requiredOption(
+      "--out <file>",
+      "a new file for the new keys' plaintexts (CSV, mode 0600; never overwritten)",
+    )
     .action(async (ref: string, flags: { csv: string; out: string }, command: Command) => {
       if (resolve(flags.csv) === resolve(flags.out)) throw usageError("--out must not be the --csv file");
       const text = readText(flags.csv);
@@ -135,7 +144,7 @@ export function keysImportCommand(): Command {
       const id = await tenantId(client, ref);
       const seen = new Map<string, number>();
 
-      writePrivate(flags.out, formatCsv(OUT_COLUMNS, []));
+      writePrivate(flags.out, formatCsv(OUT_COLUMNS, []), true);
       const created: Array<Omit<Key, "tenantId"> & { row: number }> = [];
       const skipped: { row: number; reason: string }[] = [];
       const failed: Failure[] = [];

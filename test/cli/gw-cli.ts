@@ -72,29 +72,35 @@ async function proxied(key: string, path = "/v1/cli-test"): Promise<number> {
 }
 
 let counter = 0;
-/** A plan and a tenant of its own for one test. */
+/**
+ * A plan and a tenant of its own for one test, made through the admin API directly (each CLI run
+ * costs a Node start); the CLI's own create commands are tested once, below.
+ */
 async function seed(): Promise<{ plan: string; slug: string; tenantId: string; key: string }> {
   counter++;
+  const admin = async <T>(path: string, body: unknown): Promise<T> => {
+    const res = await fetch(`${stack.base}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    assert.equal(res.status, 201, `POST ${path}: ${await res.clone().text()}`);
+    return (await res.json()) as T;
+  };
   const plan = `cli-plan-${counter}`;
-  await gwJson(
-    ["plans", "create", "--name", plan, "--burst", "100", "--refill-tokens", "100"].concat([
-      "--refill-period",
-      "1",
-      "--entitlements",
-      "api",
-    ]),
-  );
+  const { id: planId } = await admin<{ id: string }>("/admin/v1/plans", {
+    name: plan,
+    burstCapacity: 100,
+    refillTokens: 100,
+    refillPeriodSeconds: 1,
+    entitlements: ["api"],
+  });
   const slug = `cli-tenant-${counter}`;
-  const created = await gwJson<{ tenant: { id: string }; key: { key: string } }>([
-    "tenants",
-    "create",
-    "--slug",
+  const created = await admin<{ tenant: { id: string }; key: { key: string } }>("/admin/v1/tenants", {
     slug,
-    "--name",
-    `CLI ${counter}`,
-    "--plan",
-    plan,
-  ]);
+    name: `CLI ${counter}`,
+    planId,
+  });
   return { plan, slug, tenantId: created.tenant.id, key: created.key.key };
 }
 
@@ -164,7 +170,38 @@ describe("gw login and where the gateway and token come from", () => {
 
 describe("gw plans, tenants and keys against the admin API", () => {
   it("creates and updates a plan (by name), creates a tenant whose first key works, suspends and reinstates it", async () => {
-    const { plan, slug, tenantId, key } = await seed();
+    const plan = "cli-made-plan";
+    const made = await gwJson<{ id: string; name: string; burstCapacity: number; entitlements: string[] }>([
+      "plans",
+      "create",
+      "--name",
+      plan,
+      "--burst",
+      "50",
+      "--refill-tokens",
+      "5",
+      "--refill-period",
+      "1",
+      "--entitlements",
+      "api,reports",
+    ]);
+    assert.deepEqual([made.name, made.burstCapacity, made.entitlements], [plan, 50, ["api", "reports"]]);
+    const slug = "cli-made-tenant";
+    const created = await gwHuman([
+      "tenants",
+      "create",
+      "--slug",
+      slug,
+      "--name",
+      "Made by gw",
+      "--plan",
+      plan,
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const tenantId = /^id +(ten_\w+)$/m.exec(created.stdout)?.[1] ?? "";
+    assert.match(created.stdout, /\nfirst key key_\w+ \(shown once, store it now\):\ngw_live_\w+\n$/);
+    const key = PLAINTEXT.exec(created.stdout)?.[0] ?? "";
+
     const updated = await gwJson<{ dailyQuota: number; name: string }>([
       "plans",
       "update",
@@ -179,7 +216,7 @@ describe("gw plans, tenants and keys against the admin API", () => {
     const table = await gwHuman(["tenants", "list"]);
     assert.equal(table.code, 0);
     assert.match(table.stdout, /^ID +SLUG +NAME +STATUS/);
-    assert.match(table.stdout, new RegExp(`${tenantId} +${slug} +CLI \\d+ +active`));
+    assert.match(table.stdout, new RegExp(`${tenantId} +${slug} +Made by gw +active`));
 
     assert.equal(await proxied(key), 200);
     const suspended = await gwJson<{ status: string }>(["tenants", "suspend", slug]);
@@ -363,6 +400,12 @@ describe("gw keys export and import (CSV)", () => {
 
     // The failed row fixed: the two made before come back (same ids), only the fixed one is new.
     writeFileSync(input, `${rows.slice(0, 3).join("\n")}\nbroken,live,member,198.51.100.7\n`);
+    const clobber = await gwHuman(["keys", "import", slug, "--csv", input, "--out", output]);
+    assert.equal(clobber.code, 2, "the plaintexts of the first run are never overwritten");
+    assert.match(
+      clobber.stderr,
+      /import-out\.csv exists \(it may hold earlier keys\): choose another --out\n$/,
+    );
     const again = await gwJson<{ created: { row: number; id: string }[] }>([
       "keys",
       "import",
@@ -370,13 +413,19 @@ describe("gw keys export and import (CSV)", () => {
       "--csv",
       input,
       "--out",
-      output,
+      `${tmp}/import-out-2.csv`,
     ]);
     assert.deepEqual(
       again.created.slice(0, 2).map((k) => k.id),
       made.map((r) => r.id),
     );
     assert.equal(again.created.length, 3);
+    const replayed = parseCsvRecords(readFileSync(`${tmp}/import-out-2.csv`, "utf8")).records;
+    assert.deepEqual(
+      replayed.slice(0, 2).map((r) => r.key),
+      made.map((r) => r.key),
+      "a replayed row writes the same plaintext again",
+    );
 
     const exported = `${tmp}/export.csv`;
     const exportRun = await gwHuman(["keys", "export", slug, "--csv", exported]);
