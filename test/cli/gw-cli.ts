@@ -6,7 +6,7 @@
  * (a revoked key really refused, an imported key really admitted). node:test, run by tsx.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -445,6 +445,38 @@ describe("gw keys export and import (CSV)", () => {
       "and reads back as it was",
     );
     assert.ok(back.some((r) => r.ipallowlist === "10.0.0.0/8 192.0.2.1" && r.env === "test"));
+  });
+});
+
+/** `script` (util-linux) runs a command on a pseudo-terminal: how a test sees what a TTY gets. */
+const hasScript = spawnSync("script", ["--version"]).status === 0;
+
+describe("gw keys import on a terminal", () => {
+  it("draws a progress bar (redrawn in place) when stderr is a TTY", {
+    skip: !hasScript && "no script(1)",
+  }, async () => {
+    const { slug } = await seed();
+    const input = `${tmp}/tty.csv`;
+    writeFileSync(input, "name,env\nfirst,live\nsecond,test\n");
+    const command = [process.execPath, `${ROOT}cli/bin.mjs`, "--url", stack.base, "--token", ADMIN_TOKEN]
+      .concat(["keys", "import", slug, "--csv", input, "--out", `${tmp}/tty-out.csv`])
+      .map((arg) => `'${arg}'`)
+      .join(" ");
+    // Not spawnSync: Postgres and its bridge run in this process and must keep answering meanwhile.
+    const child = spawn("script", ["-qec", command, "/dev/null"], { stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const run = { status, stdout: output };
+    assert.equal(run.status, 0, run.stdout);
+    assert.match(
+      run.stdout,
+      /\rimporting keys \[░{30}\] 0\/2\rimporting keys \[█{15}░{15}\] 1\/2\rimporting keys \[█{30}\] 2\/2\r?\n/,
+    );
+    assert.doesNotMatch(run.stdout, /importing keys: /, "no plain count lines on a terminal");
+    assert.doesNotMatch(run.stdout, PLAINTEXT);
   });
 });
 
