@@ -32,23 +32,27 @@ export async function reconcile(
   let unbilled: Unbilled | null = null;
   let credits: CreditReconciliationRow[] = [];
   const days = Math.ceil((range.to - range.from) / DAY_MS);
-  for (let day = 0; day < days; day++) {
-    const start = range.from + day * DAY_MS;
-    const end = Math.min(range.to, start + DAY_MS);
-    progress(`\rreconciling day ${day + 1}/${days} (${new Date(start).toISOString().slice(0, 10)})`);
-    const body = await client.request<{
-      rows: Row[];
-      unbilled: Unbilled;
-      credits?: CreditReconciliationRow[];
-    }>("GET", "/admin/v1/reconciliation", {
-      query: { from: new Date(start).toISOString(), to: new Date(end).toISOString(), tenant: range.tenant },
-    });
-    rows.push(...body.rows);
-    unbilled = body.unbilled;
-    // The credits column is the balance now, whatever the day: the last answer is the newest.
-    credits = body.credits ?? [];
+  try {
+    for (let day = 0; day < days; day++) {
+      const start = range.from + day * DAY_MS;
+      const end = Math.min(range.to, start + DAY_MS);
+      progress(`\rreconciling day ${day + 1}/${days} (${new Date(start).toISOString().slice(0, 10)})`);
+      const body = await client.request<{
+        rows: Row[];
+        unbilled: Unbilled;
+        credits?: CreditReconciliationRow[];
+      }>("GET", "/admin/v1/reconciliation", {
+        query: { from: new Date(start).toISOString(), to: new Date(end).toISOString(), tenant: range.tenant },
+      });
+      rows.push(...body.rows);
+      unbilled = body.unbilled;
+      // The credits column is the balance now, whatever the day: the last answer is the newest.
+      credits = body.credits ?? [];
+    }
+  } finally {
+    // Ends the progress line, also before an error is printed after it.
+    progress("\n");
   }
-  progress("\n");
   return {
     rows,
     unbilled,

@@ -3,7 +3,7 @@
  * keys to and from CSV, with progress on stderr.
  *
  * Import creates one key per row (`name,env,role,ipAllowlist,expiresAt,rateLimit`; other columns,
- * such as an export's `id` or `prefix`, are ignored; rows of revoked keys are skipped). The new
+ * such as an export's `id` or `prefix`, are ignored; rows of revoked or expired keys are skipped). The new
  * plaintexts go to the `--out` CSV only (mode 0600, appended row by row, so a crash keeps what was
  * made), never to the terminal. Each row is sent with an Idempotency-Key derived from the tenant, the
  * row's key attributes and how many identical rows came before it (not the row number or the file, so
@@ -139,7 +139,7 @@ export function keysImportCommand(): Command {
       const text = readText(flags.csv);
       const { header, records } = parseCsvRecords(text);
       if (!header.includes("name") && !header.includes("env"))
-        throw usageError(`${flags.csv} has no header row with name and env columns`);
+        throw usageError(`${flags.csv} has no header row (it needs a name or an env column)`);
       const { out, client } = contextOf(command);
       const id = await tenantId(client, ref);
       const seen = new Map<string, number>();
@@ -149,49 +149,55 @@ export function keysImportCommand(): Command {
       const skipped: { row: number; reason: string }[] = [];
       const failed: Failure[] = [];
       const progress = out.progress("importing keys", records.length);
-      for (const [index, record] of records.entries()) {
-        const row = index + 2; // the line in the file, after the header
-        const body = keyBody(record);
-        if (record.revokedat?.trim()) skipped.push({ row, reason: "revoked key" });
-        else if (typeof body === "string")
-          failed.push({
-            row,
-            exitCode: EXIT.usage,
-            problem: { title: "Bad row", detail: body, code: "usage" },
-          });
-        else {
-          try {
-            const attributes = JSON.stringify(body);
-            const nth = (seen.get(attributes) ?? 0) + 1;
-            seen.set(attributes, nth);
-            const digest = createHash("sha256").update(`${id}\n${attributes}\n${nth}`).digest("hex");
-            const key = await client.request<CreatedKey>(
-              "POST",
-              `/admin/v1/tenants/${encodeURIComponent(id)}/keys`,
-              {
-                body,
-                idempotencyKey: `gw-import-${digest}`,
-              },
-            );
-            appendFileSync(
-              flags.out,
-              formatCsvRow([String(row), key.id, key.name ?? "", key.env, key.role, key.key]),
-            );
-            const { key: _plaintext, tenantId: _tenant, ...shown } = key;
-            created.push({ row, ...shown });
-          } catch (error) {
-            // Only the gateway's refusals are per row; anything else (auth, unreachable) stops the import.
-            if (
-              !(error instanceof CliError) ||
-              (error.exitCode !== EXIT.refused && error.exitCode !== EXIT.notFound)
-            )
-              throw error;
-            failed.push({ row, exitCode: error.exitCode, problem: error.problem });
+      try {
+        for (const [index, record] of records.entries()) {
+          const row = index + 2; // as a spreadsheet numbers it: the header is row 1 (blank lines are not rows)
+          const body = keyBody(record);
+          const expiresAt = Date.parse(record.expiresat ?? "");
+          if (record.revokedat?.trim()) skipped.push({ row, reason: "revoked key" });
+          else if (expiresAt <= Date.now()) skipped.push({ row, reason: "expired key" });
+          else if (typeof body === "string")
+            failed.push({
+              row,
+              exitCode: EXIT.usage,
+              problem: { title: "Bad row", detail: body, code: "usage" },
+            });
+          else {
+            try {
+              const attributes = JSON.stringify(body);
+              const nth = (seen.get(attributes) ?? 0) + 1;
+              seen.set(attributes, nth);
+              const digest = createHash("sha256").update(`${id}\n${attributes}\n${nth}`).digest("hex");
+              const key = await client.request<CreatedKey>(
+                "POST",
+                `/admin/v1/tenants/${encodeURIComponent(id)}/keys`,
+                {
+                  body,
+                  idempotencyKey: `gw-import-${digest}`,
+                },
+              );
+              appendFileSync(
+                flags.out,
+                formatCsvRow([String(row), key.id, key.name ?? "", key.env, key.role, key.key]),
+              );
+              const { key: _plaintext, tenantId: _tenant, ...shown } = key;
+              created.push({ row, ...shown });
+            } catch (error) {
+              // Only the gateway's refusals are per row; anything else (auth, unreachable) stops the import.
+              if (
+                !(error instanceof CliError) ||
+                (error.exitCode !== EXIT.refused && error.exitCode !== EXIT.notFound)
+              )
+                throw error;
+              failed.push({ row, exitCode: error.exitCode, problem: error.problem });
+            }
           }
+          progress.tick();
         }
-        progress.tick();
+      } finally {
+        // Ends the bar's line, also before an error that stopped the import is printed.
+        progress.done();
       }
-      progress.done();
 
       out.data(
         {

@@ -445,6 +445,34 @@ describe("gw keys export and import (CSV)", () => {
       "and reads back as it was",
     );
     assert.ok(back.some((r) => r.ipallowlist === "10.0.0.0/8 192.0.2.1" && r.env === "test"));
+
+    // The export imports as is into another tenant: same names and attributes, a revoked key skipped.
+    const revoked = back.find((r) => r.name === "sandbox ci")?.id ?? "";
+    assert.equal((await gwHuman(["keys", "revoke", revoked])).code, 0);
+    await gwHuman(["keys", "export", slug, "--csv", exported]);
+    const other = await seed();
+    const moved = await gwHuman([
+      "keys",
+      "import",
+      other.slug,
+      "--csv",
+      exported,
+      "--out",
+      `${tmp}/moved.csv`,
+    ]);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.match(moved.stdout, /^row \d: skipped \(revoked key\)\ncreated 3 keys .*, 1 skipped, 0 failed\n$/);
+    const movedKeys = await gwJson<{ name: string; role: string; env: string }[]>([
+      "keys",
+      "list",
+      other.slug,
+    ]);
+    assert.deepEqual(movedKeys.map((k) => `${k.name}/${k.env}/${k.role}`).sort(), [
+      '=HYPERLINK("http://evil")/live/admin',
+      "broken/live/member",
+      "default/live/admin",
+      "default/live/admin",
+    ]);
   });
 });
 
