@@ -12,12 +12,14 @@ import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
 import { registerPortalOverview } from "./overview";
+import { registerPortalSignup } from "./signup";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
   const portal = new Hono<AppEnv>();
   portal.use("*", ...webHeaders(), sameOrigin(), bodyLimit, database());
   registerPortalEntry(portal);
+  registerPortalSignup(portal);
   portal.use("*", requireSession("portal", "/portal/signin"), csrfToken());
   registerPortalLogout(portal);
   registerPortalOverview(portal);
