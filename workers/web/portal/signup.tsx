@@ -59,6 +59,7 @@ function SignupForm(props: { plan: Plan; email?: string }) {
 /** The page a browser gets; a script gets `error` as problem+json. */
 function pageOrProblem(c: Context<AppEnv>, error: GatewayError, page: () => Response | Promise<Response>) {
   if (!wantsErrorPage(c)) throw error;
+  c.set("problemCode", error.code); // the request's log line names what went wrong
   return page();
 }
 
@@ -134,6 +135,7 @@ export async function completeSignup(c: Context<AppEnv>, code: PortalCode): Prom
   const plan = signupEnabled(c) ? await signupPlan(c) : null;
   const email = code.email;
   if (!plan || !email) {
+    c.set("problemCode", "service_unavailable");
     return c.html(
       <Page title={UNAVAILABLE_TITLE} face="Portal" nav={[]}>
         <Notice kind="error">
