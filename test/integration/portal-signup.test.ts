@@ -6,7 +6,7 @@
 
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { and, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { apiKeys, portalCodes, tenants, webSessions } from "../../schema";
 import worker from "../../workers/index";
@@ -374,12 +374,7 @@ describe("when sign-up cannot run", () => {
     });
     expect(await expectJson(script, 503)).toMatchObject({ code: "service_unavailable" });
     expect(script.headers.get("retry-after")).toBe("60");
-    const codes = await withDb((db) =>
-      db
-        .select()
-        .from(portalCodes)
-        .where(and(eq(portalCodes.email, email))),
-    );
+    const codes = await withDb((db) => db.select().from(portalCodes).where(eq(portalCodes.email, email)));
     expect(codes).toEqual([]);
     // Not held by the address's minute: the failed sends left nothing behind.
     await browser().post("/portal/signup", { email });

@@ -201,7 +201,7 @@ async function tenantByEmail(db: Db, email: string): Promise<string | null> {
  * A slug from the address's local part (`Jane.Doe+api@x.io` → `jane-doe-api`); from the second attempt
  * on, with a random suffix. Always within the admin API's slug rule.
  */
-export function slugFor(email: string, attempt: number): string {
+function slugFor(email: string, attempt: number): string {
   const local = email.slice(0, email.indexOf("@"));
   const base =
     local
