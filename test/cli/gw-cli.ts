@@ -552,7 +552,7 @@ describe("gw usage, reconcile and portal-link", () => {
   });
 
   it("prints a one-time portal link (the URL alone on stdout) that signs in to that tenant's portal, once", async () => {
-    const { slug } = await seed();
+    const { slug, plan } = await seed();
     const run = await gwHuman(["portal-link", slug]);
     assert.equal(run.code, 0, run.stderr);
     const url = new URL(run.stdout.trim());
@@ -571,7 +571,7 @@ describe("gw usage, reconcile and portal-link", () => {
     const cookie = (first.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
     const portal = await fetch(`${stack.base}/portal`, { headers: { cookie }, redirect: "manual" });
     assert.equal(portal.status, 200);
-    assert.match(await portal.text(), new RegExp(`Tenant ${slug}`));
+    assert.match(await portal.text(), new RegExp(`<dd>${plan}</dd>`), "the portal of that tenant");
     assert.equal((await enter(url.searchParams.get("code") ?? "")).status, 400, "the link works once");
 
     const missing = await gw(["--url", stack.base, "--token", ADMIN_TOKEN, "portal-link", "no-such-tenant"]);

@@ -15,12 +15,14 @@ import { registerPortalEntry, registerPortalLogout } from "./enter";
 import { registerPortalKeys } from "./keys";
 import { registerPortalOverview } from "./overview";
 import { registerPortalUsage } from "./usage";
+import { registerPortalSignup } from "./signup";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
   const portal = new Hono<AppEnv>();
   portal.use("*", ...webHeaders(), sameOrigin(), bodyLimit, database());
   registerPortalEntry(portal);
+  registerPortalSignup(portal);
   portal.use("*", requireSession("portal", "/portal/signin"), csrfToken());
   registerPortalLogout(portal);
   registerPortalOverview(portal);
