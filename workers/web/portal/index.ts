@@ -14,8 +14,8 @@ import { registerPortalBilling } from "./billing";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
 import { registerPortalKeys } from "./keys";
 import { registerPortalOverview } from "./overview";
-import { registerPortalUsage } from "./usage";
 import { registerPortalSignup } from "./signup";
+import { registerPortalUsage } from "./usage";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
