@@ -63,6 +63,8 @@ export interface Bindings {
   LOG_LEVEL?: string;
   /** Share (0..1, default 1) of `ok` request lines written; error lines are always written. */
   LOG_SAMPLE_RATE?: string;
+  /** The operator's OpenAPI document for the portal's Docs: an https URL or a path on ORIGIN_URL. Unset = none published. */
+  PORTAL_OPENAPI_URL?: string;
 }
 
 /** Milliseconds spent per step of the proxy chain, for `Server-Timing` and the request log line. */
@@ -91,6 +93,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Share of `ok` request lines written (0..1); error lines are always written. */
   logSampleRate: number;
+  /** Absolute URL of the operator's OpenAPI document shown in the portal's Docs; null = none published. */
+  portalOpenapiUrl: string | null;
 }
 
 export interface Variables {

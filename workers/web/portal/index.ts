@@ -10,6 +10,7 @@ import { database } from "../../api/database";
 import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
+import { registerPortalDocs } from "./docs";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
 import { registerPortalOverview } from "./overview";
 
@@ -21,5 +22,6 @@ export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<A
   portal.use("*", requireSession("portal", "/portal/signin"), csrfToken());
   registerPortalLogout(portal);
   registerPortalOverview(portal);
+  registerPortalDocs(portal);
   app.route("/portal", portal);
 }

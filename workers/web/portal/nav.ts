@@ -1,4 +1,7 @@
 /** The portal's sections, in the order of its navigation. */
 import type { NavItem } from "../layout";
 
-export const PORTAL_NAV: NavItem[] = [{ href: "/portal", label: "Overview" }];
+export const PORTAL_NAV: NavItem[] = [
+  { href: "/portal", label: "Overview" },
+  { href: "/portal/docs", label: "Docs" },
+];
