@@ -7,7 +7,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../env";
 import { GatewayDocsPage } from "../web/reference/gateway-docs";
-import { buildReference, type ReferenceView } from "../web/reference/view-model";
+import { buildReference } from "../web/reference/view-model";
 import { webHeaders } from "../web/security";
 
 const DOCUMENT = {
@@ -21,12 +21,14 @@ const DOCUMENT = {
 
 /**
  * The app whose routes make the document. workers/index.ts builds one app per isolate, and its
- * routes never change after start-up, so the document (and the page's view of it) is built once per
- * isolate, on first use — not at start-up, where it would slow every cold start.
+ * routes never change after start-up, so the document — and the reference page made from it — is
+ * built once per isolate, on first use (not at start-up, where it would slow every cold start). The
+ * page is kept for one origin (its curl commands name it), so a request for another host renders
+ * its own and cannot change what this origin's visitors get.
  */
 let source: OpenAPIHono<AppEnv> | undefined;
 let document: unknown;
-let fullView: ReferenceView | undefined;
+let page: { origin: string; html: string } | undefined;
 
 /** The gateway's own OpenAPI 3.1 document (admin and tenant operations), e.g. for the portal's docs. */
 export function gatewayDocument(): unknown {
@@ -40,13 +42,20 @@ export function gatewayDocument(): unknown {
 export function registerOpenApi(app: OpenAPIHono<AppEnv>): void {
   source = app;
   document = undefined;
-  fullView = undefined;
+  page = undefined;
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer" });
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer" });
   app.doc31("/gateway/openapi.json", DOCUMENT);
   app.use("/gateway/docs", ...webHeaders());
-  app.get("/gateway/docs", (c) => {
-    fullView ??= buildReference(gatewayDocument());
-    return c.html(GatewayDocsPage({ view: fullView, baseUrl: new URL(c.req.url).origin }));
+  app.get("/gateway/docs", async (c) => {
+    const origin = new URL(c.req.url).origin;
+    if (page?.origin !== origin) {
+      const view = buildReference(gatewayDocument());
+      page = {
+        origin,
+        html: `<!doctype html>${await GatewayDocsPage({ view, baseUrl: origin }).toString()}`,
+      };
+    }
+    return c.html(page.html);
   });
 }

@@ -97,6 +97,9 @@ function MethodBadge(props: { method: string }) {
 
 function Operation(props: { op: OperationView; baseUrl: string; tryIt: boolean }) {
   const { op } = props;
+  // A named schema is spelled out once per operation (the same Problem under 400, 401, 403 and 404
+  // would otherwise be most of the page).
+  const shown = new Set<string>();
   return (
     <section class={op.deprecated ? "op card deprecated" : "op card"} id={op.id}>
       <h4>
@@ -110,7 +113,7 @@ function Operation(props: { op: OperationView; baseUrl: string; tryIt: boolean }
         <div class="op-part">
           <h5>Request body {op.requestBody.required ? <span class="req">required</span> : "(optional)"}</h5>
           {op.requestBody.description && <Prose text={op.requestBody.description} />}
-          <MediaList contents={op.requestBody.contents} />
+          <MediaList contents={op.requestBody.contents} shown={shown} />
         </div>
       )}
       {op.responses.length > 0 && (
@@ -123,7 +126,7 @@ function Operation(props: { op: OperationView; baseUrl: string; tryIt: boolean }
                   <span class={`status status-${r.status.charAt(0)}`}>{r.status}</span> {r.description}
                 </dt>
                 <dd>
-                  <MediaList contents={r.contents} />
+                  <MediaList contents={r.contents} shown={shown} />
                 </dd>
               </>
             ))}
@@ -177,13 +180,16 @@ function Parameters(props: { params: ParameterView[] }) {
   );
 }
 
-function MediaList(props: { contents: ContentView[] }) {
+/** The named schemas already spelled out in this operation. */
+type Shown = Set<string>;
+
+function MediaList(props: { contents: ContentView[]; shown: Shown }) {
   return (
     <>
       {props.contents.map((c) => (
         <div class="media">
           <span class="muted">{c.mediaType}</span>
-          {c.schema && <Schema schema={c.schema} />}
+          {c.schema && <Schema schema={c.schema} shown={props.shown} />}
         </div>
       ))}
     </>
@@ -214,20 +220,24 @@ function TypeLine(props: { schema: SchemaView }) {
 }
 
 /** A schema as a nested list of members (objects), item type (arrays) and alternatives. */
-function Schema(props: { schema: SchemaView }): Child {
+function Schema(props: { schema: SchemaView; shown: Shown }): Child {
   const s = props.schema;
   const inner = s.type === "array" && s.items ? s.items : s;
   return (
     <div class="schema">
       <TypeLine schema={s} />
       {s.description && <p class="schema-description">{s.description}</p>}
-      <Members schema={inner} />
+      <Members schema={inner} shown={props.shown} />
     </div>
   );
 }
 
-function Members(props: { schema: SchemaView }): Child {
+function Members(props: { schema: SchemaView; shown: Shown }): Child {
   const s = props.schema;
+  const hasMembers = (s.properties?.length ?? 0) > 0 || s.variants !== undefined;
+  if (!hasMembers) return null;
+  if (s.ref && props.shown.has(s.ref)) return <p class="muted schema-description">{`${s.ref}: as above.`}</p>;
+  if (s.ref) props.shown.add(s.ref);
   return (
     <>
       {s.properties && s.properties.length > 0 && (
@@ -237,7 +247,10 @@ function Members(props: { schema: SchemaView }): Child {
               <code class="member-name">{p.name}</code>
               {p.required && <span class="req"> required</span>} <TypeLine schema={p.schema} />
               {p.schema.description && <p class="schema-description">{p.schema.description}</p>}
-              <Members schema={p.schema.type === "array" && p.schema.items ? p.schema.items : p.schema} />
+              <Members
+                schema={p.schema.type === "array" && p.schema.items ? p.schema.items : p.schema}
+                shown={props.shown}
+              />
             </li>
           ))}
         </ul>
@@ -247,7 +260,7 @@ function Members(props: { schema: SchemaView }): Child {
           {s.variants.schemas.map((v) => (
             <li>
               <span class="muted">{s.variants?.kind === "allOf" ? "and" : "or"} </span>
-              <Schema schema={v} />
+              <Schema schema={v} shown={props.shown} />
             </li>
           ))}
         </ul>
