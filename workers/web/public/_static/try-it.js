@@ -1,11 +1,12 @@
 // "Try it" on the API reference (/portal/docs): each form.try-it sends its operation's request to
 // this origin (the CSP allows no other) with the test key as `Authorization: Bearer`, and shows the
-// status, the rate-limit headers and the body — as text, never as HTML.
-// - Only test keys (gw_test_…) are sent: the sandbox is the point; a live key is refused here.
+// status, the rate-limit headers and the body - as text, never as HTML.
+// - Only test keys (gw_test_...) are sent: the sandbox is the point; a live key is refused here.
 // - The key lives in the page; with "Remember for this tab" ticked, in sessionStorage too (gone when
 //   the tab closes). One key field typed fills every form's.
 // - Without JavaScript the forms stay hidden (a plain form would put the key in the URL); each
 //   operation shows its curl command instead.
+// - ASCII only: the file reads the same whatever charset it is served with.
 
 (() => {
   const STORE = "gw-docs-test-key";
@@ -70,13 +71,13 @@
 
   async function send(form) {
     const key = (form.elements.namedItem("key")?.value || "").trim();
-    if (!key) return show(form, "Enter a test key (gw_test_…).");
+    if (!key) return show(form, "Enter a test key (gw_test_...).");
     if (!key.startsWith("gw_test_")) {
       return show(
         form,
         key.startsWith("gw_live_")
-          ? "That is a live key. Try it only sends test keys (gw_test_…): they act on the sandbox and are never billed."
-          : "That is not a test key. Try it only sends test keys (gw_test_…).",
+          ? "That is a live key. Try it only sends test keys (gw_test_...): they act on the sandbox and are never billed."
+          : "That is not a test key. Try it only sends test keys (gw_test_...).",
       );
     }
     const remember = form.elements.namedItem("remember");
@@ -92,8 +93,10 @@
       if (input.dataset.in === "path") {
         if (!value) return show(form, `Fill in the path parameter ${name}.`);
         path = path.split(`{${name}}`).join(encodeURIComponent(value));
-      } else if (value === "") {
-      } else if (input.dataset.in === "query") query.append(name, value);
+        continue;
+      }
+      if (value === "") continue; // an optional parameter left empty is not sent
+      if (input.dataset.in === "query") query.append(name, value);
       else if (input.dataset.in === "header") headers.set(name, value);
     }
     let body;
@@ -112,7 +115,7 @@
 
     const button = form.querySelector("button[type=submit]");
     if (button) button.disabled = true;
-    show(form, `${method} ${url} …`);
+    show(form, `${method} ${url} ...`);
     try {
       const res = await fetch(url, {
         method,
@@ -133,7 +136,7 @@
         // Not JSON: shown as it came.
       }
       if (text.length > MAX_SHOWN)
-        text = `${text.slice(0, MAX_SHOWN)}\n… (${text.length - MAX_SHOWN} more characters)`;
+        text = `${text.slice(0, MAX_SHOWN)}\n... (${text.length - MAX_SHOWN} more characters)`;
       show(form, `${lines.join("\n")}\n\n${text}`);
     } catch (error) {
       show(
