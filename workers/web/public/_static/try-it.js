@@ -112,6 +112,11 @@
     }
     const qs = query.toString();
     const url = `${path}${qs ? `?${qs}` : ""}`;
+    // A document's path could read "//elsewhere/...": the key goes to this origin or nowhere (the CSP
+    // would refuse the request too; this says why instead of failing).
+    if (!url.startsWith("/") || new URL(url, location.origin).origin !== location.origin) {
+      return show(form, "This operation's path is not on this site; it cannot be tried here.");
+    }
 
     const button = form.querySelector("button[type=submit]");
     if (button) button.disabled = true;
