@@ -53,6 +53,15 @@ const optional = <T extends z.ZodType>(schema: T) =>
 
 /** `portal@example.com` or `Example API <portal@example.com>`: what a mail API takes as `from`. */
 const MAIL_FROM = /^(?:[^<>\r\n"]{1,100} <[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+>|[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+)$/;
+/** Whether `value` is a URL, or a path on one (the runtime's types lack `URL.canParse`). */
+function parsesAsUrl(value: string): boolean {
+  try {
+    new URL(value, "https://origin.invalid");
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const satisfies readonly LogLevel[];
 
@@ -104,6 +113,13 @@ export const VarsSchema = z.object({
       .max(64, "must be a plan id or name (at most 64 characters)")
       .regex(/^[\x20-\x7e]+$/, "must be a plan id or name (printable ASCII)"),
   ),
+  PORTAL_OPENAPI_URL: z
+    .string()
+    .refine(
+      (v) => (/^\/(?!\/)\S*$/.test(v) || /^https:\/\/\S+$/.test(v)) && parsesAsUrl(v),
+      "must be an https URL or a path on the origin starting with / (e.g. /openapi.json)",
+    )
+    .optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: "must be one of debug, info, warn, error" }).default("info"),
   LOG_SAMPLE_RATE: scalar.optional().transform((value, ctx) => {
     if (value === undefined) return 1;
@@ -179,6 +195,8 @@ export function parseConfig(raw: Record<string, unknown>, options: { secrets?: b
       stripeMeterEventName: v.STRIPE_METER_EVENT_NAME,
       stripeReportLatenessS: v.STRIPE_REPORT_LATENESS_S,
       stripeWebhookSecret: v.STRIPE_WEBHOOK_SECRET ?? null,
+      // A path is the live origin's (`/openapi.json` → `${ORIGIN_URL}/openapi.json`'s host).
+      portalOpenapiUrl: v.PORTAL_OPENAPI_URL ? new URL(v.PORTAL_OPENAPI_URL, v.ORIGIN_URL).href : null,
       billingGracePeriodS: v.BILLING_GRACE_PERIOD_S,
       logLevel: v.LOG_LEVEL,
       logSampleRate: v.LOG_SAMPLE_RATE,

@@ -71,6 +71,8 @@ export interface Bindings {
   MAIL_FROM?: string;
   /** The plan (id or name) self-serve sign-ups start on; unset = sign-up is off. */
   PORTAL_SIGNUP_PLAN?: string;
+  /** The operator's OpenAPI document for the portal's Docs: an https URL or a path on ORIGIN_URL. Unset = none published. */
+  PORTAL_OPENAPI_URL?: string;
 }
 
 /** Milliseconds spent per step of the proxy chain, for `Server-Timing` and the request log line. */
@@ -103,6 +105,8 @@ export interface Config {
   mail: { apiUrl: string; apiKey: string; from: string } | null;
   /** The plan (id or name) self-serve sign-ups start on (workers/web/portal/signup.tsx); null = sign-up off. */
   portalSignupPlan: string | null;
+  /** Absolute URL of the operator's OpenAPI document shown in the portal's Docs; null = none published. */
+  portalOpenapiUrl: string | null;
 }
 
 export interface Variables {

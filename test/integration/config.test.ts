@@ -167,8 +167,38 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         logSampleRate: 1,
         mail: null,
         portalSignupPlan: null,
+        portalOpenapiUrl: null,
       },
     });
+  });
+
+  it("takes PORTAL_OPENAPI_URL as an https URL or a path on the live origin, and refuses anything else", () => {
+    const base = {
+      ORIGIN_URL: "https://api.example.com/base/",
+      SANDBOX_ORIGIN_URL: "https://sandbox.example.com",
+      ROUTES: "[]",
+      CLAIMS_SECRET: "0123456789abcdef",
+      DATABASE_URL: "postgres://u@h/db",
+    };
+    const url = (value: string) => {
+      const result = parseConfig({ ...base, PORTAL_OPENAPI_URL: value });
+      return result.ok ? result.config.portalOpenapiUrl : result.message;
+    };
+    expect(url("/openapi.json")).toBe("https://api.example.com/openapi.json");
+    expect(url("https://docs.example.com/v1/openapi.json?x=1")).toBe(
+      "https://docs.example.com/v1/openapi.json?x=1",
+    );
+    const refused =
+      "The gateway is misconfigured: PORTAL_OPENAPI_URL: must be an https URL or a path on the origin starting with / (e.g. /openapi.json).";
+    for (const bad of [
+      "http://docs.example.com/openapi.json",
+      "//evil.example/x",
+      "openapi.json",
+      "/a b",
+      "file:///etc/passwd",
+    ]) {
+      expect(url(bad), bad).toBe(refused);
+    }
   });
 
   it("refuses partial numbers, zero timeouts, unknown levels and missing secrets", () => {

@@ -1,6 +1,7 @@
 /**
  * The origin the gateway proxies to in tests: a Node HTTP server that records every request (except the
- * `/__` control paths) and answers by path: `/slow`, `/stream`, `/redirect`, else a JSON echo.
+ * `/__` control paths) and answers by path: `/slow`, `/stream`, `/openapi.json` (the operator's API
+ * reference for the portal's Docs, `?variant=`), `/redirect`, else a JSON echo.
  * Paths match anywhere, since the gateway may prepend a base such as `/sandbox`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -94,6 +95,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, calls: OriginCa
     res.end();
     return;
   }
+  if (path.endsWith("/openapi.json")) {
+    openApiDocument(res, url.searchParams.get("variant") ?? "");
+    return;
+  }
   if (path.includes("/redirect")) {
     res.writeHead(302, { location: "http://127.0.0.1:1/elsewhere" }).end();
     return;
@@ -141,4 +146,91 @@ async function listen(server: ReturnType<typeof createServer>): Promise<number> 
 async function close(server: ReturnType<typeof createServer>): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/** A string a page must show as text: markup if it were ever written raw into HTML. */
+const HOSTILE_TEXT = `<img src=x onerror="alert('xss')">`;
+
+/**
+ * The operator's OpenAPI document (PORTAL_OPENAPI_URL=/openapi.json), by `variant`: a small valid
+ * 3.1 document with hostile strings (default), `big` (1.5 MiB, declared), `big-chunked` (1.5 MiB,
+ * no Content-Length), `invalid` (not JSON), `swagger` (Swagger 2.0), `error` (HTTP 500).
+ */
+function openApiDocument(res: ServerResponse, variant: string): void {
+  const big = () =>
+    JSON.stringify({ openapi: "3.1.0", info: { title: "x" }, padding: "x".repeat(1.5 * 1024 * 1024) });
+  if (variant === "big") {
+    res.writeHead(200, { "content-type": "application/json" }).end(big());
+  } else if (variant === "big-chunked") {
+    res.writeHead(200, { "content-type": "application/json" });
+    const text = big();
+    for (let at = 0; at < text.length && !res.destroyed; at += 64 * 1024)
+      res.write(text.slice(at, at + 64 * 1024));
+    res.end();
+  } else if (variant === "invalid") {
+    res.writeHead(200, { "content-type": "application/json" }).end("openapi: 3.1.0\ninfo: {");
+  } else if (variant === "swagger") {
+    json(res, 200, { swagger: "2.0", info: { title: "Old" }, paths: {} });
+  } else if (variant === "error") {
+    json(res, 500, { error: "down" });
+  } else {
+    json(res, 200, petStore());
+  }
+}
+
+function petStore(): unknown {
+  return {
+    openapi: "3.1.0",
+    info: { title: "Pet store", version: "1.2.3", description: `Pets. ${HOSTILE_TEXT}` },
+    tags: [{ name: `Pets ${HOSTILE_TEXT}` }],
+    paths: {
+      "/v1/pets": {
+        get: {
+          tags: [`Pets ${HOSTILE_TEXT}`],
+          summary: "List pets",
+          description: HOSTILE_TEXT,
+          parameters: [
+            { name: "limit", in: "query", schema: { type: "integer" }, description: HOSTILE_TEXT },
+          ],
+          responses: {
+            "200": {
+              description: "The pets",
+              content: {
+                "application/json": {
+                  schema: { type: "array", items: { $ref: "#/components/schemas/Pet" } },
+                },
+              },
+            },
+          },
+        },
+        post: {
+          tags: [`Pets ${HOSTILE_TEXT}`],
+          summary: "Add a pet",
+          requestBody: { content: { "application/json": { schema: { $ref: "#/components/schemas/Pet" } } } },
+          responses: { "201": { description: "Added" } },
+        },
+      },
+      '/v1/pets/{id}/"><script>alert(1)</script>': {
+        delete: {
+          summary: "Odd path",
+          deprecated: true,
+          parameters: [{ name: "id", in: "path" }],
+          responses: {},
+        },
+      },
+    },
+    components: {
+      schemas: {
+        Pet: {
+          type: "object",
+          required: ["name"],
+          properties: {
+            name: { type: "string", example: HOSTILE_TEXT },
+            [HOSTILE_TEXT]: { type: ["string", "null"], enum: [HOSTILE_TEXT, null] },
+            parent: { $ref: "#/components/schemas/Pet" },
+          },
+        },
+      },
+    },
+  };
 }

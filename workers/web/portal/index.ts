@@ -11,6 +11,7 @@ import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
 import { registerPortalBilling } from "./billing";
+import { registerPortalDocs } from "./docs";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
 import { registerPortalKeys } from "./keys";
 import { registerPortalOverview } from "./overview";
@@ -29,5 +30,6 @@ export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<A
   registerPortalKeys(portal);
   registerPortalBilling(portal);
   registerPortalUsage(portal);
+  registerPortalDocs(portal);
   app.route("/portal", portal);
 }

@@ -6,4 +6,5 @@ export const PORTAL_NAV: NavItem[] = [
   { href: "/portal/usage", label: "Usage" },
   { href: "/portal/keys", label: "Keys" },
   { href: "/portal/billing", label: "Billing" },
+  { href: "/portal/docs", label: "Docs" },
 ];
