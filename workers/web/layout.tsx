@@ -4,6 +4,7 @@
  * face's navigation and a sign-out form, and the page's content. Every string here and in the pages
  * is escaped by hono's JSX; `raw()` is never used on anything a tenant or operator typed.
  */
+import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
 
 /** One entry of a face's navigation. */
@@ -32,56 +33,60 @@ export interface PageProps {
 
 export function Page(props: PageProps) {
   return (
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>{`${props.title} · ${props.face}`}</title>
-        <link rel="icon" href="/_static/favicon.svg" type="image/svg+xml" />
-        <link rel="stylesheet" href="/_static/app.css" />
-        {props.styles?.map((href) => (
-          <link rel="stylesheet" href={href} />
-        ))}
-        <script src="/_static/app.js" defer />
-        {props.scripts?.map((src) => (
-          <script src={src} defer />
-        ))}
-      </head>
-      <body>
-        <a class="skip" href="#main">
-          Skip to content
-        </a>
-        <header class="top">
-          <span class="brand">{props.face}</span>
-          {props.nav.length > 0 && (
-            <nav aria-label={`${props.face} sections`}>
-              <ul>
-                {props.nav.map((item) => (
-                  <li>
-                    <a href={item.href} aria-current={item.href === props.current ? "page" : undefined}>
-                      {item.label}
-                    </a>
-                  </li>
-                ))}
-              </ul>
-            </nav>
-          )}
-          {props.signOut && (
-            <form method="post" action={props.signOut.action} class="signout">
-              {props.who && <span class="who">{props.who}</span>}
-              <input type="hidden" name="_csrf" value={props.signOut.csrf} />
-              <button type="submit" class="link">
-                Sign out
-              </button>
-            </form>
-          )}
-        </header>
-        <main id="main">
-          <h1>{props.title}</h1>
-          {props.children}
-        </main>
-      </body>
-    </html>
+    <>
+      {/* A constant, never input: without it browsers render the page in quirks mode. */}
+      {raw("<!doctype html>")}
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <meta name="viewport" content="width=device-width, initial-scale=1" />
+          <title>{`${props.title} · ${props.face}`}</title>
+          <link rel="icon" href="/_static/favicon.svg" type="image/svg+xml" />
+          <link rel="stylesheet" href="/_static/app.css" />
+          {props.styles?.map((href) => (
+            <link rel="stylesheet" href={href} />
+          ))}
+          <script src="/_static/app.js" defer />
+          {props.scripts?.map((src) => (
+            <script src={src} defer />
+          ))}
+        </head>
+        <body>
+          <a class="skip" href="#main">
+            Skip to content
+          </a>
+          <header class="top">
+            <span class="brand">{props.face}</span>
+            {props.nav.length > 0 && (
+              <nav aria-label={`${props.face} sections`}>
+                <ul>
+                  {props.nav.map((item) => (
+                    <li>
+                      <a href={item.href} aria-current={item.href === props.current ? "page" : undefined}>
+                        {item.label}
+                      </a>
+                    </li>
+                  ))}
+                </ul>
+              </nav>
+            )}
+            {props.signOut && (
+              <form method="post" action={props.signOut.action} class="signout">
+                {props.who && <span class="who">{props.who}</span>}
+                <input type="hidden" name="_csrf" value={props.signOut.csrf} />
+                <button type="submit" class="link">
+                  Sign out
+                </button>
+              </form>
+            )}
+          </header>
+          <main id="main">
+            <h1>{props.title}</h1>
+            {props.children}
+          </main>
+        </body>
+      </html>
+    </>
   );
 }
 
