@@ -10,6 +10,7 @@ import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
 import { registerConsoleLogin, registerConsoleLogout } from "./login";
+import { registerConsoleTenant } from "./tenant";
 import { registerConsoleTenants } from "./tenants";
 
 /** Mounts the console on `app`; `bodyLimit` is the API's (forms are small). */
@@ -20,5 +21,6 @@ export function registerConsole(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<
   pages.use("*", requireSession("console", "/console/login"), csrfToken());
   registerConsoleLogout(pages);
   registerConsoleTenants(pages);
+  registerConsoleTenant(pages);
   app.route("/console", pages);
 }
