@@ -9,7 +9,10 @@ import { database } from "../../api/database";
 import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
+import { registerConsoleDeadLetters } from "./dead-letters";
+import { registerConsoleEndpoints } from "./endpoints";
 import { registerConsoleLogin, registerConsoleLogout } from "./login";
+import { registerConsoleReconciliation } from "./reconciliation";
 import { registerConsoleTenant } from "./tenant";
 import { registerConsoleTenants } from "./tenants";
 
@@ -22,5 +25,8 @@ export function registerConsole(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<
   registerConsoleLogout(pages);
   registerConsoleTenants(pages);
   registerConsoleTenant(pages);
+  registerConsoleEndpoints(pages);
+  registerConsoleReconciliation(pages);
+  registerConsoleDeadLetters(pages);
   app.route("/console", pages);
 }

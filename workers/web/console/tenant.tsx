@@ -225,7 +225,12 @@ async function renderTenant(c: Context<AppEnv>, id: string, options: RenderOptio
 
   return consolePage(
     c,
-    { title: tenant.name, current: "/console", status: options.status ?? 200 },
+    {
+      title: tenant.name,
+      current: "/console",
+      status: options.status ?? 200,
+      styles: ["/_static/console.css"],
+    },
     <>
       {options.error ? <Notice kind="error">{options.error}</Notice> : <RedirectNotice c={c} />}
       {options.portal && (

@@ -119,7 +119,7 @@ export function registerConsoleTenants(pages: Hono<AppEnv>): void {
 
     return consolePage(
       c,
-      { title: "Tenants", current: "/console" },
+      { title: "Tenants", current: "/console", styles: ["/_static/console.css"] },
       <>
         <RedirectNotice c={c} />
         <form method="get" action="/console" class="card filters">
