@@ -3,12 +3,12 @@
  * pages, workers/api/pagination.ts): search by name, slug or id (`q`), filter by status; per tenant
  * its plan and today's usage (UTC day, from the daily rollups): requests, billable units, 5xx rate
  * and p95 latency. Two queries per page whatever its length: the tenants with their plans, then
- * the day's rollups of exactly those tenants.
+ * the day's rollups of exactly those tenants. `limit` (default 50) and `cursor` as the admin API takes them.
  */
 import { and, eq, ilike, inArray, or, type SQL } from "drizzle-orm";
 import type { Hono } from "hono";
 import { plans, tenantStatus, tenants, usageRollups } from "../../../schema";
-import { keyset } from "../../api/pagination";
+import { DEFAULT_LIMIT, keyset, PageQuery } from "../../api/pagination";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { addHistograms, emptyHistogram, percentile } from "../../metering/latency-histogram";
@@ -17,7 +17,6 @@ import { Notice } from "../layout";
 import { consolePage } from "./console-page";
 import { count, ms, RedirectNotice, rate, StatusBadge, utcDay } from "./format";
 
-const PAGE_SIZE = 50;
 const MAX_QUERY = 200;
 const STATUSES = tenantStatus.enumValues;
 type Status = (typeof STATUSES)[number];
@@ -82,14 +81,18 @@ function filters(c: { req: { query(name: string): string | undefined } }) {
   if (status !== "" && !STATUSES.includes(status as Status))
     throw new GatewayError("validation_failed", "Unknown status.");
   const cursor = c.req.query("cursor");
-  return { q, status: status as Status | "", cursor: cursor === "" ? undefined : cursor };
+  // `limit` and `cursor` as the admin API's lists take them (a bad one is a 400 too).
+  const page = PageQuery.safeParse({ limit: c.req.query("limit") || undefined, cursor: cursor || undefined });
+  if (!page.success)
+    throw new GatewayError("validation_failed", "limit: 1 to 200; cursor: as a page gave it.");
+  return { q, status: status as Status | "", page: page.data };
 }
 
 export function registerConsoleTenants(pages: Hono<AppEnv>): void {
   pages.get("/", async (c) => {
-    const { q, status, cursor } = filters(c);
+    const { q, status, page: query } = filters(c);
     const db = c.var.db;
-    const page = keyset("console-tenants", tenants, { limit: PAGE_SIZE, cursor }, "desc");
+    const page = keyset("console-tenants", tenants, query, "desc");
     const where: (SQL | undefined)[] = [page.where];
     if (q !== "") {
       const like = `%${likeEscape(q)}%`;
@@ -115,6 +118,7 @@ export function registerConsoleTenants(pages: Hono<AppEnv>): void {
     const next = new URLSearchParams();
     if (q) next.set("q", q);
     if (status) next.set("status", status);
+    if (query.limit !== DEFAULT_LIMIT) next.set("limit", String(query.limit));
     if (shown.next_cursor) next.set("cursor", shown.next_cursor);
 
     return consolePage(
