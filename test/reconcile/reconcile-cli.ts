@@ -14,18 +14,9 @@
  * Bounded: the whole run is abandoned (exit 1) after 60 s. Usage: npx tsx test/reconcile/reconcile-cli.ts
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { migrate } from "../../dev/migrate";
-import { startBridge } from "../../dev/pg-bridge";
-import { startPostgres } from "../../dev/postgres";
-import { spawnInGroup, waitForOk } from "../../dev/processes";
-import { startOriginServer } from "../support/origin-server";
+import { ROOT, startLocalStack } from "../support/local-stack";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const ADMIN_TOKEN = "reconcile-test-admin-token";
 const HOUR_MS = 3_600_000;
 const BUDGET_MS = 60_000;
@@ -36,14 +27,6 @@ let failures = 0;
 function check(ok: boolean, what: string, detail = ""): void {
   if (!ok) failures++;
   console.log(`${ok ? "ok  " : "FAIL"} ${what}${!ok && detail ? `\n${detail}` : ""}`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Runs `npm run -s reconcile -- …args` as a user would; its exit code and everything it printed. */
@@ -66,37 +49,9 @@ function runReconcile(gatewayUrl: string, args: string[]): Promise<{ code: numbe
 }
 
 async function main(): Promise<void> {
-  const tmp = mkdtempSync(`${tmpdir()}/gw-reconcile-`);
-  stops.push(async () => rmSync(tmp, { recursive: true, force: true }));
-  const postgres = await startPostgres({ fresh: true });
-  stops.push(postgres.stop);
-  await migrate(postgres.url);
-  const bridge = await startBridge({ target: postgres.url });
-  stops.push(bridge.stop);
-  const origin = await startOriginServer();
-  stops.push(origin.stop);
-
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const vars = {
-    DATABASE_URL: postgres.url,
-    PG_WS_PROXY: bridge.wsProxy,
-    ORIGIN_URL: origin.url,
-    SANDBOX_ORIGIN_URL: `${origin.url}/sandbox`,
-    ADMIN_TOKEN,
-    CLAIMS_SECRET: "reconcile-test-claims-secret",
-    LOG_LEVEL: "warn",
-  };
-  const args = ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", `${tmp}/state`];
-  args.push("--inspector-port", String(await freePort()), "--log-level", "warn");
-  args.push("--show-interactive-dev-session=false");
-  for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
-  const wrangler = spawnInGroup(`${ROOT}node_modules/.bin/wrangler`, args, {
-    cwd: ROOT,
-    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
-  });
-  stops.push(() => wrangler.stop("SIGTERM"));
-  await waitForOk(`${base}/health/live`, { timeoutMs: 40_000, exited: wrangler.exited });
+  const stack = await startLocalStack({ adminToken: ADMIN_TOKEN, name: "reconcile" });
+  stops.push(stack.stop);
+  const base = stack.base;
 
   const admin = async <T>(path: string, body: unknown): Promise<T> => {
     const res = await fetch(`${base}${path}`, {
@@ -128,7 +83,7 @@ async function main(): Promise<void> {
   check(proxied.status === 200, `a request through the gateway answers 200 (got ${proxied.status})`);
 
   // The queue consumer writes the usage row (and its outbox units) within a few seconds.
-  const db = new pg.Client({ connectionString: postgres.url });
+  const db = new pg.Client({ connectionString: stack.postgresUrl });
   await db.connect();
   stops.push(() => db.end());
   const rows = async () =>

@@ -15,7 +15,7 @@ import { type Invoice, invoices, tenants } from "../../schema";
 import { billingView } from "../billing/billing-view";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
-import { withTenant } from "../shared/db";
+import { type Db, withTenant } from "../shared/db";
 import { keyset, PageQuery, pageOf } from "./pagination";
 import { adminSecurity, IdParam, json, problemResponses } from "./schemas";
 
@@ -142,27 +142,32 @@ function register(app: OpenAPIHono<AppEnv>, v: Variant): void {
   });
 
   app.openapi(list, async (c) => {
-    const tenantId = await v.tenantId(c);
-    const page = keyset(
-      "invoices",
-      { createdAt: invoices.stripeCreatedAt, id: invoices.id },
-      c.req.valid("query"),
-      "desc",
-    );
-    // Row-level security limits the rows to the tenant; the explicit filter says so in the query too.
-    const rows = await withTenant(c.var.db, tenantId, (tx) =>
-      tx
-        .select({ row: invoices, position: page.position })
-        .from(invoices)
-        .where(and(eq(invoices.tenantId, tenantId), page.where))
-        .orderBy(...page.orderBy)
-        .limit(page.take),
-    );
-    return c.json(
-      page.page(rows, invoiceOut, (i) => i.id),
-      200,
-    );
+    const page = await invoicePage(c.var.db, await v.tenantId(c), c.req.valid("query"));
+    return c.json({ data: page.data.map(invoiceOut), next_cursor: page.next_cursor }, 200);
   });
+}
+
+/** One page of a tenant's invoices, newest first: the invoices list here and in the portal. */
+export async function invoicePage(
+  db: Db,
+  tenantId: string,
+  query: { limit: number; cursor?: string | undefined },
+): Promise<{ data: Invoice[]; next_cursor: string | null }> {
+  const page = keyset("invoices", { createdAt: invoices.stripeCreatedAt, id: invoices.id }, query, "desc");
+  // Row-level security limits the rows to the tenant; the explicit filter says so in the query too.
+  const rows = await withTenant(db, tenantId, (tx) =>
+    tx
+      .select({ row: invoices, position: page.position })
+      .from(invoices)
+      .where(and(eq(invoices.tenantId, tenantId), page.where))
+      .orderBy(...page.orderBy)
+      .limit(page.take),
+  );
+  return page.page(
+    rows,
+    (i) => i,
+    (i) => i.id,
+  );
 }
 
 export function registerBilling(app: OpenAPIHono<AppEnv>): void {

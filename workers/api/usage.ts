@@ -20,8 +20,10 @@ import { tenantRecord } from "./projection";
 import { adminSecurity, IdParam, json, problemResponses, text } from "./schemas";
 
 const HOUR_MS = 3_600_000;
-const MAX_POINTS = { hour: 24 * 31, day: 366 } as const;
-const MAX_EXPORT_MS = 366 * 86_400_000;
+/** The most buckets one timeseries answers (31 days of hours, 366 days): the portal keeps the same. */
+export const MAX_POINTS = { hour: 24 * 31, day: 366 } as const;
+/** The longest range one export streams: the portal keeps the same. */
+export const MAX_EXPORT_MS = 366 * 86_400_000;
 
 const Window = z.object({
   used: z.number().int(),
@@ -76,7 +78,8 @@ const ExportQuery = z.object({
   to: z.iso.datetime({ offset: true }),
 });
 
-function range(from: string, to: string, maxMs: number): { from: Date; to: Date } {
+/** `[from, to)` from two instants: `to` after `from`, at most `maxMs` later, else 400 `validation_failed`. */
+export function range(from: string, to: string, maxMs: number): { from: Date; to: Date } {
   const f = Date.parse(from);
   const t = Date.parse(to);
   if (!(t > f) || t - f > maxMs) {

@@ -42,8 +42,15 @@ type RollupRow = {
   latency_histogram: number[];
 };
 
-/** Usage per bucket and route from the rollups, with latency percentiles from the merged histograms. */
-export async function timeseries(db: Db, tenantId: string, q: TimeseriesQuery): Promise<TimeseriesPoint[]> {
+/** One bucket and route of the rollups, with its merged latency histogram (not yet percentiles). */
+export type RollupPoint = Omit<TimeseriesPoint, "latencyMs"> & { histogram: number[] };
+
+/**
+ * Usage per bucket and route from the rollups, status classes summed and histograms merged. Callers
+ * that aggregate further (the portal's totals per bucket and per route) merge the histograms
+ * themselves, since percentiles cannot be added.
+ */
+export async function rollupPoints(db: Db, tenantId: string, q: TimeseriesQuery): Promise<RollupPoint[]> {
   // Every bucket that overlaps [from, to), whole: a `from` inside a bucket (a day asked for from noon)
   // takes that bucket from its start, never leaves it out.
   const width = q.granularity === "hour" ? HOUR_MS : 24 * HOUR_MS;
@@ -57,7 +64,7 @@ export async function timeseries(db: Db, tenantId: string, q: TimeseriesQuery): 
       ORDER BY bucket_start, route, status_class`);
     return result.rows;
   });
-  const points = new Map<string, TimeseriesPoint & { histogram: number[] }>();
+  const points = new Map<string, RollupPoint>();
   for (const r of rows) {
     const bucketStart = new Date(r.bucket_start).toISOString();
     const id = `${bucketStart}|${r.route}`;
@@ -72,7 +79,6 @@ export async function timeseries(db: Db, tenantId: string, q: TimeseriesQuery): 
         bytesIn: 0,
         bytesOut: 0,
         statuses: {},
-        latencyMs: { p50: null, p95: null, p99: null },
         histogram: emptyHistogram(),
       };
       points.set(id, p);
@@ -85,7 +91,12 @@ export async function timeseries(db: Db, tenantId: string, q: TimeseriesQuery): 
     p.statuses[`${r.status_class}xx`] = (p.statuses[`${r.status_class}xx`] ?? 0) + Number(r.requests);
     p.histogram = addHistograms(p.histogram, r.latency_histogram);
   }
-  return [...points.values()].map(({ histogram, ...p }) => ({
+  return [...points.values()];
+}
+
+/** Usage per bucket and route from the rollups, with latency percentiles from the merged histograms. */
+export async function timeseries(db: Db, tenantId: string, q: TimeseriesQuery): Promise<TimeseriesPoint[]> {
+  return (await rollupPoints(db, tenantId, q)).map(({ histogram, ...p }) => ({
     ...p,
     latencyMs: {
       p50: percentile(histogram, 0.5),

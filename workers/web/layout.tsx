@@ -37,6 +37,7 @@ export function Page(props: PageProps) {
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · ${props.face}`}</title>
+        <link rel="icon" href="/_static/favicon.svg" type="image/svg+xml" />
         <link rel="stylesheet" href="/_static/app.css" />
         {props.styles?.map((href) => (
           <link rel="stylesheet" href={href} />

@@ -90,8 +90,8 @@ export function registerGatewayCredits(app: OpenAPIHono<AppEnv>): void {
     const origin = new URL(c.req.url).origin;
     const session = await createCreditCheckout(c.env, c.var.db, tenant.id, {
       packs: input.packs,
-      successUrl: input.successUrl ?? `${origin}/portal/billing?checkout=success`,
-      cancelUrl: input.cancelUrl ?? `${origin}/portal/billing?checkout=cancel`,
+      successUrl: input.successUrl ?? `${origin}/portal/billing?topup=success`,
+      cancelUrl: input.cancelUrl ?? `${origin}/portal/billing?topup=cancel`,
       requestId: c.var.requestId,
     });
     return c.json(session, 201);

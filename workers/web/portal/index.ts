@@ -10,8 +10,11 @@ import { database } from "../../api/database";
 import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
+import { registerPortalBilling } from "./billing";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
+import { registerPortalKeys } from "./keys";
 import { registerPortalOverview } from "./overview";
+import { registerPortalUsage } from "./usage";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
@@ -21,5 +24,8 @@ export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<A
   portal.use("*", requireSession("portal", "/portal/signin"), csrfToken());
   registerPortalLogout(portal);
   registerPortalOverview(portal);
+  registerPortalKeys(portal);
+  registerPortalBilling(portal);
+  registerPortalUsage(portal);
   app.route("/portal", portal);
 }

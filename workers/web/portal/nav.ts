@@ -1,4 +1,9 @@
 /** The portal's sections, in the order of its navigation. */
 import type { NavItem } from "../layout";
 
-export const PORTAL_NAV: NavItem[] = [{ href: "/portal", label: "Overview" }];
+export const PORTAL_NAV: NavItem[] = [
+  { href: "/portal", label: "Overview" },
+  { href: "/portal/usage", label: "Usage" },
+  { href: "/portal/keys", label: "Keys" },
+  { href: "/portal/billing", label: "Billing" },
+];
