@@ -130,6 +130,11 @@ describe("one tenant", () => {
     expect(html).toMatch(/2xx 1 \(50\.0 %\) · 4xx 0 \(–\)|2xx 1 \(50\.0 %\) · 4xx 0 \(0\.0 %\)/);
     expect(html).toContain(`data-key-id="${t.keyId}"`);
     expect(html).toContain("/v1/reports/");
+    // The chart's data (the hourly table's numbers) and its scripts, from this origin only.
+    const series = /id="usage-chart"[^>]*data-series="([^"]+)"/.exec(html)?.[1]?.replace(/&quot;/g, '"');
+    expect(JSON.parse(series ?? "null")).toEqual([[Date.parse("2027-05-05T12:00:00.000Z") / 1000, 2, 0, 1]]);
+    expect(html).toContain('<script src="/_static/vendor/uPlot.iife.min.js" defer="">');
+    expect(html).toContain('<script src="/_static/console-charts.js" defer="">');
     const missing = await web.get("/console/tenants/ten_nope");
     expect(missing.status).toBe(404);
   });

@@ -24,6 +24,9 @@ import { CsrfField, Notice } from "../layout";
 import { consolePage } from "./console-page";
 import { count, ms, type NoticeCode, RedirectNotice, rate, StatusBadge, utc, utcDay } from "./format";
 
+/** The usage chart: uPlot from the Worker's own assets (scripts/vendor-web-assets.mjs), then the page's script. */
+const SCRIPTS = ["/_static/vendor/uPlot.iife.min.js", "/_static/console-charts.js"];
+const STYLES = ["/_static/vendor/uPlot.min.css", "/_static/console.css"];
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 const OVERRIDE_FIELDS = [
@@ -229,7 +232,8 @@ async function renderTenant(c: Context<AppEnv>, id: string, options: RenderOptio
       title: tenant.name,
       current: "/console",
       status: options.status ?? 200,
-      styles: ["/_static/console.css"],
+      scripts: SCRIPTS,
+      styles: STYLES,
     },
     <>
       {options.error ? <Notice kind="error">{options.error}</Notice> : <RedirectNotice c={c} />}
@@ -325,6 +329,15 @@ async function renderTenant(c: Context<AppEnv>, id: string, options: RenderOptio
           first="Route"
           rows={day.routes}
           label={(k) => k}
+        />
+        <div
+          id="usage-chart"
+          class="chart"
+          role="img"
+          aria-label="Requests, 4xx and 5xx per hour, last 24 hours; the same numbers are in the hourly table"
+          data-series={JSON.stringify(
+            [...day.hours].map(([hour, n]) => [Date.parse(hour) / 1000, n.requests, n.c4xx, n.c5xx]),
+          )}
         />
         <UsageTable
           caption="Hourly, last 24 hours (UTC)"
