@@ -44,6 +44,11 @@ export default defineConfig({
             ROUTES: JSON.stringify(routes),
             STRIPE_SECRET_KEY: "sk_test_gateway",
             STRIPE_API_URL: inject("stripeUrl"),
+            // Portal mail goes to the dev mailbox; sign-up is on, on the plan test/integration/portal-signup.test.ts makes.
+            MAIL_API_URL: inject("mailboxUrl"),
+            MAIL_API_KEY: "re_test_mailbox",
+            MAIL_FROM: "Gateway Portal <portal@gateway.test>",
+            PORTAL_SIGNUP_PLAN: "signup-default",
             // One request line per request at info would bury a failure in thousands of lines; the
             // tests of the request line ask for info themselves.
             LOG_LEVEL: "warn",

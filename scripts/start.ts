@@ -10,6 +10,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { startDemoOrigin } from "../dev/demo-origin";
+import { linksOf, startMailbox } from "../dev/mailbox";
 import { migrate } from "../dev/migrate";
 import { startBridge } from "../dev/pg-bridge";
 import { startPostgres } from "../dev/postgres";
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
 
   const origin = await startOrigin();
   const stripe = await startStripe();
+  const mail = await startMail();
   const vars = {
     DATABASE_URL: postgres.url,
     PG_WS_PROXY: bridge.wsProxy,
@@ -88,6 +90,7 @@ async function main(): Promise<void> {
     ADMIN_TOKEN,
     CLAIMS_SECRET,
     ...stripe.vars,
+    ...mail.vars,
   };
   assertConfig(vars); // the Worker's own schema (npm run check:config): a bad var stops here, not per request
   const args = [
@@ -116,6 +119,7 @@ async function main(): Promise<void> {
 
   await waitForOk(`${BASE}/health/live`, { timeoutMs: 120_000, exited: wrangler.exited });
   const { tenantId, key, hello } = await seedDemo();
+  const portal = await admin<{ url: string }>("POST", `/admin/v1/tenants/${tenantId}/portal-sessions`);
   // wrangler dev never fires cron triggers itself: run the Stripe reporter every minute, as the
   // production cron (wrangler.toml [triggers]) does.
   const cron = setInterval(() => {
@@ -134,7 +138,15 @@ async function main(): Promise<void> {
     Postgres:     ${db}
     Origin:       ${origin.label}; sandbox ${origin.sandbox}
     Stripe:       ${stripe.label}
+    Mail:         ${mail.label}
     Admin token:  ${ADMIN_TOKEN}
+
+  In a browser:
+    Portal (demo tenant): ${portal.url}
+      (single use, expires in 15 minutes; a fresh one: npx gw portal-link demo, or
+       curl -s -X POST ${BASE}/admin/v1/tenants/${tenantId}/portal-sessions -H "Authorization: Bearer ${ADMIN_TOKEN}")
+    Console: ${BASE}/console (sign in with the admin token)
+    Sign-up: ${BASE}/portal/signup (plan "${mail.vars.PORTAL_SIGNUP_PLAN}"; the links it mails are printed here as "Mail to …")
 
   Try it:
     curl -i ${BASE}/v1/hello -H "Authorization: Bearer ${key}"
@@ -210,6 +222,43 @@ async function startStripe(): Promise<{
   Webhook faults (seeded, deterministic): GET/PUT ${control.url}/faults, POST /flush, GET /deliveries
     curl -s -X PUT ${control.url}/faults -d '{"seed":1,"duplicate":{"times":2},"reorder":{"window":3}}'
 `,
+  };
+}
+
+/**
+ * `MAIL_API_KEY` set: the real mail API (`MAIL_API_URL`, default Resend's) sending as `MAIL_FROM`. Unset:
+ * the dev mailbox (dev/mailbox.ts), which prints each message's links here. Sign-up is on, on the
+ * demo plan unless `PORTAL_SIGNUP_PLAN` names another.
+ */
+async function startMail(): Promise<{ vars: Record<string, string>; label: string }> {
+  const PORTAL_SIGNUP_PLAN = process.env.PORTAL_SIGNUP_PLAN ?? DEMO_PLAN.name;
+  const apiKey = process.env.MAIL_API_KEY;
+  if (apiKey) {
+    const { MAIL_API_URL, MAIL_FROM } = process.env;
+    return {
+      vars: {
+        MAIL_API_KEY: apiKey,
+        PORTAL_SIGNUP_PLAN,
+        ...(MAIL_API_URL ? { MAIL_API_URL } : {}),
+        ...(MAIL_FROM ? { MAIL_FROM } : {}),
+      },
+      label: `${MAIL_API_URL ?? "https://api.resend.com"} (MAIL_API_KEY)${MAIL_FROM ? "" : "; set MAIL_FROM to send"}`,
+    };
+  }
+  const mailbox = await startMailbox({
+    onMessage: (message) => {
+      for (const link of linksOf(message.text)) console.log(`  Mail to ${message.to.join(", ")}: ${link}`);
+    },
+  });
+  stops.push({ name: "the dev mailbox", stop: mailbox.stop });
+  return {
+    vars: {
+      MAIL_API_URL: mailbox.url,
+      MAIL_API_KEY: mailbox.apiKey,
+      MAIL_FROM: "Gateway Portal <portal@gateway.localhost>",
+      PORTAL_SIGNUP_PLAN,
+    },
+    label: `dev mailbox ${mailbox.url} (links printed below; GET /messages lists them; set MAIL_API_KEY for real mail)`,
   };
 }
 

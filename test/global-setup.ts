@@ -4,6 +4,7 @@
  * Their addresses are provided to vitest.config.ts (Worker bindings) and to tests via `inject()`.
  */
 import type { TestProject } from "vitest/node";
+import { startMailbox } from "../dev/mailbox";
 import { migrate } from "../dev/migrate";
 import { startBridge } from "../dev/pg-bridge";
 import { startPostgres } from "../dev/postgres";
@@ -22,6 +23,8 @@ declare module "vitest" {
     deadOriginUrl: string;
     /** `http://127.0.0.1:<port>` of the Stripe stand-in (dev/stripe-standin.ts), shared by all test files. */
     stripeUrl: string;
+    /** `http://127.0.0.1:<port>` of the dev mailbox (dev/mailbox.ts): the Worker's MAIL_API_URL; `GET /messages` reads it. */
+    mailboxUrl: string;
   }
 }
 
@@ -50,6 +53,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     stops.unshift(deadOrigin.stop);
     project.provide("deadOriginUrl", deadOrigin.url);
     project.provide("stripeUrl", stripe.url);
+    const mailbox = await startMailbox({ apiKey: "re_test_mailbox" });
+    stops.unshift(mailbox.stop);
+    project.provide("mailboxUrl", mailbox.url);
   } catch (err) {
     await stopAll(stops);
     throw err;

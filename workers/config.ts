@@ -23,6 +23,8 @@ export const DEFAULT_METER_EVENT_NAME = "gateway_units";
 export const DEFAULT_REPORT_LATENESS_S = 600;
 /** Dunning: how long a past-due tenant's requests still pass before 402 (7 days). */
 export const DEFAULT_GRACE_PERIOD_S = 7 * 86_400;
+/** The mail API's base URL when `MAIL_API_URL` is unset: Resend's (workers/shared/mail.ts). */
+export const DEFAULT_MAIL_API_URL = "https://api.resend.com";
 
 /** Vars in wrangler.toml may be strings or (TOML) numbers; both are accepted where a number is meant. */
 const scalar = z.union([z.string(), z.number()]);
@@ -44,6 +46,13 @@ const httpUrl = (what: string) =>
   z
     .string({ error: `is required (${what})` })
     .pipe(z.url({ protocol: /^https?$/, error: `must be an absolute http(s) URL (${what})` }));
+
+/** An optional var where an empty string means unset (a blanked `--var` or dashboard field). */
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (value === "" ? undefined : value), schema.optional());
+
+/** `portal@example.com` or `Example API <portal@example.com>`: what a mail API takes as `from`. */
+const MAIL_FROM = /^(?:[^<>\r\n"]{1,100} <[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+>|[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+)$/;
 
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const satisfies readonly LogLevel[];
 
@@ -81,6 +90,20 @@ export const VarsSchema = z.object({
     DEFAULT_GRACE_PERIOD_S,
   ),
   STRIPE_API_URL: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }).optional(),
+  MAIL_API_URL: optional(
+    z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL (the mail API's base URL)" }),
+  ),
+  MAIL_FROM: optional(
+    z
+      .string()
+      .regex(MAIL_FROM, "must be an address or a name and an address, e.g. Example API <portal@example.com>"),
+  ),
+  PORTAL_SIGNUP_PLAN: optional(
+    z
+      .string()
+      .max(64, "must be a plan id or name (at most 64 characters)")
+      .regex(/^[\x20-\x7e]+$/, "must be a plan id or name (printable ASCII)"),
+  ),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: "must be one of debug, info, warn, error" }).default("info"),
   LOG_SAMPLE_RATE: scalar.optional().transform((value, ctx) => {
     if (value === undefined) return 1;
@@ -107,6 +130,8 @@ export const SecretsSchema = z.object({
     .string()
     .regex(/^whsec_\S+$/, "must be the endpoint's signing secret, starting with whsec_")
     .optional(),
+  /** Optional: without it (or without MAIL_FROM) no mail is sent and self-serve sign-up says it is unavailable. */
+  MAIL_API_KEY: optional(z.string().regex(/^\S{1,500}$/, "must be the mail API's key (no spaces)")),
 });
 
 export const ConfigSchema = VarsSchema.extend(SecretsSchema.shape);
@@ -157,6 +182,11 @@ export function parseConfig(raw: Record<string, unknown>, options: { secrets?: b
       billingGracePeriodS: v.BILLING_GRACE_PERIOD_S,
       logLevel: v.LOG_LEVEL,
       logSampleRate: v.LOG_SAMPLE_RATE,
+      mail:
+        v.MAIL_API_KEY && v.MAIL_FROM
+          ? { apiUrl: v.MAIL_API_URL ?? DEFAULT_MAIL_API_URL, apiKey: v.MAIL_API_KEY, from: v.MAIL_FROM }
+          : null,
+      portalSignupPlan: v.PORTAL_SIGNUP_PLAN ?? null,
     },
   };
 }

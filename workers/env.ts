@@ -63,6 +63,14 @@ export interface Bindings {
   LOG_LEVEL?: string;
   /** Share (0..1, default 1) of `ok` request lines written; error lines are always written. */
   LOG_SAMPLE_RATE?: string;
+  /** Base URL of the mail API (Resend's shape, workers/shared/mail.ts); default https://api.resend.com. */
+  MAIL_API_URL?: string;
+  /** Secret. The mail API's key; unset = no mail is sent (self-serve sign-up is unavailable). */
+  MAIL_API_KEY?: string;
+  /** The sender of the portal's mail: `portal@example.com` or `Example API <portal@example.com>`. */
+  MAIL_FROM?: string;
+  /** The plan (id or name) self-serve sign-ups start on; unset = sign-up is off. */
+  PORTAL_SIGNUP_PLAN?: string;
 }
 
 /** Milliseconds spent per step of the proxy chain, for `Server-Timing` and the request log line. */
@@ -91,6 +99,10 @@ export interface Config {
   logLevel: LogLevel;
   /** Share of `ok` request lines written (0..1); error lines are always written. */
   logSampleRate: number;
+  /** The mail API (workers/shared/mail.ts); null when MAIL_API_KEY or MAIL_FROM is unset: no mail is sent. */
+  mail: { apiUrl: string; apiKey: string; from: string } | null;
+  /** The plan (id or name) self-serve sign-ups start on (workers/web/portal/signup.tsx); null = sign-up off. */
+  portalSignupPlan: string | null;
 }
 
 export interface Variables {

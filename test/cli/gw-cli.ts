@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { after, before, describe, it } from "node:test";
 import { parseCsvRecords } from "../../cli/csv";
@@ -552,41 +551,30 @@ describe("gw usage, reconcile and portal-link", () => {
     assert.match(run.stderr, /reconciling day 1\/1 /);
   });
 
-  it("prints a portal link (the URL alone on stdout) from POST /admin/v1/tenants/:id/portal-sessions", async () => {
-    // The portal-sessions endpoint is built apart from the CLI: a stand-in with its contract
-    // (201 { url, expiresAt }) checks what the CLI sends.
-    const seen: string[] = [];
-    const server = createServer((req, res) => {
-      seen.push(`${req.method} ${req.url} ${req.headers.authorization}`);
-      res.setHeader("content-type", "application/json");
-      if (req.url === "/admin/v1/tenants?slug=acme")
-        res.end(JSON.stringify({ data: [{ id: "ten_acme" }], next_cursor: null }));
-      else if (req.method === "POST" && req.url === "/admin/v1/tenants/ten_acme/portal-sessions") {
-        res.statusCode = 201;
-        res.end(
-          JSON.stringify({
-            url: "http://portal.example/portal/session/abc",
-            expiresAt: "2030-01-01T00:00:00.000Z",
-          }),
-        );
-      } else {
-        res.statusCode = 404;
-        res.end(JSON.stringify({ title: "Not found", detail: "no", status: 404, request_id: "req_x" }));
-      }
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-    const { port } = server.address() as { port: number };
-    try {
-      const run = await gw(["--url", `http://127.0.0.1:${port}`, "--token", "t0ken", "portal-link", "acme"]);
-      assert.equal(run.code, 0, run.stderr);
-      assert.equal(run.stdout, "http://portal.example/portal/session/abc\n");
-      assert.equal(run.stderr, "valid once, until 2030-01-01T00:00:00.000Z\n");
-      assert.deepEqual(seen, [
-        "GET /admin/v1/tenants?slug=acme Bearer t0ken",
-        "POST /admin/v1/tenants/ten_acme/portal-sessions Bearer t0ken",
-      ]);
-    } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+  it("prints a one-time portal link (the URL alone on stdout) that signs in to that tenant's portal, once", async () => {
+    const { slug, plan } = await seed();
+    const run = await gwHuman(["portal-link", slug]);
+    assert.equal(run.code, 0, run.stderr);
+    const url = new URL(run.stdout.trim());
+    assert.equal(`${url.origin}${url.pathname}`, `${stack.base}/portal/enter`);
+    assert.match(run.stderr, /^valid once, until \d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
+
+    const enter = (code: string) =>
+      fetch(`${stack.base}/portal/enter`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { "content-type": "application/x-www-form-urlencoded", origin: stack.base },
+        body: new URLSearchParams({ code }).toString(),
+      });
+    const first = await enter(url.searchParams.get("code") ?? "");
+    assert.equal(first.status, 303);
+    const cookie = (first.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    const portal = await fetch(`${stack.base}/portal`, { headers: { cookie }, redirect: "manual" });
+    assert.equal(portal.status, 200);
+    assert.match(await portal.text(), new RegExp(`<dd>${plan}</dd>`), "the portal of that tenant");
+    assert.equal((await enter(url.searchParams.get("code") ?? "")).status, 400, "the link works once");
+
+    const missing = await gw(["--url", stack.base, "--token", ADMIN_TOKEN, "portal-link", "no-such-tenant"]);
+    assert.equal(missing.code, 4, missing.stderr);
   });
 });

@@ -165,6 +165,8 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         billingGracePeriodS: 604_800,
         logLevel: "info",
         logSampleRate: 1,
+        mail: null,
+        portalSignupPlan: null,
       },
     });
   });

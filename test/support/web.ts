@@ -8,6 +8,9 @@ import { admin, BASE, expectJson, gateway } from "./gateway";
 export class WebClient {
   readonly cookies = new Map<string, string>();
 
+  /** `fetcher`: how requests reach the Worker (default its real entry with the test env; a test may pass other vars). */
+  constructor(private readonly fetcher: (path: string, init: RequestInit) => Promise<Response> = gateway) {}
+
   /** A page, as a browser asks for it. */
   get(path: string, headers: Record<string, string> = {}): Promise<Response> {
     return this.send(path, { method: "GET", headers: { accept: "text/html", ...headers } });
@@ -32,7 +35,7 @@ export class WebClient {
     const headers = new Headers(init.headers);
     if (this.cookies.size > 0)
       headers.set("cookie", [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; "));
-    const res = await gateway(path, { ...init, headers });
+    const res = await this.fetcher(path, { ...init, headers });
     for (const line of res.headers.getAll("set-cookie")) {
       const [pair] = line.split(";");
       const eq = (pair ?? "").indexOf("=");

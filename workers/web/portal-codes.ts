@@ -6,23 +6,24 @@
  */
 import { and, eq, gt, isNull } from "drizzle-orm";
 import { type PortalCode, portalCodes } from "../../schema";
-import type { Db } from "../shared/db";
+import type { Db, Tx } from "../shared/db";
 import { newId } from "../shared/ids";
 import { hashSecretToken, isWellFormedToken, newSecretToken } from "./secret-token";
 
 /** How long an operator-minted link (and a magic link) can be opened. */
 export const CODE_TTL_MS = 15 * 60 * 1000;
 
-/** Makes a code; returns its plaintext (to put in a URL, once) and when it expires. */
+/** Makes a code; returns its plaintext (to put in a URL, once), when it expires, and its row's id. */
 export async function mintCode(
-  db: Db,
+  db: Db | Tx,
   input: Pick<PortalCode, "purpose" | "tenantId"> & { email?: string | null },
   now = Date.now(),
-): Promise<{ code: string; expiresAt: Date }> {
+): Promise<{ code: string; expiresAt: Date; id: string }> {
   const code = newSecretToken();
   const expiresAt = new Date(now + CODE_TTL_MS);
+  const id = newId("pcd", now);
   await db.insert(portalCodes).values({
-    id: newId("pcd", now),
+    id,
     codeHash: await hashSecretToken(code),
     purpose: input.purpose,
     tenantId: input.tenantId,
@@ -30,7 +31,7 @@ export async function mintCode(
     createdAt: new Date(now),
     expiresAt,
   });
-  return { code, expiresAt };
+  return { code, expiresAt, id };
 }
 
 /** Spends a code: the row it was, or null when it is unknown, already used or expired. */

@@ -5,14 +5,10 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
 import { tenants } from "../../../schema";
-import { enqueueBillingSync, syncBilling } from "../../billing/subscription-sync";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
-import { newId } from "../../shared/ids";
 import { adminScope, idempotent } from "../idempotency";
-import { issueKey } from "../key-lifecycle";
 import { keyset, PageQuery, pageOf } from "../pagination";
-import { projectKey, projectTenant } from "../projection";
 import {
   CreatedKeySchema,
   IdempotencyHeaders,
@@ -29,6 +25,7 @@ import {
   text,
 } from "../schemas";
 import { requirePlan, updateTenant } from "../tenant-changes";
+import { createTenant } from "../tenant-create";
 
 const tags = ["Admin: tenants"];
 
@@ -104,38 +101,14 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
     const plan = await requirePlan(db, input.planId);
     const existing = await db.query.tenants.findFirst({ where: eq(tenants.slug, input.slug) });
     if (existing) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
-    const created = await db.transaction(async (tx) => {
-      const [tenant] = await tx
-        .insert(tenants)
-        .values({ id: newId("ten"), ...input })
-        .onConflictDoNothing({ target: tenants.slug })
-        .returning();
-      if (!tenant) return null;
-      const key = await issueKey(tx, tenant.id, {
-        env: "live",
-        name: "default",
-        role: "admin",
-        ipAllowlist: [],
-        expiresAt: null,
-        rateLimit: null,
-      });
-      const sync = await enqueueBillingSync(tx, tenant.id, {
-        planId: plan.id,
-        pricingVersion: plan.pricingVersion,
-        prorate: true,
-      });
-      return { tenant, key, sync };
+    const created = await createTenant(c.env, db, plan, input, {
+      env: "live",
+      name: "default",
+      role: "admin",
     });
     if (!created) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
-    await projectTenant(c.env, created.tenant, plan);
-    await projectKey(c.env, created.key.row);
-    // The Stripe customer (and subscription, on a metered plan) now; if Stripe is unreachable the
-    // tenant is created anyway and the cron makes them (the answer's billing.sync says `pending`).
-    await syncBilling(c.env, db, { ids: [created.sync] });
-    const tenant =
-      (await db.query.tenants.findFirst({ where: eq(tenants.id, created.tenant.id) })) ?? created.tenant;
     return c.json(
-      { tenant: tenantOut(tenant), key: { ...keyOut(created.key.row), key: created.key.plaintext } },
+      { tenant: tenantOut(created.tenant), key: { ...keyOut(created.key.row), key: created.key.plaintext } },
       201,
     );
   });

@@ -13,6 +13,8 @@ import { GatewayError } from "../../errors";
 import { Notice, Page } from "../layout";
 import { redeemCode } from "../portal-codes";
 import { endSession, startSession } from "../session";
+import { completeSignup } from "./signup";
+import { signupEnabled } from "./signup-service";
 
 const INVALID_LINK =
   "This sign-in link is invalid, already used or expired. Ask your API provider for a new one.";
@@ -43,7 +45,8 @@ export function registerPortalEntry(portal: Hono<AppEnv>): void {
     const form = await c.req.parseBody();
     const code = typeof form.code === "string" ? form.code : "";
     const row = await redeemCode(c.var.db, code);
-    if (!row || row.purpose === "signup" || !row.tenantId) {
+    if (row?.purpose === "signup") return await completeSignup(c, row);
+    if (!row?.tenantId) {
       return c.html(
         <Page title="Sign in" face="Portal" nav={[]}>
           <Notice kind="error">{INVALID_LINK}</Notice>
@@ -51,7 +54,12 @@ export function registerPortalEntry(portal: Hono<AppEnv>): void {
         400,
       );
     }
-    await startSession(c, c.var.db, { kind: "portal", tenantId: row.tenantId, via: row.purpose });
+    await startSession(c, c.var.db, {
+      kind: "portal",
+      tenantId: row.tenantId,
+      via: row.purpose,
+      email: row.email,
+    });
     return c.redirect("/portal", 303);
   });
 
@@ -60,6 +68,11 @@ export function registerPortalEntry(portal: Hono<AppEnv>): void {
       <Page title="Sign in" face="Portal" nav={[]}>
         <div class="card narrow">
           <p>To sign in, open the portal link your API provider gave you.</p>
+          {signupEnabled(c) && (
+            <p>
+              <a href="/portal/signup">Sign up, or get a sign-in link by email</a>
+            </p>
+          )}
         </div>
       </Page>,
     ),

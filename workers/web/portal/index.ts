@@ -14,6 +14,7 @@ import { registerPortalBilling } from "./billing";
 import { registerPortalEntry, registerPortalLogout } from "./enter";
 import { registerPortalKeys } from "./keys";
 import { registerPortalOverview } from "./overview";
+import { registerPortalSignup } from "./signup";
 import { registerPortalUsage } from "./usage";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
@@ -21,6 +22,7 @@ export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<A
   const portal = new Hono<AppEnv>();
   portal.use("*", ...webHeaders(), sameOrigin(), bodyLimit, database());
   registerPortalEntry(portal);
+  registerPortalSignup(portal);
   portal.use("*", requireSession("portal", "/portal/signin"), csrfToken());
   registerPortalLogout(portal);
   registerPortalOverview(portal);
