@@ -9,6 +9,7 @@ import { creditsCron } from "./billing/credits/settlement";
 import { syncBillingDue } from "./billing/subscription-sync";
 import type { Bindings } from "./env";
 import { consumeUsage } from "./metering/consumer";
+import { storeDeadLetters, USAGE_DLQ_NAME } from "./metering/dead-letters";
 import { reportAndChain } from "./metering/stripe-reporter";
 
 export { TenantLimiter } from "../durable-objects/tenant";
@@ -18,7 +19,9 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
-  queue: (batch, env, ctx) => consumeUsage(batch, env, ctx),
+  // The usage DLQ's messages are stored for the console (workers/metering/dead-letters.ts).
+  queue: (batch, env, ctx) =>
+    batch.queue === USAGE_DLQ_NAME ? storeDeadLetters(batch, env, ctx) : consumeUsage(batch, env, ctx),
   scheduled: (_controller, env, ctx) =>
     ctx.waitUntil(Promise.all([reportAndChain(env), syncBillingDue(env), creditsCron(env)])),
 } satisfies ExportedHandler<Bindings, unknown>;

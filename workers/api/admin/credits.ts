@@ -5,10 +5,8 @@
  * request. A debit never takes the balance below zero: 409, nothing recorded.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { isPrepaid, recordAndApply } from "../../billing/credits/ledger";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
-import { newId } from "../../shared/ids";
 import { CreditEntrySchema, CreditsSchema, creditEntryOut, creditsView } from "../credits-view";
 import { adminScope, idempotent } from "../idempotency";
 import { PageQuery } from "../pagination";
@@ -21,6 +19,7 @@ import {
   adminSecurity as security,
   text,
 } from "../schemas";
+import { adjustCredits } from "../tenant-changes";
 
 const tags = ["Admin: billing"];
 
@@ -84,36 +83,12 @@ export function registerAdminCredits(app: OpenAPIHono<AppEnv>): void {
   });
 
   app.openapi(adjust, async (c) => {
-    const { id } = c.req.valid("param");
-    const input = c.req.valid("json");
-    const tenant = await c.var.db.query.tenants.findFirst({
-      where: (t, { eq }) => eq(t.id, id),
-      columns: { id: true },
-    });
-    if (!tenant) throw new GatewayError("not_found", "No such tenant.");
-    if (!(await isPrepaid(c.var.db, id)))
-      throw new GatewayError("conflict", "The tenant's plan is not prepaid: it has no credit balance.");
-    const result = await recordAndApply(c.env, c.var.db, {
-      id: newId("cadj"),
-      tenantId: id,
-      kind: "adjustment",
-      units: input.units,
-      reason: input.reason,
-      actor: input.actor,
-    });
-    if (result.outcome === "insufficient") {
-      throw new GatewayError(
-        "conflict",
-        `The balance is ${result.balance} units: a debit of ${-input.units} would take it below zero.`,
-      );
-    }
-    if (result.outcome === "pending") {
-      throw new GatewayError(
-        "service_unavailable",
-        "Recorded, but the tenant's balance is unreachable right now; it is applied within minutes.",
-        { headers: { "retry-after": "60" } },
-      );
-    }
-    return c.json({ entry: creditEntryOut(result.entry), balance: result.balance }, 201);
+    const { entry, balance } = await adjustCredits(
+      c.env,
+      c.var.db,
+      c.req.valid("param").id,
+      c.req.valid("json"),
+    );
+    return c.json({ entry: creditEntryOut(entry), balance }, 201);
   });
 }

@@ -6,9 +6,8 @@
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../../env";
-import { GatewayError } from "../../errors";
-import { mintCode } from "../../web/portal-codes";
 import { IdParam, json, problemResponses, adminSecurity as security } from "../schemas";
+import { mintPortalLink } from "../tenant-changes";
 
 const PortalSessionSchema = z
   .object({
@@ -31,15 +30,7 @@ const mint = createRoute({
 
 export function registerAdminPortalSessions(app: OpenAPIHono<AppEnv>): void {
   app.openapi(mint, async (c) => {
-    const { id } = c.req.valid("param");
-    const tenant = await c.var.db.query.tenants.findFirst({
-      where: (t, { eq }) => eq(t.id, id),
-      columns: { id: true },
-    });
-    if (!tenant) throw new GatewayError("not_found", "No such tenant.");
-    const { code, expiresAt } = await mintCode(c.var.db, { purpose: "link", tenantId: tenant.id });
-    const url = new URL("/portal/enter", c.req.url);
-    url.searchParams.set("code", code);
-    return c.json({ url: url.toString(), expiresAt: expiresAt.toISOString() }, 201);
+    const { url, expiresAt } = await mintPortalLink(c.var.db, c.req.valid("param").id, c.req.url);
+    return c.json({ url, expiresAt: expiresAt.toISOString() }, 201);
   });
 }

@@ -3,15 +3,12 @@
  * Every change is projected into KV in the same request.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { and, eq, type SQL, sql } from "drizzle-orm";
-import { type Plan, plans, tenants } from "../../../schema";
-import { enqueueBillingSync, syncBilling } from "../../billing/subscription-sync";
+import { and, eq } from "drizzle-orm";
+import { tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
-import type { Db } from "../../shared/db";
 import { adminScope, idempotent } from "../idempotency";
 import { keyset, PageQuery, pageOf } from "../pagination";
-import { projectTenant } from "../projection";
 import {
   CreatedKeySchema,
   IdempotencyHeaders,
@@ -27,6 +24,7 @@ import {
   tenantOut,
   text,
 } from "../schemas";
+import { requirePlan, updateTenant } from "../tenant-changes";
 import { createTenant } from "../tenant-create";
 
 const tags = ["Admin: tenants"];
@@ -81,27 +79,6 @@ const update = createRoute({
   responses: { 200: { description: "Updated", ...json(TenantSchema) }, ...problemResponses(400, 401, 404) },
 });
 
-/**
- * The SQL that merges an overrides patch (RFC 7396) into the stored object in the same UPDATE, so two
- * concurrent PATCHes of different fields both stick. Overrides are flat, so a flat merge is the RFC's.
- */
-function mergeOverrides(patch: Record<string, number | null | undefined> | null): SQL {
-  if (patch === null) return sql`'{}'::jsonb`;
-  const removed = Object.keys(patch).filter((k) => patch[k] === null);
-  const set = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== null && v !== undefined));
-  const kept = removed.reduce<SQL>((acc, field) => sql`(${acc} - ${field}::text)`, sql`${tenants.overrides}`);
-  return sql`${kept} || ${JSON.stringify(set)}::jsonb`;
-}
-
-async function requirePlan(db: Db, planId: string): Promise<Plan> {
-  const plan = await db.query.plans.findFirst({ where: eq(plans.id, planId) });
-  if (!plan)
-    throw new GatewayError("validation_failed", "No such plan.", {
-      errors: [{ path: "planId", message: "unknown plan" }],
-    });
-  return plan;
-}
-
 export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
   app.openapi(list, async (c) => {
     const { slug, ...query } = c.req.valid("query");
@@ -143,44 +120,7 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
   });
 
   app.openapi(update, async (c) => {
-    const { id } = c.req.valid("param");
-    const { overrides, ...patch } = c.req.valid("json");
-    const db = c.var.db;
-    const target = patch.planId ? await requirePlan(db, patch.planId) : null;
-    const updated = await db.transaction(async (tx) => {
-      const [before] = await tx.select().from(tenants).where(eq(tenants.id, id)).for("update");
-      if (!before) return null;
-      const [row] = await tx
-        .update(tenants)
-        .set({
-          ...patch,
-          // The operator's status is theirs: billing events never lift it (workers/billing/dunning.ts).
-          ...(patch.status === undefined
-            ? {}
-            : { statusReason: "operator" as const, pastDueSince: null, graceUntil: null }),
-          ...(overrides === undefined ? {} : { overrides: mergeOverrides(overrides) }),
-          updatedAt: new Date(),
-        })
-        .where(eq(tenants.id, id))
-        .returning();
-      const sync =
-        target && target.id !== before.planId
-          ? await enqueueBillingSync(tx, id, {
-              planId: target.id,
-              pricingVersion: target.pricingVersion,
-              prorate: true,
-            })
-          : null;
-      return row ? { row, sync } : null;
-    });
-    if (!updated) throw new GatewayError("not_found", "No such tenant.");
-    // The tenant object first: the next request sees the new limits whatever Stripe does.
-    await projectTenant(c.env, updated.row, await requirePlan(db, updated.row.planId));
-    let row = updated.row;
-    if (updated.sync) {
-      await syncBilling(c.env, db, { ids: [updated.sync] });
-      row = (await db.query.tenants.findFirst({ where: eq(tenants.id, id) })) ?? row;
-    }
+    const row = await updateTenant(c.env, c.var.db, c.req.valid("param").id, c.req.valid("json"));
     return c.json(tenantOut(row), 200);
   });
 }

@@ -9,7 +9,11 @@ import { database } from "../../api/database";
 import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
+import { registerConsoleDeadLetters } from "./dead-letters";
+import { registerConsoleEndpoints } from "./endpoints";
 import { registerConsoleLogin, registerConsoleLogout } from "./login";
+import { registerConsoleReconciliation } from "./reconciliation";
+import { registerConsoleTenant } from "./tenant";
 import { registerConsoleTenants } from "./tenants";
 
 /** Mounts the console on `app`; `bodyLimit` is the API's (forms are small). */
@@ -20,5 +24,9 @@ export function registerConsole(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<
   pages.use("*", requireSession("console", "/console/login"), csrfToken());
   registerConsoleLogout(pages);
   registerConsoleTenants(pages);
+  registerConsoleTenant(pages);
+  registerConsoleEndpoints(pages);
+  registerConsoleReconciliation(pages);
+  registerConsoleDeadLetters(pages);
   app.route("/console", pages);
 }

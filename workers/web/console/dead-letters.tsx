@@ -1,0 +1,251 @@
+/**
+ * `GET /console/dead-letters`: what the pipeline could not deliver, and a way to send it again —
+ * - dead letters (`dead_letters`, filled by the usage DLQ's consumer): what (tenants, event count,
+ *   first and last event time), why (the consumer's reason, or retries exhausted), when; "Replay"
+ *   re-sends the stored body to the usage queue (workers/metering/dead-letters.ts);
+ * - failed Stripe reports (`billing_outbox` rows in state `failed`): tenant, hour, units, attempts,
+ *   last error; "Retry" puts the row back in line (its id is Stripe's `identifier`: never billed twice);
+ * - tenants whose billing sync failed, with the error and "Retry sync" (the tenant page's form).
+ * Newest first, at most 100 of each.
+ */
+import { desc, eq, sql } from "drizzle-orm";
+import type { Hono } from "hono";
+import { deadLetters, tenants } from "../../../schema";
+import type { AppEnv } from "../../env";
+import { GatewayError } from "../../errors";
+import { eventsOf, replayDeadLetter, retryFailedReport } from "../../metering/dead-letters";
+import { CsrfField } from "../layout";
+import { consolePage } from "./console-page";
+import { count, RedirectNotice, utc } from "./format";
+
+const LIST = 100;
+
+/** What a stored body says about itself: its tenants and the span of its events' times (it may be invalid). */
+export function describeBody(body: unknown): {
+  tenants: string[];
+  first: string | null;
+  last: string | null;
+} {
+  const tenantIds = new Set<string>();
+  const times: number[] = [];
+  for (const event of eventsOf(body)) {
+    if (typeof event !== "object" || event === null) continue;
+    const e = event as { tenantId?: unknown; ts?: unknown };
+    if (typeof e.tenantId === "string") tenantIds.add(e.tenantId.slice(0, 64));
+    const at = typeof e.ts === "string" ? Date.parse(e.ts) : Number.NaN;
+    if (!Number.isNaN(at)) times.push(at);
+  }
+  return {
+    tenants: [...tenantIds].sort(),
+    first: times.length ? new Date(Math.min(...times)).toISOString() : null,
+    last: times.length ? new Date(Math.max(...times)).toISOString() : null,
+  };
+}
+
+/** The `id` field of a form (an id of ours: short, no control characters). */
+async function formId(c: { req: { parseBody(): Promise<Record<string, unknown>> } }): Promise<string> {
+  const id = (await c.req.parseBody()).id;
+  if (typeof id !== "string" || id === "" || id.length > 200)
+    throw new GatewayError("validation_failed", "Which one? The form names no id.");
+  return id;
+}
+
+export function registerConsoleDeadLetters(pages: Hono<AppEnv>): void {
+  pages.get("/dead-letters", async (c) => {
+    const db = c.var.db;
+    const csrf = c.var.web?.csrf ?? "";
+    const [letters, reports, syncs] = await Promise.all([
+      db.select().from(deadLetters).orderBy(desc(deadLetters.receivedAt), desc(deadLetters.id)).limit(LIST),
+      db.execute<{
+        id: string;
+        tenant_id: string;
+        slug: string;
+        hour: string | Date;
+        units: string;
+        attempts: number;
+        last_error: string | null;
+      }>(sql`
+        SELECT o.id, o.tenant_id, t.slug, o.hour, o.units, o.attempts, o.last_error
+        FROM billing_outbox o JOIN tenants t ON t.id = o.tenant_id
+        WHERE o.state = 'failed' ORDER BY o.hour DESC, o.id LIMIT ${LIST}`),
+      db
+        .select({
+          id: tenants.id,
+          slug: tenants.slug,
+          error: tenants.billingError,
+          updatedAt: tenants.updatedAt,
+        })
+        .from(tenants)
+        .where(eq(tenants.billingSync, "failed"))
+        .orderBy(desc(tenants.updatedAt))
+        .limit(LIST),
+    ]);
+    return consolePage(
+      c,
+      { title: "Dead letters", current: "/console/dead-letters", styles: ["/_static/console.css"] },
+      <>
+        <RedirectNotice c={c} />
+        <section class="card" aria-labelledby="letters-title">
+          <h2 id="letters-title">Usage the queue could not store</h2>
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Received</th>
+                  <th scope="col">Tenants</th>
+                  <th scope="col" class="num">
+                    Events
+                  </th>
+                  <th scope="col">Event times</th>
+                  <th scope="col">Why</th>
+                  <th scope="col" class="num">
+                    Replays
+                  </th>
+                  <th scope="col">
+                    <span class="muted">Action</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {letters.length === 0 && (
+                  <tr>
+                    <td colspan={7} class="muted">
+                      None.
+                    </td>
+                  </tr>
+                )}
+                {letters.map((d) => {
+                  const what = describeBody(d.body);
+                  return (
+                    <tr data-dead-letter-id={d.id}>
+                      <td>{utc(d.receivedAt)}</td>
+                      <td class="mono">{what.tenants.length ? what.tenants.join(", ") : "–"}</td>
+                      <td class="num">{count(d.events)}</td>
+                      <td>
+                        {utc(what.first)}
+                        {what.last !== what.first && <> to {utc(what.last)}</>}
+                      </td>
+                      <td>{d.reason ?? "retries exhausted (Postgres unreachable)"}</td>
+                      <td class="num">
+                        {count(d.replays)}
+                        {d.replayedAt && <div class="muted">{utc(d.replayedAt)}</div>}
+                      </td>
+                      <td>
+                        <form method="post" action="/console/dead-letters/replay" class="inline">
+                          <CsrfField csrf={csrf} />
+                          <input type="hidden" name="id" value={d.id} />
+                          <button type="submit">Replay</button>
+                        </form>
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        </section>
+
+        <section class="card" aria-labelledby="reports-title">
+          <h2 id="reports-title">Failed Stripe reports</h2>
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Tenant</th>
+                  <th scope="col">Hour</th>
+                  <th scope="col" class="num">
+                    Units
+                  </th>
+                  <th scope="col" class="num">
+                    Attempts
+                  </th>
+                  <th scope="col">Last error</th>
+                  <th scope="col">
+                    <span class="muted">Action</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {reports.rows.length === 0 && (
+                  <tr>
+                    <td colspan={6} class="muted">
+                      None.
+                    </td>
+                  </tr>
+                )}
+                {reports.rows.map((r) => (
+                  <tr data-outbox-id={r.id}>
+                    <td>
+                      <a href={`/console/tenants/${r.tenant_id}`}>{r.slug}</a>
+                    </td>
+                    <td>{utc(r.hour)}</td>
+                    <td class="num">{count(Number(r.units))}</td>
+                    <td class="num">{count(r.attempts)}</td>
+                    <td>{r.last_error ?? "–"}</td>
+                    <td>
+                      <form method="post" action="/console/dead-letters/reports/retry" class="inline">
+                        <CsrfField csrf={csrf} />
+                        <input type="hidden" name="id" value={r.id} />
+                        <button type="submit">Retry</button>
+                      </form>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+
+        <section class="card" aria-labelledby="syncs-title">
+          <h2 id="syncs-title">Failed billing syncs</h2>
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Tenant</th>
+                  <th scope="col">Error</th>
+                  <th scope="col">
+                    <span class="muted">Action</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {syncs.length === 0 && (
+                  <tr>
+                    <td colspan={3} class="muted">
+                      None.
+                    </td>
+                  </tr>
+                )}
+                {syncs.map((t) => (
+                  <tr data-tenant-id={t.id}>
+                    <td>
+                      <a href={`/console/tenants/${t.id}`}>{t.slug}</a>
+                    </td>
+                    <td>{t.error ?? "–"}</td>
+                    <td>
+                      <form method="post" action={`/console/tenants/${t.id}/billing-sync`} class="inline">
+                        <CsrfField csrf={csrf} />
+                        <button type="submit">Retry sync</button>
+                      </form>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+      </>,
+    );
+  });
+
+  pages.post("/dead-letters/replay", async (c) => {
+    await replayDeadLetter(c.env, c.var.db, await formId(c));
+    return c.redirect("/console/dead-letters?notice=replayed", 303);
+  });
+
+  pages.post("/dead-letters/reports/retry", async (c) => {
+    await retryFailedReport(c.var.db, await formId(c));
+    return c.redirect("/console/dead-letters?notice=retried", 303);
+  });
+}
