@@ -8,6 +8,7 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDemoOrigin } from "../dev/demo-origin";
 import { linksOf, startMailbox } from "../dev/mailbox";
@@ -25,8 +26,11 @@ const PORT = Number(process.env.PORT ?? 8787);
 const BASE = `http://127.0.0.1:${PORT}`;
 const ADMIN_TOKEN = process.env.ADMIN_TOKEN ?? "dev-admin-token";
 const CLAIMS_SECRET = process.env.CLAIMS_SECRET ?? "dev-claims-secret";
-const PGLITE_DIR = `${ROOT}.wrangler/state/pglite`;
-const DEMO_KEY_FILE = `${ROOT}.wrangler/demo-key.json`;
+// STATE_DIR moves every piece of local state (PGlite data, wrangler's KV/Durable Objects/Queues, the
+// Stripe stand-in, the demo key) to another folder: the browser tests start a fresh stack in one.
+const STATE_DIR = process.env.STATE_DIR ? resolve(process.env.STATE_DIR) : `${ROOT}.wrangler/state`;
+const PGLITE_DIR = `${STATE_DIR}/pglite`;
+const DEMO_KEY_FILE = process.env.STATE_DIR ? `${STATE_DIR}/demo-key.json` : `${ROOT}.wrangler/demo-key.json`;
 const DEMO_PLAN = {
   name: "demo",
   burstCapacity: 60,
@@ -101,6 +105,8 @@ async function main(): Promise<void> {
     "127.0.0.1",
     "--show-interactive-dev-session=false",
     "--test-scheduled",
+    "--persist-to",
+    STATE_DIR,
   ];
   for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   const wrangler = spawnInGroup(`${ROOT}node_modules/.bin/wrangler`, args, {
@@ -131,7 +137,7 @@ async function main(): Promise<void> {
   if (hello !== 200) console.warn(`\nWarning: GET /v1/hello with the demo key answered ${hello}, not 200.`);
 
   const db = postgres.embedded
-    ? `embedded PGlite (${PGLITE_DIR.slice(ROOT.length)})`
+    ? `embedded PGlite (${PGLITE_DIR.startsWith(ROOT) ? PGLITE_DIR.slice(ROOT.length) : PGLITE_DIR})`
     : `server ${redact(postgres.url)}`;
   console.log(`
   Edge gateway ready at ${BASE}
@@ -191,7 +197,7 @@ async function startStripe(): Promise<{
     };
   }
   // Persisted like the PGlite data, so customer ids kept in Postgres still exist after a restart.
-  const standIn = await startStripeStandIn({ stateFile: `${ROOT}.wrangler/state/stripe-standin.json` });
+  const standIn = await startStripeStandIn({ stateFile: `${STATE_DIR}/stripe-standin.json` });
   stops.push({ name: "the Stripe stand-in", stop: standIn.stop });
   const apiKey = "sk_test_local";
   // `stripe listen`: the stand-in's events from now on, signed, to the Worker's webhook endpoint.
@@ -327,7 +333,7 @@ async function readDemoKey(): Promise<{ tenantId: string; key: string } | null> 
 }
 
 async function saveDemoKey(tenantId: string, key: string): Promise<string> {
-  await mkdir(`${ROOT}.wrangler`, { recursive: true });
+  await mkdir(dirname(DEMO_KEY_FILE), { recursive: true });
   await writeFile(DEMO_KEY_FILE, `${JSON.stringify({ tenantId, key }, null, 2)}\n`, { mode: 0o600 });
   return key;
 }

@@ -163,7 +163,7 @@ describe("the portal session", () => {
     expect(res.headers.get("cache-control")).toBe("no-store");
     const html = await res.text();
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
-    expect(html.startsWith("<!doctype html><html lang=\"en\">")).toBe(true); // standards mode
+    expect(html.startsWith('<!doctype html><html lang="en">')).toBe(true); // standards mode
   });
 });
 
