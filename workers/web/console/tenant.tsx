@@ -83,7 +83,10 @@ async function lastDay(db: Db, tenantId: string, now: number) {
       ),
     )
     .orderBy(asc(usageRollups.bucketStart), asc(usageRollups.route));
+  // Every hour of the window, quiet ones as zeros: the chart's x axis spans the whole day, not just
+  // the hours with traffic (one point alone made uPlot pick a range of years).
   const hours = new Map<string, Counts>();
+  for (let i = 0; i < 24; i++) at(hours, new Date(from.getTime() + i * HOUR_MS).toISOString());
   const routes = new Map<string, Counts>();
   const classes = new Map<number, number>();
   let histogram = emptyHistogram();
