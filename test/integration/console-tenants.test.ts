@@ -132,7 +132,11 @@ describe("one tenant", () => {
     expect(html).toContain("/v1/reports/");
     // The chart's data (the hourly table's numbers) and its scripts, from this origin only.
     const series = /id="usage-chart"[^>]*data-series="([^"]+)"/.exec(html)?.[1]?.replace(/&quot;/g, '"');
-    expect(JSON.parse(series ?? "null")).toEqual([[Date.parse("2027-05-05T12:00:00.000Z") / 1000, 2, 0, 1]]);
+    // Every hour of the last 24 (quiet ones as zeros), oldest first, ending with the hour of the calls.
+    const points = JSON.parse(series ?? "null") as number[][];
+    expect(points).toHaveLength(24);
+    expect(points.at(-1)).toEqual([Date.parse("2027-05-05T12:00:00.000Z") / 1000, 2, 0, 1]);
+    expect(points[0]).toEqual([Date.parse("2027-05-04T13:00:00.000Z") / 1000, 0, 0, 0]);
     expect(html).toContain('<script src="/_static/vendor/uPlot.iife.min.js" defer="">');
     expect(html).toContain('<script src="/_static/console-charts.js" defer="">');
     const missing = await web.get("/console/tenants/ten_nope");
