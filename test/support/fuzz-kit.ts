@@ -9,9 +9,8 @@
  * scripts/patch-vitest-pool-workers.mjs applied; without it the wrapper's cost also grows with
  * every call made in the file, ~190 ms per request after 600). `send` hands the same `Request` to
  * the same default export of workers/index.ts with the test's `env` and an ExecutionContext, which
- * is exactly what that
- * wrapper does once it has the module; test/fuzz/entry-parity.test.ts checks that both paths
- * answer generated requests identically.
+ * is exactly what that wrapper does once it has the module; test/fuzz/entry-parity.test.ts checks
+ * that both paths answer generated requests identically.
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
