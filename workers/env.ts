@@ -3,13 +3,13 @@
  */
 import type { CurrentUsage, TenantLimiter } from "../durable-objects/tenant";
 import type { UsageSpool } from "../durable-objects/usage-spool";
+import type { WebSession } from "../schema";
 import type { Route } from "./edge/route-table";
 import type { LogLevel } from "./log";
 import type { ReportMessage } from "./metering/report-message";
 import type { UsageEnvelope, UsageEvent } from "./metering/usage-event";
 import type { AuthContext } from "./shared/auth-context";
 import type { Db } from "./shared/db";
-import type { ActiveSession } from "./web/session";
 
 export interface Bindings {
   /** `apikey:<sha256>` and `tenant:<id>` records, projected from Postgres by the admin API. */
@@ -107,6 +107,12 @@ export interface Config {
   portalSignupPlan: string | null;
   /** Absolute URL of the operator's OpenAPI document shown in the portal's Docs; null = none published. */
   portalOpenapiUrl: string | null;
+}
+
+/** A signed-in web page's session (workers/web/session.ts) and the CSRF value its forms carry. */
+export interface ActiveSession {
+  session: WebSession;
+  csrf: string;
 }
 
 export interface Variables {

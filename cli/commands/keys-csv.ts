@@ -18,8 +18,8 @@ import { Command } from "commander";
 import { contextOf, tenantId } from "../context";
 import { formatCsv, formatCsvRow, parseCsvRecords } from "../csv";
 import { CliError, EXIT, type ExitCode, type Problem, usageError } from "../errors";
+import type { CreatedKey, Key } from "../key";
 import { errorLine } from "../output";
-import type { CreatedKey, Key } from "./keys";
 
 /** The columns of an export; an import reads the first six and ignores the rest. */
 const EXPORT_COLUMNS = [

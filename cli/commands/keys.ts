@@ -6,29 +6,10 @@
  */
 import { Command, Option } from "commander";
 import { contextOf, tenantId } from "../context";
+import type { CreatedKey, Key } from "../key";
 import { collect, duration, rateLimit } from "../options";
 import { formatRecord, formatTable } from "../output";
 import { keysExportCommand, keysImportCommand } from "./keys-csv";
-
-/** A key as the admin API returns it (never its plaintext, except `key` right after creation). */
-export interface Key {
-  id: string;
-  tenantId: string;
-  prefix: string;
-  last4: string;
-  name: string | null;
-  env: "live" | "test";
-  role: "admin" | "member";
-  ipAllowlist: string[];
-  rateLimit: { burstCapacity: number; refillTokens: number; refillPeriodSeconds: number } | null;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  rotatedFromId: string | null;
-  createdAt: string;
-}
-
-/** A key just created: the plaintext, once. */
-export type CreatedKey = Key & { key: string };
 
 function state(k: Key, now = Date.now()): string {
   if (k.revokedAt) return "revoked";

@@ -14,7 +14,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { sha256Hex } from "../../durable-objects/sha256";
 import { type WebSession, webSessions } from "../../schema";
 import { clientIp } from "../edge/authorize";
-import type { AppEnv } from "../env";
+import type { ActiveSession, AppEnv } from "../env";
 import type { Db } from "../shared/db";
 import { newId } from "../shared/ids";
 import { hashSecretToken, isWellFormedToken, newSecretToken } from "./secret-token";
@@ -28,12 +28,6 @@ const COOKIE: Record<SessionKind, { name: string; path: string }> = {
   portal: { name: "gw_portal", path: "/portal" },
   console: { name: "gw_console", path: "/console" },
 };
-
-/** A live session and the token it was read with (the CSRF value derives from it). */
-export interface ActiveSession {
-  session: WebSession;
-  csrf: string;
-}
 
 /** localhost and loopback: the only hosts a cookie is sent to without `Secure`. */
 function isLocalhost(url: string): boolean {
