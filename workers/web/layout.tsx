@@ -93,6 +93,31 @@ export function Page(props: PageProps) {
 /** The hidden CSRF field every state-changing form carries. */
 export const CsrfField = (props: { csrf: string }) => <input type="hidden" name="_csrf" value={props.csrf} />;
 
+/**
+ * One button that posts: an inline form with the CSRF field, optional hidden fields, and an optional
+ * confirmation (`data-confirm`, asked by app.js; without JavaScript the button posts at once).
+ */
+export function PostButton(props: {
+  action: string;
+  csrf: string;
+  label: string;
+  fields?: Record<string, string>;
+  confirm?: string;
+  danger?: boolean;
+}) {
+  return (
+    <form method="post" action={props.action} class="inline" data-confirm={props.confirm}>
+      <CsrfField csrf={props.csrf} />
+      {Object.entries(props.fields ?? {}).map(([name, value]) => (
+        <input type="hidden" name={name} value={value} />
+      ))}
+      <button type="submit" class={props.danger ? "danger" : undefined}>
+        {props.label}
+      </button>
+    </form>
+  );
+}
+
 /** A notice above a page's content: the outcome of the form that led here. */
 export function Notice(props: { kind: "ok" | "error"; children?: Child }) {
   return (

@@ -14,7 +14,7 @@ import { deadLetters, tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { eventsOf, replayDeadLetter, retryFailedReport } from "../../metering/dead-letters";
-import { CsrfField } from "../layout";
+import { PostButton } from "../layout";
 import { consolePage } from "./console-page";
 import { count, RedirectNotice, utc } from "./format";
 
@@ -131,11 +131,12 @@ export function registerConsoleDeadLetters(pages: Hono<AppEnv>): void {
                         {d.replayedAt && <div class="muted">{utc(d.replayedAt)}</div>}
                       </td>
                       <td>
-                        <form method="post" action="/console/dead-letters/replay" class="inline">
-                          <CsrfField csrf={csrf} />
-                          <input type="hidden" name="id" value={d.id} />
-                          <button type="submit">Replay</button>
-                        </form>
+                        <PostButton
+                          action="/console/dead-letters/replay"
+                          csrf={csrf}
+                          fields={{ id: d.id }}
+                          label="Replay"
+                        />
                       </td>
                     </tr>
                   );
@@ -183,11 +184,12 @@ export function registerConsoleDeadLetters(pages: Hono<AppEnv>): void {
                     <td class="num">{count(r.attempts)}</td>
                     <td>{r.last_error ?? "–"}</td>
                     <td>
-                      <form method="post" action="/console/dead-letters/reports/retry" class="inline">
-                        <CsrfField csrf={csrf} />
-                        <input type="hidden" name="id" value={r.id} />
-                        <button type="submit">Retry</button>
-                      </form>
+                      <PostButton
+                        action="/console/dead-letters/reports/retry"
+                        csrf={csrf}
+                        fields={{ id: r.id }}
+                        label="Retry"
+                      />
                     </td>
                   </tr>
                 ))}
@@ -224,10 +226,11 @@ export function registerConsoleDeadLetters(pages: Hono<AppEnv>): void {
                     </td>
                     <td>{t.error ?? "–"}</td>
                     <td>
-                      <form method="post" action={`/console/tenants/${t.id}/billing-sync`} class="inline">
-                        <CsrfField csrf={csrf} />
-                        <button type="submit">Retry sync</button>
-                      </form>
+                      <PostButton
+                        action={`/console/tenants/${t.id}/billing-sync`}
+                        csrf={csrf}
+                        label="Retry sync"
+                      />
                     </td>
                   </tr>
                 ))}

@@ -20,7 +20,7 @@ import { addHistograms, emptyHistogram, percentile } from "../../metering/latenc
 import { timeseries } from "../../metering/usage-queries";
 import type { Db } from "../../shared/db";
 import { creditBalance } from "../../shared/tenant-client";
-import { CsrfField, Notice } from "../layout";
+import { CsrfField, Notice, PostButton } from "../layout";
 import { consolePage } from "./console-page";
 import { count, ms, type NoticeCode, RedirectNotice, rate, StatusBadge, utc, utcDay } from "./format";
 
@@ -297,15 +297,9 @@ async function renderTenant(c: Context<AppEnv>, id: string, options: RenderOptio
           <dd>{utc(tenant.createdAt)}</dd>
         </dl>
         <div class="actions">
-          <form method="post" action={`${base}/portal-link`} class="inline">
-            <CsrfField csrf={csrf} />
-            <button type="submit">Portal link</button>
-          </form>
+          <PostButton action={`${base}/portal-link`} csrf={csrf} label="Portal link" />
           {tenant.billingSync !== "ok" && (
-            <form method="post" action={`${base}/billing-sync`} class="inline">
-              <CsrfField csrf={csrf} />
-              <button type="submit">Retry sync</button>
-            </form>
+            <PostButton action={`${base}/billing-sync`} csrf={csrf} label="Retry sync" />
           )}
         </div>
       </section>
@@ -460,17 +454,13 @@ async function renderTenant(c: Context<AppEnv>, id: string, options: RenderOptio
                     </td>
                     <td>
                       {!k.revokedAt && (
-                        <form
-                          method="post"
+                        <PostButton
                           action={`${base}/keys/${k.id}/revoke`}
-                          class="inline"
-                          data-confirm="Revoke this key? Its next request gets 401."
-                        >
-                          <CsrfField csrf={csrf} />
-                          <button type="submit" class="danger">
-                            Revoke
-                          </button>
-                        </form>
+                          csrf={csrf}
+                          label="Revoke"
+                          confirm="Revoke this key? Its next request gets 401."
+                          danger
+                        />
                       )}
                     </td>
                   </tr>

@@ -25,7 +25,7 @@ import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { withTenant } from "../../shared/db";
 import { formatUtc } from "../format";
-import { CsrfField, Notice } from "../layout";
+import { CsrfField, Notice, PostButton } from "../layout";
 import { portalTenant, portalTenantId } from "./context";
 import { portalPage } from "./portal-page";
 import { changeRefusal } from "./tenant-gate";
@@ -236,17 +236,13 @@ function KeyActions(props: { keyRow: ApiKey; csrf: string; draft: string | undef
   const label = k.name ? `"${k.name}" (${k.prefix}…${k.last4})` : `${k.prefix}…${k.last4}`;
   return (
     <>
-      <form
-        method="post"
+      <PostButton
         action={`/portal/keys/${k.id}/revoke`}
-        class="inline"
-        data-confirm={`Revoke ${label}? Requests with it are refused at once.`}
-      >
-        <CsrfField csrf={props.csrf} />
-        <button type="submit" class="danger">
-          Revoke
-        </button>
-      </form>
+        csrf={props.csrf}
+        label="Revoke"
+        confirm={`Revoke ${label}? Requests with it are refused at once.`}
+        danger
+      />
       {props.mayChange && (
         <>
           <form method="post" action={`/portal/keys/${k.id}/rotate`}>
