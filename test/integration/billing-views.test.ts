@@ -124,13 +124,17 @@ describe("GET /gateway/v1/billing", () => {
 
     // And real traffic now, through the proxy and the queue consumer: 3 × /v1/reports/ (cost 5).
     clock.set(now);
-    const events = await captureUsage(async () => {
-      for (let i = 0; i < 3; i++) {
-        const res = await gateway(`/v1/reports/${uniq()}`, { headers: bearer(t.key) });
-        expect(res.status).toBe(200);
-        await res.arrayBuffer();
-      }
-    }, 3);
+    const events = await captureUsage(
+      async () => {
+        for (let i = 0; i < 3; i++) {
+          const res = await gateway(`/v1/reports/${uniq()}`, { headers: bearer(t.key) });
+          expect(res.status).toBe(200);
+          await res.arrayBuffer();
+        }
+      },
+      3,
+      t.tenantId,
+    );
     await deliver(events);
 
     const view = await billingOf(t.key);

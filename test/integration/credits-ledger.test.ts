@@ -206,11 +206,15 @@ describe("settlement and reconciliation", () => {
     const t = await prepaidTenant();
     const granted = await grant(t.tenantId, 50);
     const marker = uniq();
-    const events = await captureUsage(async () => {
-      for (let i = 0; i < 3; i++) await gateway(`/v1/${marker}/${i}`, { headers: bearer(t.key) });
-      await gateway(`/v1/reports/${marker}`, { headers: bearer(t.key) });
-      await gateway(`/v1/${marker}/down?status=500`, { headers: bearer(t.key) });
-    }, 5);
+    const events = await captureUsage(
+      async () => {
+        for (let i = 0; i < 3; i++) await gateway(`/v1/${marker}/${i}`, { headers: bearer(t.key) });
+        await gateway(`/v1/reports/${marker}`, { headers: bearer(t.key) });
+        await gateway(`/v1/${marker}/down?status=500`, { headers: bearer(t.key) });
+      },
+      5,
+      t.tenantId,
+    );
     await settlesAt(t.tenantId, 42);
     await deliver(events);
 

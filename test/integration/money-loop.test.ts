@@ -357,12 +357,16 @@ describe("the money loop through the stand-in", () => {
 
     const p = await seedTenant({ plan: PREPAID });
     await grant(p.tenantId, 40);
-    const events = await captureUsage(async () => {
-      for (const path of ["/v1/a", "/v1/reports/b", "/v1/c"]) {
-        const res = await gateway(path, { headers: bearer(p.key) });
-        await res.arrayBuffer();
-      }
-    }, 3);
+    const events = await captureUsage(
+      async () => {
+        for (const path of ["/v1/a", "/v1/reports/b", "/v1/c"]) {
+          const res = await gateway(path, { headers: bearer(p.key) });
+          await res.arrayBuffer();
+        }
+      },
+      3,
+      p.tenantId,
+    );
     await toConsumer(events);
     await settlesAt(p.tenantId, 33);
     await report();

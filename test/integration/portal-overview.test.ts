@@ -117,9 +117,13 @@ describe("portal overview: traffic and endpoints", () => {
       `/v1/broken/${uniq()}?status=503`,
       ...Array.from({ length: 3 }, () => `/v1/reports/${uniq()}`),
     ];
-    const events = await captureUsage(async () => {
-      for (const path of calls) await (await gateway(path, { headers: bearer(t.key) })).arrayBuffer();
-    }, calls.length);
+    const events = await captureUsage(
+      async () => {
+        for (const path of calls) await (await gateway(path, { headers: bearer(t.key) })).arrayBuffer();
+      },
+      calls.length,
+      t.tenantId,
+    );
     await deliver(events);
 
     const web = await portalSession(t.tenantId);
@@ -250,10 +254,14 @@ describe("portal overview: isolation and validation", () => {
     const a = await seedTenant();
     const b = await seedTenant();
     clock.set("2027-05-21T10:00:00.000Z");
-    const events = await captureUsage(async () => {
-      for (let i = 0; i < 5; i++)
-        await (await gateway(`/v1/b/${uniq()}`, { headers: bearer(b.key) })).arrayBuffer();
-    }, 5);
+    const events = await captureUsage(
+      async () => {
+        for (let i = 0; i < 5; i++)
+          await (await gateway(`/v1/b/${uniq()}`, { headers: bearer(b.key) })).arrayBuffer();
+      },
+      5,
+      b.tenantId,
+    );
     await deliver(events);
     const asA = await portalSession(a.tenantId);
     // Query parameters naming the other tenant are not a way in.

@@ -11,11 +11,15 @@ import { portalSession, WebClient } from "../support/web";
 
 const clock = controlledClock();
 
-/** Makes `n` calls through the gateway with `key` and stores their usage in Postgres. */
-async function traffic(key: string, paths: string[]): Promise<void> {
-  const events = await captureUsage(async () => {
-    for (const path of paths) await (await gateway(path, { headers: bearer(key) })).arrayBuffer();
-  }, paths.length);
+/** Makes a call per path through the gateway as tenant `t` and stores their usage in Postgres. */
+async function traffic(t: { key: string; tenantId: string }, paths: string[]): Promise<void> {
+  const events = await captureUsage(
+    async () => {
+      for (const path of paths) await (await gateway(path, { headers: bearer(t.key) })).arrayBuffer();
+    },
+    paths.length,
+    t.tenantId,
+  );
   await deliver(events);
 }
 
@@ -42,9 +46,9 @@ describe("portal usage export", () => {
   it("streams exactly what /gateway/v1/usage/export streams, as an attachment named by the range", async () => {
     const t = await seedTenant({ plan: { entitlements: ["api", "reports"] } });
     clock.set("2027-06-16T08:00:00.000Z");
-    await traffic(t.key, [`/v1/a/${uniq()}`, `/v1/reports/${uniq()}`, `/v1/b/${uniq()}?status=404`]);
+    await traffic(t, [`/v1/a/${uniq()}`, `/v1/reports/${uniq()}`, `/v1/b/${uniq()}?status=404`]);
     clock.set("2027-06-16T09:30:00.000Z");
-    await traffic(t.key, [`/v1/c/${uniq()}?status=503`, `/v1/d/${uniq()}`]);
+    await traffic(t, [`/v1/c/${uniq()}?status=503`, `/v1/d/${uniq()}`]);
     const web = await portalSession(t.tenantId);
     const from = "2027-06-16T00:00:00.000Z";
     const to = "2027-06-17T00:00:00.000Z";
@@ -86,7 +90,7 @@ describe("portal usage export", () => {
     const a = await seedTenant();
     const b = await seedTenant();
     clock.set("2027-06-18T12:00:00.000Z");
-    await traffic(b.key, [`/v1/b/${uniq()}`, `/v1/b/${uniq()}`]);
+    await traffic(b, [`/v1/b/${uniq()}`, `/v1/b/${uniq()}`]);
     const asA = await portalSession(a.tenantId);
     const q = `from=2027-06-18T00:00&to=2027-06-19T00:00&tenant=${b.tenantId}&tenantId=${b.tenantId}`;
     const csv = await asA.get(`/portal/usage/export?format=csv&${q}`);

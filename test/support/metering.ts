@@ -27,12 +27,18 @@ export function eventsIn(body: unknown): UsageEvent[] {
 
 /**
  * Runs `fn` with queue sends captured (not delivered); returns the events the gateway produced
- * meanwhile. `expected`: wait for that many (the producer flushes its batch up to 250 ms later).
+ * meanwhile. `expected`: wait for that many (the producer flushes its batch up to 250 ms later) — of
+ * `tenantId` only when given, since a batch may still carry an earlier test's events.
  */
-export async function captureUsage(fn: () => Promise<void>, expected = 1): Promise<UsageEvent[]> {
+export async function captureUsage(
+  fn: () => Promise<void>,
+  expected = 1,
+  tenantId?: string,
+): Promise<UsageEvent[]> {
   const events: UsageEvent[] = [];
   const send = vi.spyOn(env.USAGE_QUEUE, "send").mockImplementation(async (body) => {
-    events.push(...eventsIn(body));
+    // With a tenant, only its events count: the isolate's batch may still carry an earlier test's.
+    events.push(...eventsIn(body).filter((e) => tenantId === undefined || e.tenantId === tenantId));
     return {} as QueueSendResponse;
   });
   try {
