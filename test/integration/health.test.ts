@@ -48,6 +48,8 @@ describe("health", () => {
         "/gateway/v1/invoices",
         "/gateway/v1/credits",
         "/gateway/v1/credits/checkout",
+        // Issue 11: the one-time portal link.
+        "/admin/v1/tenants/{id}/portal-sessions",
       ]),
     );
   });
