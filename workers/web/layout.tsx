@@ -90,6 +90,31 @@ export function Page(props: PageProps) {
   );
 }
 
+/** A column of `TableHead`: its label, or its label and that it holds numbers (right-aligned). */
+export type Column = string | { label: string; num: true };
+
+/** A numeric column of `TableHead`. */
+export const num = (label: string): Column => ({ label, num: true });
+
+/** A table's header row, one `<th scope="col">` per column. */
+export function TableHead(props: { columns: Column[] }) {
+  return (
+    <thead>
+      <tr>
+        {props.columns.map((c) =>
+          typeof c === "string" ? (
+            <th scope="col">{c}</th>
+          ) : (
+            <th scope="col" class="num">
+              {c.label}
+            </th>
+          ),
+        )}
+      </tr>
+    </thead>
+  );
+}
+
 /** The hidden CSRF field every state-changing form carries. */
 export const CsrfField = (props: { csrf: string }) => <input type="hidden" name="_csrf" value={props.csrf} />;
 

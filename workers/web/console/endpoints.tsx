@@ -11,6 +11,7 @@ import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { HISTOGRAM_SIZE, percentile } from "../../metering/latency-histogram";
 import type { Db } from "../../shared/db";
+import { num, TableHead } from "../layout";
 import { consolePage } from "./console-page";
 import { count, ms, rate, utcDay } from "./format";
 
@@ -133,30 +134,18 @@ export function registerConsoleEndpoints(pages: Hono<AppEnv>): void {
             <caption>
               {range.label}, all tenants, busiest first. Failing: 5xx above {FAILING_5XX_RATE * 100} %.
             </caption>
-            <thead>
-              <tr>
-                <th scope="col">Route</th>
-                <th scope="col" class="num">
-                  Requests
-                </th>
-                <th scope="col" class="num">
-                  Units
-                </th>
-                <th scope="col" class="num">
-                  4xx
-                </th>
-                <th scope="col" class="num">
-                  5xx
-                </th>
-                <th scope="col" class="num">
-                  5xx rate
-                </th>
-                <th scope="col" class="num">
-                  p95
-                </th>
-                <th scope="col">Top tenants</th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                "Route",
+                num("Requests"),
+                num("Units"),
+                num("4xx"),
+                num("5xx"),
+                num("5xx rate"),
+                num("p95"),
+                "Top tenants",
+              ]}
+            />
             <tbody>
               {rows.length === 0 && (
                 <tr>

@@ -20,7 +20,7 @@ import { addHistograms, emptyHistogram, percentile } from "../../metering/latenc
 import { timeseries } from "../../metering/usage-queries";
 import type { Db } from "../../shared/db";
 import { creditBalance } from "../../shared/tenant-client";
-import { CsrfField, Notice, PostButton } from "../layout";
+import { CsrfField, Notice, num, PostButton, TableHead } from "../layout";
 import { consolePage } from "./console-page";
 import { count, ms, type NoticeCode, RedirectNotice, rate, StatusBadge, utc, utcDay } from "./format";
 
@@ -149,26 +149,9 @@ function UsageTable(props: {
     <div class="table-wrap">
       <table>
         <caption>{props.caption}</caption>
-        <thead>
-          <tr>
-            <th scope="col">{props.first}</th>
-            <th scope="col" class="num">
-              Requests
-            </th>
-            <th scope="col" class="num">
-              Units
-            </th>
-            <th scope="col" class="num">
-              4xx
-            </th>
-            <th scope="col" class="num">
-              5xx
-            </th>
-            <th scope="col" class="num">
-              5xx rate
-            </th>
-          </tr>
-        </thead>
+        <TableHead
+          columns={[props.first, num("Requests"), num("Units"), num("4xx"), num("5xx"), num("5xx rate")]}
+        />
         <tbody>
           {props.rows.length === 0 && (
             <tr>

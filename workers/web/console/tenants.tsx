@@ -13,7 +13,7 @@ import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { addHistograms, emptyHistogram, percentile } from "../../metering/latency-histogram";
 import type { Db } from "../../shared/db";
-import { Notice } from "../layout";
+import { Notice, num, TableHead } from "../layout";
 import { consolePage } from "./console-page";
 import { count, ms, RedirectNotice, rate, StatusBadge, utcDay } from "./format";
 
@@ -148,25 +148,17 @@ export function registerConsoleTenants(pages: Hono<AppEnv>): void {
           <div class="table-wrap">
             <table>
               <caption>Usage today (UTC)</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Tenant</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Plan</th>
-                  <th scope="col" class="num">
-                    Requests
-                  </th>
-                  <th scope="col" class="num">
-                    Units
-                  </th>
-                  <th scope="col" class="num">
-                    5xx rate
-                  </th>
-                  <th scope="col" class="num">
-                    p95
-                  </th>
-                </tr>
-              </thead>
+              <TableHead
+                columns={[
+                  "Tenant",
+                  "Status",
+                  "Plan",
+                  num("Requests"),
+                  num("Units"),
+                  num("5xx rate"),
+                  num("p95"),
+                ]}
+              />
               <tbody>
                 {shown.data.map((t) => {
                   const u = usage.get(t.id);

@@ -14,7 +14,7 @@ import { tenantRecord } from "../../api/projection";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { peek, tenantConfig } from "../../shared/tenant-client";
-import { Notice } from "../layout";
+import { Notice, num, TableHead } from "../layout";
 import { portalTenant } from "./context";
 import { type OverviewData, overviewData, type WindowRow, windowRows } from "./overview-data";
 import { portalPage } from "./portal-page";
@@ -39,22 +39,9 @@ function Windows(props: { rows: WindowRow[] }) {
     <div class="table-wrap">
       <table id="windows">
         <caption class="muted">Live from the counters that enforce your limits.</caption>
-        <thead>
-          <tr>
-            <th scope="col">Window</th>
-            <th scope="col" class="num">
-              Used
-            </th>
-            <th scope="col" class="num">
-              Limit
-            </th>
-            <th scope="col" class="num">
-              Remaining
-            </th>
-            <th scope="col">Resets</th>
-            <th scope="col">Share used</th>
-          </tr>
-        </thead>
+        <TableHead
+          columns={["Window", num("Used"), num("Limit"), num("Remaining"), "Resets", "Share used"]}
+        />
         <tbody>
           {props.rows.map((w) => (
             <tr data-window={w.window}>
@@ -152,29 +139,17 @@ function Traffic(props: { data: OverviewData; src: string }) {
             live and test keys together. Latency is the upper bound of the histogram bucket the percentile
             falls in.
           </caption>
-          <thead>
-            <tr>
-              <th scope="col">{g === "hour" ? "Hour" : "Day"}</th>
-              <th scope="col" class="num">
-                Requests
-              </th>
-              <th scope="col" class="num">
-                4xx
-              </th>
-              <th scope="col" class="num">
-                5xx
-              </th>
-              <th scope="col" class="num">
-                p50
-              </th>
-              <th scope="col" class="num">
-                p95
-              </th>
-              <th scope="col" class="num">
-                p99
-              </th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              g === "hour" ? "Hour" : "Day",
+              num("Requests"),
+              num("4xx"),
+              num("5xx"),
+              num("p50"),
+              num("p95"),
+              num("p99"),
+            ]}
+          />
           <tbody>
             {data.series.map((p) => (
               <tr data-bucket={p.bucketStart}>
@@ -199,26 +174,9 @@ function Endpoints(props: { data: OverviewData }) {
     <div class="table-wrap">
       <table id="endpoints">
         <caption class="muted">Per route of the API, over the range above.</caption>
-        <thead>
-          <tr>
-            <th scope="col">Route</th>
-            <th scope="col" class="num">
-              Requests
-            </th>
-            <th scope="col" class="num">
-              Errors
-            </th>
-            <th scope="col" class="num">
-              Error rate
-            </th>
-            <th scope="col" class="num">
-              p95
-            </th>
-            <th scope="col" class="num">
-              Units
-            </th>
-          </tr>
-        </thead>
+        <TableHead
+          columns={["Route", num("Requests"), num("Errors"), num("Error rate"), num("p95"), num("Units")]}
+        />
         <tbody>
           {props.data.endpoints.length === 0 && (
             <tr class="empty">

@@ -9,6 +9,7 @@
  * input named `key`, `pre.try-output`.
  */
 import type { Child } from "hono/jsx";
+import { TableHead } from "../layout";
 import {
   type ContentView,
   curlCommand,
@@ -150,14 +151,7 @@ function Parameters(props: { params: ParameterView[] }) {
       <h5>Parameters</h5>
       <div class="table-wrap">
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">In</th>
-              <th scope="col">Type</th>
-              <th scope="col">Description</th>
-            </tr>
-          </thead>
+          <TableHead columns={["Name", "In", "Type", "Description"]} />
           <tbody>
             {props.params.map((p) => (
               <tr>
