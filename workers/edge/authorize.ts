@@ -51,10 +51,22 @@ export const clientIp = (c: { req: { header(name: string): string | undefined } 
  */
 export function checkTenantStatus(auth: AuthContext, options: { readOnly: boolean }): void {
   const { tenant } = auth;
-  if (tenant.status === "suspended") throw suspended();
-  if (tenant.status !== "past_due" || options.readOnly) return;
-  if (withinGrace(tenant.graceUntil, Date.now())) return;
-  throw paymentRequired({ since: tenant.pastDueSince, graceUntil: tenant.graceUntil });
+  if (options.readOnly && tenant.status === "past_due") return;
+  const refusal = statusRefusal(tenant, Date.now());
+  if (refusal) throw refusal;
+}
+
+/**
+ * The one status rule for a change (the proxy, the tenant API and the portal alike): suspended → 403;
+ * past due after its grace → 402; past due within its grace, or active → null (go ahead).
+ */
+export function statusRefusal(
+  tenant: { status: string; pastDueSince: number | null; graceUntil: number | null },
+  now: number,
+): GatewayError | null {
+  if (tenant.status === "suspended") return suspended();
+  if (tenant.status !== "past_due" || withinGrace(tenant.graceUntil, now)) return null;
+  return paymentRequired({ since: tenant.pastDueSince, graceUntil: tenant.graceUntil });
 }
 
 /** The key's IP allowlist as the cached record says (the tenant object checks its own, fresher copy). */

@@ -5,16 +5,18 @@
  * (402). A past-due tenant within its grace passes, as its API requests do. Decided from the tenant
  * row the page has just read from Postgres, the source the edge's copies are projected from.
  */
-import { withinGrace } from "../../../durable-objects/admission";
 import type { Tenant } from "../../../schema";
-import { paymentRequired, suspended } from "../../edge/authorize";
+import { statusRefusal } from "../../edge/authorize";
 import type { GatewayError } from "../../errors";
 
 /** The refusal a change by `tenant` gets at `now`, or null when it may go ahead. */
 export function changeRefusal(tenant: Tenant, now: number): GatewayError | null {
-  if (tenant.status === "suspended") return suspended();
-  if (tenant.status !== "past_due") return null;
-  const graceUntil = tenant.graceUntil?.getTime() ?? null;
-  if (withinGrace(graceUntil, now)) return null;
-  return paymentRequired({ since: tenant.pastDueSince?.getTime() ?? null, graceUntil });
+  return statusRefusal(
+    {
+      status: tenant.status,
+      pastDueSince: tenant.pastDueSince?.getTime() ?? null,
+      graceUntil: tenant.graceUntil?.getTime() ?? null,
+    },
+    now,
+  );
 }
