@@ -3,6 +3,7 @@
  * cookies, CSRF on every state-changing request, logout that revokes, the security headers, and a
  * portal session that never sees another tenant.
  */
+import { exports } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { tenants, webSessions } from "../../schema";
@@ -67,6 +68,26 @@ describe("operator-minted portal links", () => {
     answers.push(await expired.text());
     for (const html of answers) expect(html).toContain(INVALID);
     expect(new Set(answers.map((a) => a.replace(/req_[a-z0-9]+/g, ""))).size).toBe(1);
+  });
+
+  it("set a cookie without Secure only on localhost (npm start serves plain http://127.0.0.1)", async () => {
+    const { tenantId } = await seedTenant();
+    const { code } = await portalLink(tenantId);
+    const res = await exports.default.fetch(
+      new Request("http://127.0.0.1:8787/portal/enter", {
+        method: "POST",
+        redirect: "manual",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          origin: "http://127.0.0.1:8787",
+        },
+        body: new URLSearchParams({ code }).toString(),
+      }),
+    );
+    expect(res.status).toBe(303);
+    const cookie = res.headers.getAll("set-cookie").join("\n");
+    expect(cookie).toMatch(/gw_portal=.*HttpOnly/);
+    expect(cookie).not.toMatch(/Secure/);
   });
 
   it("make one session however often the button is pressed at once", async () => {
