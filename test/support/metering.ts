@@ -26,9 +26,10 @@ export function eventsIn(body: unknown): UsageEvent[] {
 }
 
 /**
- * Runs `fn` with queue sends captured (not delivered); returns the events the gateway produced
- * meanwhile. `expected`: wait for that many (the producer flushes its batch up to 250 ms later) — of
- * `tenantId` only when given, since a batch may still carry an earlier test's events.
+ * Runs `fn` with queue sends captured (not delivered); returns every event the gateway sent
+ * meanwhile (deliver them all: a captured event reaches no queue). `expected`: wait for that many
+ * (the producer flushes its batch up to 250 ms later) — counting only `tenantId`'s when given, since
+ * a batch may also carry an earlier test's events, which must not stand in for this test's.
  */
 export async function captureUsage(
   fn: () => Promise<void>,
@@ -36,9 +37,9 @@ export async function captureUsage(
   tenantId?: string,
 ): Promise<UsageEvent[]> {
   const events: UsageEvent[] = [];
+  const counted = () => events.filter((e) => tenantId === undefined || e.tenantId === tenantId).length;
   const send = vi.spyOn(env.USAGE_QUEUE, "send").mockImplementation(async (body) => {
-    // With a tenant, only its events count: the isolate's batch may still carry an earlier test's.
-    events.push(...eventsIn(body).filter((e) => tenantId === undefined || e.tenantId === tenantId));
+    events.push(...eventsIn(body));
     return {} as QueueSendResponse;
   });
   try {
@@ -46,7 +47,7 @@ export async function captureUsage(
     // Events are sent from waitUntil after the bodies finish, in the isolate's next batch.
     await vi.waitFor(
       () => {
-        if (events.length < expected) throw new Error(`${events.length}/${expected} usage events yet`);
+        if (counted() < expected) throw new Error(`${counted()}/${expected} usage events yet`);
       },
       { timeout: 5_000 },
     );
