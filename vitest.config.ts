@@ -49,6 +49,8 @@ export default defineConfig({
             MAIL_API_KEY: "re_test_mailbox",
             MAIL_FROM: "Gateway Portal <portal@gateway.test>",
             PORTAL_SIGNUP_PLAN: "signup-default",
+            // Webhook receivers in the tests listen on 127.0.0.1 over http.
+            WEBHOOK_ALLOW_LOCALHOST: "true",
             // One request line per request at info would bury a failure in thousands of lines; the
             // tests of the request line ask for info themselves.
             LOG_LEVEL: "warn",

@@ -1,5 +1,6 @@
 /** The Postgres schema: the source of truth for plans, tenants, keys and usage. */
 export * from "./api-keys";
+export * from "./audit";
 export * from "./billing-outbox";
 export * from "./billing-sync";
 export * from "./credit-ledger";
@@ -14,3 +15,4 @@ export * from "./tenants";
 export * from "./usage-events";
 export * from "./usage-rollups";
 export * from "./web-sessions";
+export * from "./webhooks";

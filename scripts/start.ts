@@ -95,6 +95,8 @@ async function main(): Promise<void> {
     CLAIMS_SECRET,
     ...stripe.vars,
     ...mail.vars,
+    // Local development: webhook endpoints may be http://localhost receivers on this machine.
+    WEBHOOK_ALLOW_LOCALHOST: process.env.WEBHOOK_ALLOW_LOCALHOST ?? "true",
   };
   assertConfig(vars); // the Worker's own schema (npm run check:config): a bad var stops here, not per request
   const args = [

@@ -25,6 +25,14 @@ export const DEFAULT_REPORT_LATENESS_S = 600;
 export const DEFAULT_GRACE_PERIOD_S = 7 * 86_400;
 /** The mail API's base URL when `MAIL_API_URL` is unset: Resend's (workers/shared/mail.ts). */
 export const DEFAULT_MAIL_API_URL = "https://api.resend.com";
+/** Retention defaults (README "Retention"): raw usage 90 days, rollups 25 months, request audit 1 year, action audit 7 years, webhook logs 30 days. */
+export const DEFAULT_RETENTION = {
+  usageEventsDays: 90,
+  rollupsMonths: 25,
+  requestAuditDays: 365,
+  actionAuditDays: 2557,
+  webhookDays: 30,
+} as const;
 
 /** Vars in wrangler.toml may be strings or (TOML) numbers; both are accepted where a number is meant. */
 const scalar = z.union([z.string(), z.number()]);
@@ -120,6 +128,39 @@ export const VarsSchema = z.object({
       "must be an https URL or a path on the origin starting with / (e.g. /openapi.json)",
     )
     .optional(),
+  WEBHOOK_ALLOW_LOCALHOST: z
+    .enum(["true", "false"], { error: "must be true or false (true only for local development)" })
+    .default("false"),
+  RETENTION_USAGE_EVENTS_DAYS: wholeNumber(
+    "must be a whole number of days from 1 to 36500 (e.g. 90)",
+    1,
+    36_500,
+    DEFAULT_RETENTION.usageEventsDays,
+  ),
+  RETENTION_ROLLUPS_MONTHS: wholeNumber(
+    "must be a whole number of months from 1 to 1200 (e.g. 25)",
+    1,
+    1200,
+    DEFAULT_RETENTION.rollupsMonths,
+  ),
+  RETENTION_REQUEST_AUDIT_DAYS: wholeNumber(
+    "must be a whole number of days from 1 to 36500 (e.g. 365)",
+    1,
+    36_500,
+    DEFAULT_RETENTION.requestAuditDays,
+  ),
+  RETENTION_ACTION_AUDIT_DAYS: wholeNumber(
+    "must be a whole number of days from 1 to 36500 (e.g. 2557)",
+    1,
+    36_500,
+    DEFAULT_RETENTION.actionAuditDays,
+  ),
+  RETENTION_WEBHOOK_DAYS: wholeNumber(
+    "must be a whole number of days from 1 to 36500 (e.g. 30)",
+    1,
+    36_500,
+    DEFAULT_RETENTION.webhookDays,
+  ),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: "must be one of debug, info, warn, error" }).default("info"),
   LOG_SAMPLE_RATE: scalar.optional().transform((value, ctx) => {
     if (value === undefined) return 1;
@@ -205,6 +246,14 @@ export function parseConfig(raw: Record<string, unknown>, options: { secrets?: b
           ? { apiUrl: v.MAIL_API_URL ?? DEFAULT_MAIL_API_URL, apiKey: v.MAIL_API_KEY, from: v.MAIL_FROM }
           : null,
       portalSignupPlan: v.PORTAL_SIGNUP_PLAN ?? null,
+      webhookAllowLocalhost: v.WEBHOOK_ALLOW_LOCALHOST === "true",
+      retention: {
+        usageEventsDays: v.RETENTION_USAGE_EVENTS_DAYS,
+        rollupsMonths: v.RETENTION_ROLLUPS_MONTHS,
+        requestAuditDays: v.RETENTION_REQUEST_AUDIT_DAYS,
+        actionAuditDays: v.RETENTION_ACTION_AUDIT_DAYS,
+        webhookDays: v.RETENTION_WEBHOOK_DAYS,
+      },
     },
   };
 }

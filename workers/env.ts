@@ -1,10 +1,13 @@
 /**
  * The one AppEnv type: Worker bindings (from wrangler.toml) and per-request context variables.
  */
+
 import type { CurrentUsage, TenantLimiter } from "../durable-objects/tenant";
 import type { UsageSpool } from "../durable-objects/usage-spool";
 import type { WebSession } from "../schema";
+import type { AuditDetail } from "./audit/detail";
 import type { Route } from "./edge/route-table";
+import type { EventsQueueMessage } from "./events/messages";
 import type { LogLevel } from "./log";
 import type { ReportMessage } from "./metering/report-message";
 import type { UsageEnvelope, UsageEvent } from "./metering/usage-event";
@@ -25,6 +28,8 @@ export interface Bindings {
   USAGE_SPOOL: DurableObjectNamespace<UsageSpool>;
   /** Usage messages that can never be stored (invalid, unknown tenant), with the reason. */
   USAGE_DLQ: Queue<unknown>;
+  /** Webhook deliveries to tenants, and events decided in the tenant object (workers/events/messages.ts). */
+  EVENTS_QUEUE: Queue<EventsQueueMessage>;
   /** Secret. Stripe API key; unset = usage reporting to Stripe is off. */
   STRIPE_SECRET_KEY?: string;
   /**
@@ -73,6 +78,18 @@ export interface Bindings {
   PORTAL_SIGNUP_PLAN?: string;
   /** The operator's OpenAPI document for the portal's Docs: an https URL or a path on ORIGIN_URL. Unset = none published. */
   PORTAL_OPENAPI_URL?: string;
+  /** Development only: `true` lets webhook endpoints be http:// and on localhost/127.0.0.1/::1. Default false. */
+  WEBHOOK_ALLOW_LOCALHOST?: string;
+  /** Days raw usage events are kept (default 90). */
+  RETENTION_USAGE_EVENTS_DAYS?: string;
+  /** Months hourly and daily rollups are kept (default 25). */
+  RETENTION_ROLLUPS_MONTHS?: string;
+  /** Days the request audit is kept (default 365). */
+  RETENTION_REQUEST_AUDIT_DAYS?: string;
+  /** Days the action audit (admin, tenant, portal, console changes) is kept (default 2557, 7 years). */
+  RETENTION_ACTION_AUDIT_DAYS?: string;
+  /** Days webhook events, deliveries and attempts are kept (default 30). */
+  RETENTION_WEBHOOK_DAYS?: string;
 }
 
 /** Milliseconds spent per step of the proxy chain, for `Server-Timing` and the request log line. */
@@ -107,6 +124,16 @@ export interface Config {
   portalSignupPlan: string | null;
   /** Absolute URL of the operator's OpenAPI document shown in the portal's Docs; null = none published. */
   portalOpenapiUrl: string | null;
+  /** Development only: webhook endpoints may be http:// and loopback (workers/events/endpoint-url.ts). */
+  webhookAllowLocalhost: boolean;
+  /** How long each kind of record is kept; the cron prunes older rows in bounded batches. */
+  retention: {
+    usageEventsDays: number;
+    rollupsMonths: number;
+    requestAuditDays: number;
+    actionAuditDays: number;
+    webhookDays: number;
+  };
 }
 
 /** A signed-in web page's session (workers/web/session.ts) and the CSRF value its forms carry. */
@@ -141,6 +168,8 @@ export interface Variables {
   tenantUsage?: CurrentUsage;
   /** A signed-in portal or console page: its session and the CSRF value its forms carry (workers/web/session.ts). */
   web?: ActiveSession;
+  /** What a changing request did, for the audit trail: set by its handler (workers/audit/detail.ts). */
+  audit?: AuditDetail;
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
   db: Db;
 }

@@ -168,6 +168,14 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         mail: null,
         portalSignupPlan: null,
         portalOpenapiUrl: null,
+        webhookAllowLocalhost: false,
+        retention: {
+          usageEventsDays: 90,
+          rollupsMonths: 25,
+          requestAuditDays: 365,
+          actionAuditDays: 2557,
+          webhookDays: 30,
+        },
       },
     });
   });

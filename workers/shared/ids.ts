@@ -1,11 +1,22 @@
 /**
- * Prefixed, time-sortable ids (`req_`, `key_`, `ten_`, `plan_`, `bsync_`, `cadj_`, `wss_`, `pcd_`): 48-bit millisecond timestamp +
+ * Prefixed, time-sortable ids (`req_`, `key_`, `ten_`, `plan_`, `bsync_`, `cadj_`, `wss_`, `pcd_`, `evt_`, `whep_`, `dlv_`): 48-bit millisecond timestamp +
  * 80 random bits in Crockford base32 (ULID layout), so ids sort by creation time.
  */
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-export type IdPrefix = "req" | "key" | "ten" | "plan" | "bsync" | "cadj" | "wss" | "pcd";
+export type IdPrefix =
+  | "req"
+  | "key"
+  | "ten"
+  | "plan"
+  | "bsync"
+  | "cadj"
+  | "wss"
+  | "pcd"
+  | "evt"
+  | "whep"
+  | "dlv";
 
 export function newId(prefix: IdPrefix, now: number = Date.now()): string {
   let time = "";
