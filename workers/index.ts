@@ -8,6 +8,8 @@ import { createApp } from "./app";
 import { creditsCron } from "./billing/credits/settlement";
 import { syncBillingDue } from "./billing/subscription-sync";
 import type { Bindings } from "./env";
+import { consumeEvents } from "./events/consumer";
+import { EVENTS_QUEUE_NAME } from "./events/messages";
 import { consumeUsage } from "./metering/consumer";
 import { storeDeadLetters, USAGE_DLQ_NAME } from "./metering/dead-letters";
 import { reportAndChain } from "./metering/stripe-reporter";
@@ -19,9 +21,14 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
-  // The usage DLQ's messages are stored for the console (workers/metering/dead-letters.ts).
+  // The usage DLQ's messages are stored for the console (workers/metering/dead-letters.ts); the
+  // events queue carries webhook deliveries and the tenant objects' events (workers/events/).
   queue: (batch, env, ctx) =>
-    batch.queue === USAGE_DLQ_NAME ? storeDeadLetters(batch, env, ctx) : consumeUsage(batch, env, ctx),
+    batch.queue === USAGE_DLQ_NAME
+      ? storeDeadLetters(batch, env, ctx)
+      : batch.queue === EVENTS_QUEUE_NAME
+        ? consumeEvents(batch, env, ctx)
+        : consumeUsage(batch, env, ctx),
   scheduled: (_controller, env, ctx) =>
     ctx.waitUntil(Promise.all([reportAndChain(env), syncBillingDue(env), creditsCron(env)])),
 } satisfies ExportedHandler<Bindings, unknown>;

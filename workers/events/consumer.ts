@@ -1,0 +1,70 @@
+/**
+ * The events queue's consumer (`gateway-events`). A batch may hold:
+ * - `events` messages: events decided in a tenant object (usage thresholds), stored and fanned out
+ *   to the tenant's endpoints — their ids were fixed where they were decided, so a redelivered
+ *   message stores nothing twice;
+ * - `deliver` messages: one webhook delivery's next attempt.
+ * A message that fails is retried with backoff; an unreadable one is logged and acked.
+ */
+import type { Bindings } from "../env";
+import { log } from "../log";
+import { backoffSeconds } from "../metering/consumer";
+import { openDb } from "../shared/db";
+import { isEventType, type NewEvent } from "./catalog";
+import { dispatchDeliveries, recordEvents } from "./emit";
+import type { EventsMessage, EventsQueueMessage } from "./messages";
+
+const isEventsMessage = (body: unknown): body is EventsMessage =>
+  typeof body === "object" &&
+  body !== null &&
+  (body as { kind?: unknown }).kind === "events" &&
+  Array.isArray((body as { events?: unknown }).events);
+
+/** The events of an `events` message, with their times restored; unknown types are dropped (logged). */
+function eventsOf(message: EventsMessage): NewEvent[] {
+  const known = message.events.filter((e) => isEventType(e.type));
+  if (known.length < message.events.length)
+    log.error("events of unknown type dropped", { dropped: message.events.length - known.length });
+  return known.map((e) => ({ ...e, at: new Date(e.at) }));
+}
+
+/** Stores the batch's `events` messages in one transaction, then queues their deliveries. */
+async function storeEvents(
+  messages: readonly Message<unknown>[],
+  env: Bindings,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+) {
+  if (messages.length === 0) return;
+  const handle = openDb(env);
+  try {
+    const events = messages.flatMap((m) => eventsOf(m.body as EventsMessage));
+    const deliveries = await handle.db.transaction(async (tx) => await recordEvents(tx, events));
+    await dispatchDeliveries(env, deliveries);
+    for (const m of messages) m.ack();
+  } catch (error) {
+    log.error("events not stored; retrying", {
+      messages: messages.length,
+      error: String(error).slice(0, 300),
+    });
+    for (const m of messages) m.retry({ delaySeconds: backoffSeconds(m.attempts) });
+  } finally {
+    ctx.waitUntil(handle.close());
+  }
+}
+
+export async function consumeEvents(
+  batch: MessageBatch<unknown>,
+  env: Bindings,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+): Promise<void> {
+  const events = batch.messages.filter((m) => isEventsMessage(m.body));
+  const other = batch.messages.filter((m) => !isEventsMessage(m.body));
+  for (const m of other) {
+    log.error("unreadable events-queue message acked", {
+      message_id: m.id,
+      kind: String((m.body as EventsQueueMessage)?.kind),
+    });
+    m.ack();
+  }
+  await storeEvents(events, env, ctx);
+}
