@@ -38,6 +38,12 @@ export const apiKeys = pgTable(
   },
   (t) => [
     index("api_keys_tenant_idx").on(t.tenantId),
+    // The key.expiring cron (workers/events/key-expiry.ts) runs every minute: keys that will end,
+    // and the successors that tell a rotation's old half apart.
+    index("api_keys_expiring_idx")
+      .on(t.expiresAt)
+      .where(sql`${t.revokedAt} IS NULL AND ${t.expiresAt} IS NOT NULL`),
+    index("api_keys_rotated_from_idx").on(t.rotatedFromId).where(sql`${t.rotatedFromId} IS NOT NULL`),
     pgPolicy("api_keys_tenant", {
       for: "select",
       to: tenantRole,

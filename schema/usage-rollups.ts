@@ -7,6 +7,7 @@
 import { sql } from "drizzle-orm";
 import {
   bigint,
+  index,
   integer,
   pgEnum,
   pgPolicy,
@@ -41,6 +42,8 @@ export const usageRollups = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.tenantId, t.granularity, t.bucketStart, t.route, t.statusClass] }),
+    // Who called a route lately (route.deprecated, workers/events/route-notices.ts) without a scan.
+    index("usage_rollups_route_idx").on(t.route, t.granularity, t.bucketStart),
     pgPolicy("usage_rollups_tenant", {
       for: "select",
       to: tenantRole,

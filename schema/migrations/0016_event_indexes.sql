@@ -1,0 +1,3 @@
+CREATE INDEX "api_keys_expiring_idx" ON "api_keys" USING btree ("expires_at") WHERE "api_keys"."revoked_at" IS NULL AND "api_keys"."expires_at" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "api_keys_rotated_from_idx" ON "api_keys" USING btree ("rotated_from_id") WHERE "api_keys"."rotated_from_id" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "usage_rollups_route_idx" ON "usage_rollups" USING btree ("route","granularity","bucket_start");
