@@ -34,7 +34,12 @@ export const EVENT_DATA = {
     oldKeyExpiresAt: iso,
   }),
   "key.expiring": z.object({ keyId: z.string(), expiresAt: iso }),
-  "tenant.status.changed": z.object({ from: z.string(), to: z.string() }),
+  "tenant.status.changed": z.object({
+    from: z.string(),
+    to: z.string(),
+    /** Who set the new status: `operator` (admin API or console) or `billing` (dunning). */
+    reason: z.enum(["operator", "billing"]),
+  }),
   "plan.changed": z.object({
     from: z.object({ id: z.string(), name: z.string() }),
     to: z.object({ id: z.string(), name: z.string() }),
