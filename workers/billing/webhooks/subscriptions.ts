@@ -67,7 +67,6 @@ export async function applySubscription(
   if (!next || !updated) return [];
   const [plan] = await tx.select().from(plans).where(eq(plans.id, updated.planId));
   if (plan) await projectTenant(ctx.env, updated, plan);
-  if (updated.status === tenant.status) return [];
   return await recordEvents(tx, [
     {
       tenantId,
