@@ -48,7 +48,7 @@ export const EVENT_DATA = {
     route: z.string(),
     deprecation: iso.nullable(),
     sunset: iso.nullable(),
-    /** The tenant's last call to the route (within the last 30 days). */
+    /** The tenant's last call to the route (within the last 30 days), to the day: the start of that UTC day. */
     lastCalledAt: iso,
   }),
   "invoice.paid": z.object({
