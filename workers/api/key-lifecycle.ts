@@ -35,8 +35,10 @@ const keyCreated = (row: ApiKey): NewEvent<"key.created"> => ({
 });
 
 /**
- * Inserts a new key for `tenantId` (no event: `createKey` and `rotateKey` emit theirs, and a new
- * tenant's first key has no endpoint to go to); returns the row and the plaintext (the only time it exists). */
+ * Inserts a new key for `tenantId`; returns the row and the plaintext (the only time it exists).
+ * No event: `createKey` and `rotateKey` emit theirs, and a new tenant's first key (tenant-create.ts)
+ * has no endpoint to go to yet.
+ */
 export async function issueKey(
   tx: Db | Tx,
   tenantId: string,
@@ -135,8 +137,8 @@ export async function revokeKey(db: Db, env: KeyEnvBindings, keyId: string): Pro
 
 /**
  * Rotates a key: a new key with the same attributes, and the old one expiring after the grace
- * period (never later than it already would); emits `key.rotated` (old → new, when the old stops). Returns undefined if the key is unknown,
- * and null if it is revoked or expired (nothing to rotate).
+ * period (never later than it already would); emits `key.rotated` (old → new, when the old stops).
+ * Returns undefined if the key is unknown, and null if it is revoked or expired (nothing to rotate).
  */
 export async function rotateKey(
   db: Db,
