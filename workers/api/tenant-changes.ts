@@ -1,16 +1,20 @@
 /**
  * The operator's changes to a tenant, shared by the admin API (workers/api/admin/tenants.ts,
  * credits.ts, portal-sessions.ts) and the console's forms (workers/web/console/tenant.tsx), so a
- * change made either way moves Postgres, KV, the tenant object and Stripe exactly alike.
+ * change made either way moves Postgres, KV, the tenant object and Stripe exactly alike, and tells
+ * the tenant alike (`plan.changed`, `tenant.status.changed`: recorded with the change, dispatched
+ * after it; none when a patch leaves the plan or the status as it was).
  */
 import type { z } from "@hono/zod-openapi";
-import { eq, type SQL, sql } from "drizzle-orm";
+import { eq, inArray, type SQL, sql } from "drizzle-orm";
 import { type Plan, plans, type Tenant, tenants } from "../../schema";
 import { isPrepaid, recordAndApply } from "../billing/credits/ledger";
 import { enqueueBillingSync, syncBilling } from "../billing/subscription-sync";
 import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
-import type { Db } from "../shared/db";
+import type { NewEvent } from "../events/catalog";
+import { dispatchDeliveries, recordEvents } from "../events/emit";
+import type { Db, Tx } from "../shared/db";
 import { newId } from "../shared/ids";
 import { mintCode } from "../web/portal-codes";
 import { projectTenant } from "./projection";
@@ -38,11 +42,37 @@ export async function requirePlan(db: Db, planId: string): Promise<Plan> {
   return plan;
 }
 
+/** The tenant's events of a patch: a plan move and a status change, each only when it changed something. */
+async function tenantChangeEvents(tx: Tx, before: Tenant, after: Tenant): Promise<NewEvent[]> {
+  const events: NewEvent[] = [];
+  if (after.planId !== before.planId) {
+    const named = await tx
+      .select({ id: plans.id, name: plans.name })
+      .from(plans)
+      .where(inArray(plans.id, [before.planId, after.planId]));
+    const plan = (id: string) => ({ id, name: named.find((p) => p.id === id)?.name ?? id });
+    events.push({
+      tenantId: after.id,
+      type: "plan.changed",
+      data: { from: plan(before.planId), to: plan(after.planId) },
+    });
+  }
+  if (after.status !== before.status) {
+    events.push({
+      tenantId: after.id,
+      type: "tenant.status.changed",
+      data: { from: before.status, to: after.status, reason: after.statusReason },
+    });
+  }
+  return events;
+}
+
 /**
  * Applies a tenant patch (name, plan, status, overrides as a merge patch): Postgres in one
  * transaction (with a billing sync row on a plan move), then the tenant object and KV — so the next
  * request sees it whatever Stripe does — then Stripe. A status set here is the operator's
- * (`statusReason: operator`; billing never lifts it). 404 for an unknown tenant.
+ * (`statusReason: operator`; billing never lifts it). Emits `plan.changed` and
+ * `tenant.status.changed` for what actually changed. 404 for an unknown tenant.
  */
 export async function updateTenant(
   env: Bindings,
@@ -76,11 +106,13 @@ export async function updateTenant(
             prorate: true,
           })
         : null;
-    return row ? { row, sync } : null;
+    if (!row) return null;
+    return { row, sync, deliveries: await recordEvents(tx, await tenantChangeEvents(tx, before, row)) };
   });
   if (!updated) throw new GatewayError("not_found", "No such tenant.");
   // The tenant object first: the next request sees the new limits whatever Stripe does.
   await projectTenant(env, updated.row, await requirePlan(db, updated.row.planId));
+  await dispatchDeliveries(env, updated.deliveries);
   if (!updated.sync) return updated.row;
   await syncBilling(env, db, { ids: [updated.sync] });
   return (await db.query.tenants.findFirst({ where: eq(tenants.id, id) })) ?? updated.row;

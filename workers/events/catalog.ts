@@ -34,7 +34,12 @@ export const EVENT_DATA = {
     oldKeyExpiresAt: iso,
   }),
   "key.expiring": z.object({ keyId: z.string(), expiresAt: iso }),
-  "tenant.status.changed": z.object({ from: z.string(), to: z.string() }),
+  "tenant.status.changed": z.object({
+    from: z.string(),
+    to: z.string(),
+    /** Who set the new status: `operator` (admin API or console) or `billing` (dunning). */
+    reason: z.enum(["operator", "billing"]),
+  }),
   "plan.changed": z.object({
     from: z.object({ id: z.string(), name: z.string() }),
     to: z.object({ id: z.string(), name: z.string() }),
@@ -43,7 +48,7 @@ export const EVENT_DATA = {
     route: z.string(),
     deprecation: iso.nullable(),
     sunset: iso.nullable(),
-    /** The tenant's last call to the route (within the last 30 days). */
+    /** The tenant's last call to the route (within the last 30 days), to the day: the start of that UTC day. */
     lastCalledAt: iso,
   }),
   "invoice.paid": z.object({

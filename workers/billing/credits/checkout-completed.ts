@@ -4,10 +4,13 @@
  * snapshot) and hands it to `grantCheckout`, which grants the session's units: a `grant` row whose id
  * is derived from the session id (`cg_<session id>`, unique), then the tenant object's idempotent grant
  * in the same request (ledger.ts). Duplicate and replayed events, and two sessions' events in any
- * order, grant each session exactly once.
+ * order, grant each session exactly once — and tell the tenant once (`credits.purchased`, its event id
+ * derived from the session's, emitted again harmlessly by a redelivery after a crash between the
+ * grant and the event).
  */
 import type Stripe from "stripe";
 import type { Bindings } from "../../env";
+import { emitEvents } from "../../events/emit";
 import { log } from "../../log";
 import type { Db } from "../../shared/db";
 import { recordAndApply } from "./ledger";
@@ -38,7 +41,7 @@ export function purchaseOf(session: Stripe.Checkout.Session): Purchase {
 
 /** Grants a verified, current session's units once (idempotent on the session id). */
 export async function grantCheckout(
-  env: Pick<Bindings, "TENANT">,
+  env: Pick<Bindings, "TENANT" | "EVENTS_QUEUE">,
   db: Db,
   session: Stripe.Checkout.Session,
   eventId: string | null,
@@ -68,5 +71,16 @@ export async function grantCheckout(
     stripeEventId: eventId,
   });
   // A grant is positive, so the object never answers `insufficient`.
-  return result.outcome === "insufficient" ? "ignored" : result.outcome;
+  if (result.outcome === "insufficient") return "ignored";
+  await emitEvents(env, db, [
+    {
+      id: `evt_credits_${session.id}`,
+      tenantId: tenant.id,
+      type: "credits.purchased",
+      // `pending`: the object has not confirmed the grant yet (the cron applies it), so no balance.
+      data: { units: purchase.units, balance: result.outcome === "pending" ? null : result.balance },
+      at: result.entry.createdAt,
+    },
+  ]);
+  return result.outcome;
 }

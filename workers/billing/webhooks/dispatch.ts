@@ -4,7 +4,9 @@
  * came of it (`EventEffect`). The effect's change runs in ONE Postgres transaction with the
  * `stripe_events` row that records the event id: a redelivery (or a concurrent duplicate, which
  * waits on the row's primary key) finds the row and changes nothing; a change that fails (the
- * tenant object unreachable) rolls the row back with it, so Stripe's retry applies it again.
+ * tenant object unreachable) rolls the row back with it, so Stripe's retry applies it again. The
+ * tenant's events of the change (workers/events/) are recorded in that transaction too — so each is
+ * emitted once per Stripe event — and their deliveries queued after the commit.
  *
  * A type with no handler is recorded as `ignored` and answered 200, as Stripe asks of endpoints
  * that receive events they do not use.
@@ -12,6 +14,7 @@
 import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
 import { stripeEvents } from "../../../schema";
+import { dispatchDeliveries } from "../../events/emit";
 import { log } from "../../log";
 import type { Db } from "../../shared/db";
 import { onCheckoutCompleted } from "./checkout";
@@ -58,11 +61,11 @@ export async function dispatchEvent(
       })
       .onConflictDoNothing({ target: stripeEvents.id })
       .returning({ id: stripeEvents.id });
-    if (!row) return false;
-    if (effect.apply) await effect.apply(tx);
-    return true;
+    if (!row) return null;
+    return effect.apply ? await effect.apply(tx) : [];
   });
   if (!recorded) return { duplicate: true };
+  await dispatchDeliveries(ctx.env, recorded);
   const level = effect.outcome === "unknown_customer" ? "warn" : "info";
   log[level]("stripe event", {
     event_id: event.id,

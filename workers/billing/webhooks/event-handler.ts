@@ -24,8 +24,13 @@ export type EventOutcome =
 export interface EventEffect {
   outcome: EventOutcome;
   tenantId: string | null;
-  /** The change, run in the transaction that records the event; it may push to the tenant object (a failure rolls both back). */
-  apply?: (tx: Tx) => Promise<void>;
+  /**
+   * The change, run in the transaction that records the event; it may push to the tenant object (a
+   * failure rolls both back). It records the tenant's events of the change there too (so a
+   * redelivered Stripe event emits nothing twice) and returns their webhook deliveries, which the
+   * dispatcher queues after the commit.
+   */
+  apply?: (tx: Tx) => Promise<string[]>;
 }
 
 export interface HandlerContext {

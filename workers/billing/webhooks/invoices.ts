@@ -4,9 +4,16 @@
  * tenant's current subscription, that subscription is re-read too and drives dunning
  * (subscriptions.ts) — a failed payment makes it `past_due`, a paid invoice `active` again. So a
  * `paid` that arrives before the `payment_failed` of the same invoice ends in the state Stripe has.
+ *
+ * The tenant is told in the same transaction: `invoice.paid` once per invoice (its event id is
+ * derived from the invoice's, so whichever Stripe event first sees it paid emits it), and
+ * `invoice.payment_failed` once per Stripe `invoice.payment_failed` event (each failed charge), unless
+ * the invoice is paid by the time the event is applied.
  */
 import type Stripe from "stripe";
 import { invoices } from "../../../schema";
+import type { NewEvent } from "../../events/catalog";
+import { recordEvents } from "../../events/emit";
 import type { Tx } from "../../shared/db";
 import type { EventEffect, EventHandler } from "./event-handler";
 import { currentInvoice, currentSubscription, idOf, invoiceSubscriptionId } from "./stripe-reads";
@@ -40,6 +47,48 @@ async function upsertInvoice(tx: Tx, row: ReturnType<typeof invoiceRow>): Promis
   await tx.insert(invoices).values(row).onConflictDoUpdate({ target: invoices.id, set: changes });
 }
 
+/** The tenant's events of an invoice as Stripe has it now, on the Stripe event `stripeEvent`. */
+function invoiceEvents(
+  tenantId: string,
+  invoice: Stripe.Invoice,
+  stripeEvent: Pick<Stripe.Event, "id" | "type">,
+  now: number,
+): NewEvent[] {
+  const id = invoice.id as string;
+  const at = new Date(now);
+  if (invoice.status === "paid") {
+    return [
+      {
+        id: `evt_invoice_paid_${id}`,
+        tenantId,
+        type: "invoice.paid",
+        data: {
+          invoiceId: id,
+          number: invoice.number,
+          currency: invoice.currency,
+          amountPaid: invoice.amount_paid,
+        },
+        at,
+      },
+    ];
+  }
+  if (stripeEvent.type !== "invoice.payment_failed") return [];
+  return [
+    {
+      id: `evt_invoice_failed_${stripeEvent.id}`,
+      tenantId,
+      type: "invoice.payment_failed",
+      data: {
+        invoiceId: id,
+        number: invoice.number,
+        currency: invoice.currency,
+        amountDue: invoice.amount_due,
+      },
+      at,
+    },
+  ];
+}
+
 export const onInvoice: EventHandler = async (event, ctx): Promise<EventEffect> => {
   const id = (event.data.object as { id?: unknown }).id;
   if (typeof id !== "string") return { outcome: "missing_object", tenantId: null };
@@ -58,7 +107,9 @@ export const onInvoice: EventHandler = async (event, ctx): Promise<EventEffect> 
     tenantId: tenant.id,
     apply: async (tx) => {
       await upsertInvoice(tx, row);
-      if (subscription) await applySubscription(tx, ctx, tenant.id, subscription);
+      const told = await recordEvents(tx, invoiceEvents(tenant.id, invoice, event, ctx.now));
+      const status = subscription ? await applySubscription(tx, ctx, tenant.id, subscription) : [];
+      return [...told, ...status];
     },
   };
 };

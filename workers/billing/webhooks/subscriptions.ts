@@ -3,12 +3,14 @@
  * the tenant's status follows its subscription's CURRENT status (read from Stripe, not taken from
  * the event), through the pure state machine in workers/billing/dunning.ts. The new status reaches
  * the tenant object (projectTenant) inside the transaction that records the event, so the very
- * next request sees it, and a push that fails rolls the event back for Stripe to redeliver.
+ * next request sees it, and a push that fails rolls the event back for Stripe to redeliver. A status
+ * change is also the tenant's `tenant.status.changed` (reason `billing`), recorded in that transaction.
  */
 import { eq } from "drizzle-orm";
 import type Stripe from "stripe";
 import { plans, tenants } from "../../../schema";
 import { projectTenant } from "../../api/projection";
+import { recordEvents } from "../../events/emit";
 import type { Db, Tx } from "../../shared/db";
 import { type DunningState, nextDunningState, signalOf } from "../dunning";
 import type { EventEffect, EventHandler, HandlerContext } from "./event-handler";
@@ -25,16 +27,17 @@ const date = (t: number | null) => (t === null ? null : new Date(t));
 
 /**
  * In `tx`: moves the tenant's status by its subscription's current status (dunning), keeps
- * `billing_period_end` current, and pushes a status change to the tenant object before commit.
+ * `billing_period_end` current, and pushes a status change to the tenant object before commit. Returns
+ * the webhook deliveries of the status change's event (none when the status stayed).
  */
 export async function applySubscription(
   tx: Tx,
   ctx: HandlerContext,
   tenantId: string,
   subscription: Stripe.Subscription,
-): Promise<void> {
+): Promise<string[]> {
   const [tenant] = await tx.select().from(tenants).where(eq(tenants.id, tenantId)).for("update");
-  if (!tenant) return;
+  if (!tenant) return [];
   const state: DunningState = {
     status: tenant.status,
     statusReason: tenant.statusReason,
@@ -44,7 +47,7 @@ export async function applySubscription(
   const next = nextDunningState(state, signalOf(subscription.status), ctx.now, ctx.graceMs);
   const periodEnd = subscription.items.data[0]?.current_period_end;
   const periodEndAt = periodEnd ? new Date(periodEnd * 1000) : tenant.billingPeriodEnd;
-  if (!next && ms(periodEndAt) === ms(tenant.billingPeriodEnd)) return;
+  if (!next && ms(periodEndAt) === ms(tenant.billingPeriodEnd)) return [];
   const [updated] = await tx
     .update(tenants)
     .set({
@@ -61,9 +64,17 @@ export async function applySubscription(
     })
     .where(eq(tenants.id, tenantId))
     .returning();
-  if (!next || !updated) return;
+  if (!next || !updated) return [];
   const [plan] = await tx.select().from(plans).where(eq(plans.id, updated.planId));
   if (plan) await projectTenant(ctx.env, updated, plan);
+  return await recordEvents(tx, [
+    {
+      tenantId,
+      type: "tenant.status.changed",
+      data: { from: tenant.status, to: updated.status, reason: "billing" },
+      at: new Date(ctx.now),
+    },
+  ]);
 }
 
 /** The tenant's own current subscription, re-read; other subscriptions of the customer change nothing. */
