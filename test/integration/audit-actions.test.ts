@@ -9,9 +9,10 @@ import { and, asc, eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type AuditAction, auditActions, webSessions } from "../../schema";
 import { type ChainedEntry, GENESIS, OPERATOR_CHAIN, verifyEntries } from "../../workers/audit/chain";
+import { mintCode } from "../../workers/web/portal-codes";
 import { withDb } from "../support/db";
 import { admin, bearer, createPlan, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
-import { consoleSession, csrfOf, portalSession } from "../support/web";
+import { consoleSession, csrfOf, portalSession, WebClient } from "../support/web";
 
 /** A chain's action entries, oldest first. */
 const entriesOf = (chain: string) =>
@@ -199,6 +200,34 @@ describe("the web faces' changes", () => {
     });
     expect(refused.status).toBe(400);
     expect(await withAction(t.tenantId, "tenant.update")).toHaveLength(1);
+  });
+});
+
+describe("sign-ins and sign-outs", () => {
+  it("a sign-up records the tenant made and the session started, both by the new session; logout revokes it", async () => {
+    const plans = await expectJson<{ data: Array<{ name: string }> }>(
+      await admin("GET", "/admin/v1/plans?limit=200"),
+      200,
+    );
+    if (!plans.data.some((p) => p.name === "signup-default")) await createPlan({ name: "signup-default" });
+    const email = `audit-${uniq()}@example.com`;
+    const { code } = await withDb((db) => mintCode(db, { purpose: "signup", tenantId: null, email }));
+    const web = new WebClient();
+    expect((await web.post("/portal/enter", { code })).status).toBe(200);
+
+    const [session] = await withDb((db) => db.select().from(webSessions).where(eq(webSessions.email, email)));
+    const tenantId = session?.tenantId ?? "";
+    const made = await entriesOf(tenantId);
+    expect(made.map((e) => [e.action, e.actorType, e.actorId])).toEqual([
+      ["tenant.create", "portal", session?.id],
+      ["session.create", "portal", session?.id],
+    ]);
+    expect(changes(made[0] as AuditAction).email).toEqual({ before: null, after: email });
+
+    const out = await web.post("/portal/logout", { _csrf: csrfOf(await web.page("/portal")) });
+    expect(out.status).toBe(200);
+    const [revoked] = await withAction(tenantId, "session.revoke");
+    expect(revoked).toMatchObject({ actorType: "portal", actorId: session?.id, seq: 3 });
   });
 });
 
