@@ -22,6 +22,7 @@ import { registerGatewayCredits } from "./api/tenant/credits";
 import { tenantDoor } from "./api/tenant/door";
 import { registerGatewayKeys } from "./api/tenant/keys";
 import { registerUsage } from "./api/usage";
+import { auditTrail } from "./audit/record";
 import { registerStripeWebhooks } from "./billing/webhooks/receive";
 import { config } from "./config";
 import { authenticate } from "./edge/authenticate";
@@ -77,7 +78,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
       throw new GatewayError("payload_too_large", `Request bodies are limited to ${API_BODY_LIMIT} bytes.`);
     },
   });
-  app.use("/admin/*", adminAuth(), apiBodyLimit, database());
+  // Every change is recorded in the audit trail once answered (workers/audit/record.ts).
+  app.use("/admin/*", adminAuth(), apiBodyLimit, database(), auditTrail("admin"));
   registerAdminPlans(app);
   registerAdminTenants(app);
   registerAdminKeys(app);
@@ -86,7 +88,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminCredits(app);
   registerAdminPortalSessions(app);
 
-  app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
+  app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database(), auditTrail("tenant"));
   registerGatewayKeys(app);
   registerUsage(app);
   registerBilling(app);

@@ -168,8 +168,8 @@ export interface Variables {
   tenantUsage?: CurrentUsage;
   /** A signed-in portal or console page: its session and the CSRF value its forms carry (workers/web/session.ts). */
   web?: ActiveSession;
-  /** What a changing request did, for the audit trail: set by its handler (workers/audit/detail.ts). */
-  audit?: AuditDetail;
+  /** What a changing request did, for the audit trail: set by its handler (workers/audit/detail.ts); a list when it did several things. */
+  audit?: AuditDetail | AuditDetail[];
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
   db: Db;
 }

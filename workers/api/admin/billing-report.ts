@@ -4,6 +4,7 @@
  * closing a period by hand, or to watch usage reach an invoice in the local demo).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { added } from "../../audit/changes";
 import type { AppEnv } from "../../env";
 import { reportAndChain } from "../../metering/stripe-reporter";
 import { json, problemResponses, adminSecurity as security } from "../schemas";
@@ -48,6 +49,12 @@ export function registerAdminBillingReport(app: OpenAPIHono<AppEnv>): void {
   app.openapi(route, async (c) => {
     const openHours = c.req.valid("query").openHours === "true";
     const summary = await reportAndChain(c.env, Date.now(), undefined, { openHours });
+    c.set("audit", {
+      action: "billing.report",
+      tenantId: null,
+      targets: [],
+      changes: added("report", { openHours, ...summary }),
+    });
     return c.json(summary, 200);
   });
 }

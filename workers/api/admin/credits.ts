@@ -5,6 +5,7 @@
  * request. A debit never takes the balance below zero: 409, nothing recorded.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { creditsAdjusted } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { CreditEntrySchema, CreditsSchema, creditEntryOut, creditsView } from "../credits-view";
@@ -83,12 +84,9 @@ export function registerAdminCredits(app: OpenAPIHono<AppEnv>): void {
   });
 
   app.openapi(adjust, async (c) => {
-    const { entry, balance } = await adjustCredits(
-      c.env,
-      c.var.db,
-      c.req.valid("param").id,
-      c.req.valid("json"),
-    );
+    const { id } = c.req.valid("param");
+    const { entry, balance } = await adjustCredits(c.env, c.var.db, id, c.req.valid("json"));
+    c.set("audit", creditsAdjusted(id, entry, balance));
     return c.json({ entry: creditEntryOut(entry), balance }, 201);
   });
 }

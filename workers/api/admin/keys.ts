@@ -6,8 +6,10 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
 import { apiKeys, tenants } from "../../../schema";
+import { keyCreated, keyRevoked, keyRotated, keyUpdated } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
+import type { Db } from "../../shared/db";
 import { adminScope, idempotent } from "../idempotency";
 import { createKey, revokeKey, rotateKey, updateKey } from "../key-lifecycle";
 import { keyset, PageQuery, pageOf } from "../pagination";
@@ -108,6 +110,12 @@ const rotate = createRoute({
   },
 });
 
+/**
+ * The key as it is before a change, for the audit trail's before/after. Read ahead of the service's
+ * own write: a concurrent change in between would show in neither entry's before.
+ */
+const keyRow = (db: Db, id: string) => db.query.apiKeys.findFirst({ where: eq(apiKeys.id, id) });
+
 export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
   app.openapi(create, async (c) => {
     const { id } = c.req.valid("param");
@@ -115,6 +123,7 @@ export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
     const tenant = await c.var.db.query.tenants.findFirst({ where: eq(tenants.id, id) });
     if (!tenant) throw new GatewayError("not_found", "No such tenant.");
     const { row, plaintext } = await createKey(c.var.db, c.env, id, input);
+    c.set("audit", keyCreated(row));
     return c.json({ ...keyOut(row), key: plaintext }, 201);
   });
 
@@ -142,25 +151,33 @@ export function registerAdminKeys(app: OpenAPIHono<AppEnv>): void {
   });
 
   app.openapi(update, async (c) => {
-    const row = await updateKey(c.var.db, c.env, c.req.valid("param").id, c.req.valid("json"));
+    const { id } = c.req.valid("param");
+    const before = await keyRow(c.var.db, id);
+    const row = await updateKey(c.var.db, c.env, id, c.req.valid("json"));
     if (row === undefined) throw new GatewayError("not_found", "No such key.");
     if (row === null) throw new GatewayError("conflict", "The key is revoked; issue a new one instead.");
+    c.set("audit", keyUpdated(before, row));
     return c.json(keyOut(row), 200);
   });
 
   app.openapi(revoke, async (c) => {
-    const row = await revokeKey(c.var.db, c.env, c.req.valid("param").id);
+    const { id } = c.req.valid("param");
+    const before = await keyRow(c.var.db, id);
+    const row = await revokeKey(c.var.db, c.env, id);
     if (!row) throw new GatewayError("not_found", "No such key.");
+    c.set("audit", keyRevoked(before, row));
     return c.json(keyOut(row), 200);
   });
 
   app.openapi(rotate, async (c) => {
     const { id } = c.req.valid("param");
     const { gracePeriodSeconds } = RotateInput.parse(c.req.valid("json") ?? {});
+    const before = await keyRow(c.var.db, id);
     const result = await rotateKey(c.var.db, c.env, id, gracePeriodSeconds);
     if (result === undefined) throw new GatewayError("not_found", "No such key.");
     if (result === null)
       throw new GatewayError("conflict", "The key is revoked or expired; issue a new one instead.");
+    c.set("audit", keyRotated(before, result.previous, result.created.row));
     return c.json(
       {
         key: { ...keyOut(result.created.row), key: result.created.plaintext },

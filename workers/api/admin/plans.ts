@@ -6,6 +6,7 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { eq, sql } from "drizzle-orm";
 import { type Plan, planPricingVersions, plans, tenants } from "../../../schema";
+import { planCreated, planUpdated } from "../../audit/details";
 import { nextPeriodEnd } from "../../billing/period";
 import { samePricing } from "../../billing/pricing";
 import { ensurePlanPrices } from "../../billing/stripe-catalog";
@@ -112,6 +113,7 @@ export function registerAdminPlans(app: OpenAPIHono<AppEnv>): void {
       return plan;
     });
     if (!row) throw new GatewayError("conflict", `A plan named '${input.name}' already exists.`);
+    c.set("audit", planCreated(row));
     await publishPrices(c.env, row);
     return c.json(planOut(row), 201);
   });
@@ -164,10 +166,11 @@ export function registerAdminPlans(app: OpenAPIHono<AppEnv>): void {
           if (!later) syncs.push(sync);
         }
       }
-      return { plan, onPlan, syncs };
+      return { before, plan, onPlan, syncs };
     });
     if (!result) throw new GatewayError("not_found", "No such plan.");
-    const { plan: row, onPlan, syncs } = result;
+    const { before, plan: row, onPlan, syncs } = result;
+    c.set("audit", planUpdated(before, row));
     await Promise.all(onPlan.map((t) => projectTenant(c.env, t, row)));
     await publishPrices(c.env, row);
     // The first batch of tenants moves in this request; the cron moves the rest within minutes.

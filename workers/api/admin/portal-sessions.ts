@@ -5,6 +5,7 @@
  * (workers/web/portal/enter.tsx). Only the code's hash is kept.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { portalLinkCreated } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { IdParam, json, problemResponses, adminSecurity as security } from "../schemas";
 import { mintPortalLink } from "../tenant-changes";
@@ -30,7 +31,9 @@ const mint = createRoute({
 
 export function registerAdminPortalSessions(app: OpenAPIHono<AppEnv>): void {
   app.openapi(mint, async (c) => {
-    const { url, expiresAt } = await mintPortalLink(c.var.db, c.req.valid("param").id, c.req.url);
+    const { id } = c.req.valid("param");
+    const { url, expiresAt } = await mintPortalLink(c.var.db, id, c.req.url);
+    c.set("audit", portalLinkCreated(id, expiresAt));
     return c.json({ url, expiresAt: expiresAt.toISOString() }, 201);
   });
 }

@@ -5,6 +5,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
 import { tenants } from "../../../schema";
+import { tenantCreated, tenantUpdated } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { adminScope, idempotent } from "../idempotency";
@@ -101,14 +102,15 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
     const plan = await requirePlan(db, input.planId);
     const existing = await db.query.tenants.findFirst({ where: eq(tenants.slug, input.slug) });
     if (existing) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
-    const created = await createTenant(c.env, db, plan, input, {
+    const made = await createTenant(c.env, db, plan, input, {
       env: "live",
       name: "default",
       role: "admin",
     });
-    if (!created) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
+    if (!made) throw new GatewayError("conflict", `A tenant with slug '${input.slug}' already exists.`);
+    c.set("audit", tenantCreated(made));
     return c.json(
-      { tenant: tenantOut(created.tenant), key: { ...keyOut(created.key.row), key: created.key.plaintext } },
+      { tenant: tenantOut(made.tenant), key: { ...keyOut(made.key.row), key: made.key.plaintext } },
       201,
     );
   });
@@ -120,7 +122,11 @@ export function registerAdminTenants(app: OpenAPIHono<AppEnv>): void {
   });
 
   app.openapi(update, async (c) => {
-    const row = await updateTenant(c.env, c.var.db, c.req.valid("param").id, c.req.valid("json"));
+    const { id } = c.req.valid("param");
+    // Read before the service's own transaction: a concurrent change in between shows in neither.
+    const before = await c.var.db.query.tenants.findFirst({ where: eq(tenants.id, id) });
+    const row = await updateTenant(c.env, c.var.db, id, c.req.valid("json"));
+    c.set("audit", tenantUpdated(before, row));
     return c.json(tenantOut(row), 200);
   });
 }

@@ -5,6 +5,7 @@
  * key; the tenant API's Idempotency-Key makes a retried purchase return the same session.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { creditsCheckout } from "../../audit/details";
 import { createCreditCheckout, MAX_PACKS } from "../../billing/credits/checkout";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
@@ -94,6 +95,7 @@ export function registerGatewayCredits(app: OpenAPIHono<AppEnv>): void {
       cancelUrl: input.cancelUrl ?? `${origin}/portal/billing?topup=cancel`,
       requestId: c.var.requestId,
     });
+    c.set("audit", creditsCheckout(tenant.id, session));
     return c.json(session, 201);
   });
 }

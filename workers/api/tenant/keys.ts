@@ -7,6 +7,7 @@ import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import type { Context } from "hono";
 import { apiKeys } from "../../../schema";
+import { keyCreated, keyRevoked } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { withTenant } from "../../shared/db";
@@ -95,6 +96,7 @@ export function registerGatewayKeys(app: OpenAPIHono<AppEnv>): void {
     const input = c.req.valid("json");
     checkKeyGrant(c.var.auth.key, input, "create");
     const { row, plaintext } = await createKey(c.var.db, c.env, c.var.auth.tenant.id, input);
+    c.set("audit", keyCreated(row));
     return c.json({ ...keyOut(row), key: plaintext }, 201);
   });
 
@@ -102,16 +104,14 @@ export function registerGatewayKeys(app: OpenAPIHono<AppEnv>): void {
     requireAdminKey(c);
     const { id } = c.req.valid("param");
     const own = await withTenant(c.var.db, c.var.auth.tenant.id, (tx) =>
-      tx
-        .select({ id: apiKeys.id, env: apiKeys.env, role: apiKeys.role })
-        .from(apiKeys)
-        .where(eq(apiKeys.id, id)),
+      tx.select().from(apiKeys).where(eq(apiKeys.id, id)),
     );
     const target = own[0];
     if (!target) throw new GatewayError("not_found", "No such key.");
     checkKeyGrant(c.var.auth.key, target, "revoke");
     const row = await revokeKey(c.var.db, c.env, id);
     if (!row) throw new GatewayError("not_found", "No such key.");
+    c.set("audit", keyRevoked(target, row));
     return c.json(keyOut(row), 200);
   });
 }

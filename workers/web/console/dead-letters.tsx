@@ -11,6 +11,7 @@
 import { desc, eq, sql } from "drizzle-orm";
 import type { Hono } from "hono";
 import { deadLetters, tenants } from "../../../schema";
+import { diff } from "../../audit/changes";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { eventsOf, replayDeadLetter, retryFailedReport } from "../../metering/dead-letters";
@@ -243,12 +244,27 @@ export function registerConsoleDeadLetters(pages: Hono<AppEnv>): void {
   });
 
   pages.post("/dead-letters/replay", async (c) => {
-    await replayDeadLetter(c.env, c.var.db, await formId(c));
+    const id = await formId(c);
+    const before = await c.var.db.query.deadLetters.findFirst({ where: eq(deadLetters.id, id) });
+    const after = await replayDeadLetter(c.env, c.var.db, id);
+    c.set("audit", {
+      action: "dead_letter.replay",
+      tenantId: null,
+      targets: [{ type: "dead_letter", id }],
+      changes: diff(before, after, ["replays", "replayedAt"]),
+    });
     return c.redirect("/console/dead-letters?notice=replayed", 303);
   });
 
   pages.post("/dead-letters/reports/retry", async (c) => {
-    await retryFailedReport(c.var.db, await formId(c));
+    const id = await formId(c);
+    await retryFailedReport(c.var.db, id);
+    c.set("audit", {
+      action: "billing_report.retry",
+      tenantId: null,
+      targets: [{ type: "billing_outbox", id }],
+      changes: { state: { before: "failed", after: "pending" } },
+    });
     return c.redirect("/console/dead-letters?notice=retried", 303);
   });
 }

@@ -6,6 +6,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { database } from "../../api/database";
+import { auditTrail } from "../../audit/record";
 import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
@@ -19,7 +20,7 @@ import { registerConsoleTenants } from "./tenants";
 /** Mounts the console on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerConsole(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
   const pages = new Hono<AppEnv>();
-  pages.use("*", ...webHeaders(), sameOrigin(), bodyLimit, database());
+  pages.use("*", ...webHeaders(), sameOrigin(), bodyLimit, database(), auditTrail("console"));
   registerConsoleLogin(pages);
   pages.use("*", requireSession("console", "/console/login"), csrfToken());
   registerConsoleLogout(pages);

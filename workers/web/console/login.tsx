@@ -4,6 +4,7 @@
  * API does; a wrong one gets the form again with 401.
  */
 import type { Hono } from "hono";
+import { sessionCreated, sessionRevoked } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { timingSafeEqual } from "../../shared/timing-safe";
@@ -45,7 +46,8 @@ export function registerConsoleLogin(pages: Hono<AppEnv>): void {
         401,
       );
     }
-    await startSession(c, c.var.db, { kind: "console", tenantId: null, via: "admin_token" });
+    const session = await startSession(c, c.var.db, { kind: "console", tenantId: null, via: "admin_token" });
+    c.set("audit", sessionCreated(session));
     return c.redirect("/console", 303);
   });
 }
@@ -56,6 +58,7 @@ export function registerConsoleLogout(pages: Hono<AppEnv>): void {
     const active = c.var.web;
     if (!active) throw new GatewayError("unauthorized", "Sign in first.");
     await endSession(c, c.var.db, active.session);
+    c.set("audit", sessionRevoked(active.session));
     return c.redirect("/console/login", 303);
   });
 }

@@ -14,6 +14,13 @@ import { apiKeys, plans, tenants, usageRollups } from "../../../schema";
 import { revokeKey } from "../../api/key-lifecycle";
 import { LimitOverridesPatch } from "../../api/schemas";
 import { adjustCredits, mintPortalLink, retryBillingSync, updateTenant } from "../../api/tenant-changes";
+import {
+  billingSyncRetried,
+  creditsAdjusted,
+  keyRevoked,
+  portalLinkCreated,
+  tenantUpdated,
+} from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { addHistograms, emptyHistogram, percentile } from "../../metering/latency-histogram";
@@ -503,6 +510,15 @@ function overridesPatch(form: Record<string, string | File | (string | File)[]>)
   return parsed.data;
 }
 
+/** The tenant as it is before a change, for the audit trail's before/after. */
+const tenantRow = (db: Db, id: string) => db.query.tenants.findFirst({ where: eq(tenants.id, id) });
+
+/** A tenant change through the admin API's service, with its before/after for the audit trail. */
+async function changeTenant(c: Context<AppEnv>, id: string, patch: Parameters<typeof updateTenant>[3]) {
+  const before = await tenantRow(c.var.db, id);
+  c.set("audit", tenantUpdated(before, await updateTenant(c.env, c.var.db, id, patch)));
+}
+
 export function registerConsoleTenant(pages: Hono<AppEnv>): void {
   pages.get("/tenants/:id", (c) => renderTenant(c, c.req.param("id")));
 
@@ -510,14 +526,14 @@ export function registerConsoleTenant(pages: Hono<AppEnv>): void {
     change(c, "plan", async (id) => {
       const planId = field(await c.req.parseBody(), "planId");
       if (planId === "" || planId.length > 64) throw invalid("Choose a plan.");
-      await updateTenant(c.env, c.var.db, id, { planId });
+      await changeTenant(c, id, { planId });
     }),
   );
 
   pages.post("/tenants/:id/overrides", (c) =>
     change(c, "overrides", async (id) => {
       const overrides = overridesPatch(await c.req.parseBody());
-      await updateTenant(c.env, c.var.db, id, { overrides });
+      await changeTenant(c, id, { overrides });
     }),
   );
 
@@ -525,7 +541,7 @@ export function registerConsoleTenant(pages: Hono<AppEnv>): void {
     const status = field(await c.req.parseBody(), "status");
     return change(c, status === "active" ? "reinstated" : "suspended", async (id) => {
       if (status !== "active" && status !== "suspended") throw invalid("Unknown status.");
-      await updateTenant(c.env, c.var.db, id, { status });
+      await changeTenant(c, id, { status });
     });
   });
 
@@ -538,7 +554,12 @@ export function registerConsoleTenant(pages: Hono<AppEnv>): void {
       if (!Number.isSafeInteger(units) || units === 0 || Math.abs(units) > 1_000_000_000)
         throw invalid("Units: a whole number other than 0, at most 1,000,000,000 either way.");
       if (reason === "" || reason.length > 500) throw invalid("Give a reason (at most 500 characters).");
-      await adjustCredits(c.env, c.var.db, id, { units, reason, actor: "console" });
+      const { entry, balance } = await adjustCredits(c.env, c.var.db, id, {
+        units,
+        reason,
+        actor: "console",
+      });
+      c.set("audit", creditsAdjusted(id, entry, balance));
     }),
   );
 
@@ -548,18 +569,23 @@ export function registerConsoleTenant(pages: Hono<AppEnv>): void {
       const key = await c.var.db.query.apiKeys.findFirst({ where: eq(apiKeys.id, keyId) });
       // A key id of another tenant in this tenant's URL: the same answer as no key.
       if (!key || key.tenantId !== id) throw new GatewayError("not_found", "No such key.");
-      await revokeKey(c.var.db, c.env, keyId);
+      const revoked = await revokeKey(c.var.db, c.env, keyId);
+      if (revoked) c.set("audit", keyRevoked(key, revoked));
     }),
   );
 
   pages.post("/tenants/:id/billing-sync", (c) =>
-    change(c, "synced", (id) => retryBillingSync(c.env, c.var.db, id)),
+    change(c, "synced", async (id) => {
+      const before = await tenantRow(c.var.db, id);
+      c.set("audit", billingSyncRetried(before, await retryBillingSync(c.env, c.var.db, id)));
+    }),
   );
 
   // The link is shown once, in this response (not after a redirect: it is never stored readable).
   pages.post("/tenants/:id/portal-link", async (c) => {
     const id = c.req.param("id");
     const portal = await mintPortalLink(c.var.db, id, c.req.url);
+    c.set("audit", portalLinkCreated(id, portal.expiresAt));
     return renderTenant(c, id, { portal });
   });
 }

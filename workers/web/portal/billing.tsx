@@ -16,6 +16,7 @@ import type { Context, Hono } from "hono";
 import { type Invoice, invoices, type Plan, type Tenant } from "../../../schema";
 import { invoicePage } from "../../api/billing";
 import { DEFAULT_LIMIT, PageQuery } from "../../api/pagination";
+import { creditsCheckout } from "../../audit/details";
 import { type BillingView, billingView } from "../../billing/billing-view";
 import { createCreditCheckout, MAX_PACKS } from "../../billing/credits/checkout";
 import type { AppEnv } from "../../env";
@@ -336,6 +337,7 @@ export function registerPortalBilling(portal: Hono<AppEnv>): void {
       ...topUpReturn(new URL(c.req.url).origin),
       requestId: c.var.requestId,
     });
+    c.set("audit", creditsCheckout(tenant.id, session));
     const pay = httpUrl(session.url);
     if (!pay) throw new GatewayError("internal", "Stripe returned a checkout URL that is not http(s).");
     return c.redirect(pay, 303);

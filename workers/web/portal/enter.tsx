@@ -8,6 +8,7 @@
  * - `POST /portal/logout`: revokes the session.
  */
 import type { Hono } from "hono";
+import { sessionCreated, sessionRevoked } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { Notice, Page } from "../layout";
@@ -54,12 +55,13 @@ export function registerPortalEntry(portal: Hono<AppEnv>): void {
         400,
       );
     }
-    await startSession(c, c.var.db, {
+    const session = await startSession(c, c.var.db, {
       kind: "portal",
       tenantId: row.tenantId,
       via: row.purpose,
       email: row.email,
     });
+    c.set("audit", sessionCreated(session));
     return c.redirect("/portal", 303);
   });
 
@@ -85,6 +87,7 @@ export function registerPortalLogout(portal: Hono<AppEnv>): void {
     const active = c.var.web;
     if (!active) throw new GatewayError("unauthorized", "Sign in first.");
     await endSession(c, c.var.db, active.session);
+    c.set("audit", sessionRevoked(active.session));
     return c.html(
       <Page title="Signed out" face="Portal" nav={[]}>
         <Notice kind="ok">You are signed out. Your provider's link signs you in again.</Notice>

@@ -7,6 +7,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { database } from "../../api/database";
+import { auditTrail } from "../../audit/record";
 import type { AppEnv } from "../../env";
 import { requireSession } from "../require-session";
 import { csrfToken, sameOrigin, webHeaders } from "../security";
@@ -21,7 +22,7 @@ import { registerPortalUsage } from "./usage";
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
   const portal = new Hono<AppEnv>();
-  portal.use("*", ...webHeaders(), sameOrigin(), bodyLimit, database());
+  portal.use("*", ...webHeaders(), sameOrigin(), bodyLimit, database(), auditTrail("portal"));
   registerPortalEntry(portal);
   registerPortalSignup(portal);
   portal.use("*", requireSession("portal", "/portal/signin"), csrfToken());

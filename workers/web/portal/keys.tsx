@@ -21,6 +21,7 @@ import { type ApiKey, apiKeys, type Tenant } from "../../../schema";
 import { createKey, revokeKey, rotateKey, updateKey } from "../../api/key-lifecycle";
 import { keyset, PageQuery } from "../../api/pagination";
 import { KeyInput, KeyPatch, RotateInput } from "../../api/schemas";
+import { keyCreated, keyRevoked, keyRotated, keyUpdated } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { withTenant } from "../../shared/db";
@@ -425,12 +426,14 @@ export function registerPortalKeys(portal: Hono<AppEnv>): void {
       });
     }
     const created = await createKey(c.var.db, c.env, tenant.id, parsed.data);
+    c.set("audit", keyCreated(created.row));
     return keysPage(c, { shown: { plaintext: created.plaintext }, status: 201 });
   });
 
   portal.post("/keys/:id/revoke", async (c) => {
     const key = await ownKey(c, c.req.param("id"));
-    await revokeKey(c.var.db, c.env, key.id);
+    const revoked = await revokeKey(c.var.db, c.env, key.id);
+    if (revoked) c.set("audit", keyRevoked(key, revoked));
     return c.redirect("/portal/keys?done=revoked", 303);
   });
 
@@ -452,6 +455,7 @@ export function registerPortalKeys(portal: Hono<AppEnv>): void {
         status: 409,
       });
     }
+    c.set("audit", keyRotated(key, result.previous, result.created.row));
     return keysPage(c, {
       shown: { plaintext: result.created.plaintext, rotated: { graceEnds: result.previous.expiresAt } },
       status: 201,
@@ -480,6 +484,7 @@ export function registerPortalKeys(portal: Hono<AppEnv>): void {
         status: 409,
       });
     }
+    c.set("audit", keyUpdated(key, updated));
     return c.redirect("/portal/keys?done=allowlist", 303);
   });
 }

@@ -12,6 +12,7 @@
  */
 import type { Context, Hono } from "hono";
 import type { Plan, PortalCode } from "../../../schema";
+import { sessionCreated, tenantCreated } from "../../audit/details";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { wantsErrorPage } from "../error-page";
@@ -147,11 +148,25 @@ export async function completeSignup(c: Context<AppEnv>, code: PortalCode): Prom
   }
   const outcome = await completeSignupTenant(c, { ...code, email }, plan);
   if ("existing" in outcome) {
-    await startSession(c, c.var.db, { kind: "portal", tenantId: outcome.existing, via: "signin", email });
+    const session = await startSession(c, c.var.db, {
+      kind: "portal",
+      tenantId: outcome.existing,
+      via: "signin",
+      email,
+    });
+    c.set("audit", sessionCreated(session));
     return c.redirect("/portal", 303);
   }
   const { tenant, key } = outcome.made;
-  await startSession(c, c.var.db, { kind: "portal", tenantId: tenant.id, via: "signup", email });
+  const session = await startSession(c, c.var.db, {
+    kind: "portal",
+    tenantId: tenant.id,
+    via: "signup",
+    email,
+  });
+  // The sign-up's own session is who made the tenant.
+  const signedUp = sessionCreated(session);
+  c.set("audit", [{ ...tenantCreated(outcome.made), actor: signedUp.actor }, signedUp]);
   const curl = `curl ${new URL(c.req.url).origin}${sandboxPath(c, plan)} -H "Authorization: Bearer ${key.plaintext}"`;
   return c.html(
     <Page title="Welcome" face="Portal" nav={[]}>
