@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:workers";
 import { eq, sql } from "drizzle-orm";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from "../../schema";
 import { EVENT_TYPES } from "../../workers/events/catalog";
 import { newId } from "../../workers/shared/ids";
@@ -133,6 +133,11 @@ async function seedDelivery(
   });
   return { deliveryId, eventId };
 }
+
+// The first request loads the Worker's whole bundle: let it count against the hook's timeout, not a test's.
+beforeAll(async () => {
+  await gateway("/health/live");
+});
 
 describe("webhook endpoints: the tenant API", () => {
   it("creates, lists, reads, updates and deletes an endpoint; the secret is shown once", async () => {
@@ -746,5 +751,7 @@ describe("webhook endpoints: the OpenAPI document", () => {
     expect(docs.status).toBe(200);
     const html = await docs.text();
     expect(html).toContain("/gateway/v1/webhooks/{id}/rotate-secret");
+    expect(html).toContain('<a href="#op-post-usage-threshold-reached">');
+    for (const type of EVENT_TYPES) expect(html).toContain(`<code class="op-path">${type}</code>`);
   });
 });

@@ -188,7 +188,7 @@ export function registerWebhookPayloads(app: OpenAPIHono<AppEnv>): void {
     app.openAPIRegistry.registerWebhook({
       method: "post",
       path: type,
-      tags: ["Webhooks"],
+      tags: ["Tenant API", "Webhooks"],
       summary: `${type} event`,
       description:
         "Sent to every enabled endpoint subscribed to this type. Answer 2xx within 15 s; anything else is retried (about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). 410 Gone disables the endpoint.",

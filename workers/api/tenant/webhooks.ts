@@ -38,7 +38,7 @@ import {
   WebhookIdParams,
 } from "../webhook-schemas";
 
-const tags = ["Tenant API: webhooks"];
+const tags = ["Tenant API"];
 const security = [{ apiKey: [] }];
 const base = "/gateway/v1/webhooks";
 
