@@ -556,6 +556,26 @@ describe("webhook endpoints: the tenant API", () => {
     );
     expect(body.detail).toBe("A tenant has at most 20 webhook endpoints; delete one first.");
   });
+
+  it("concurrent creations never pass the cap", async () => {
+    const t = await seedTenant();
+    for (let i = 0; i < 17; i++)
+      await expectJson(
+        await admin("POST", `/admin/v1/tenants/${t.tenantId}/webhooks`, { url: receiver() }),
+        201,
+      );
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => asKey(t.key, "POST", "/gateway/v1/webhooks", { url: receiver() })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([201, 201, 201, 409, 409, 409]);
+    const rows = await withDb((db) =>
+      db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(webhookEndpoints)
+        .where(eq(webhookEndpoints.tenantId, t.tenantId)),
+    );
+    expect(rows[0]?.n).toBe(20);
+  });
 });
 
 describe("webhook endpoints: the admin API and the dead-letter store", () => {
