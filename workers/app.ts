@@ -12,6 +12,7 @@ import { registerAdminPlans } from "./api/admin/plans";
 import { registerAdminPortalSessions } from "./api/admin/portal-sessions";
 import { registerAdminReconciliation } from "./api/admin/reconciliation";
 import { registerAdminTenants } from "./api/admin/tenants";
+import { registerAdminWebhooks } from "./api/admin/webhooks";
 import { adminAuth } from "./api/admin-auth";
 import { registerBilling } from "./api/billing";
 import { database } from "./api/database";
@@ -21,6 +22,7 @@ import { registerOpenApi } from "./api/openapi";
 import { registerGatewayCredits } from "./api/tenant/credits";
 import { tenantDoor } from "./api/tenant/door";
 import { registerGatewayKeys } from "./api/tenant/keys";
+import { registerGatewayWebhooks } from "./api/tenant/webhooks";
 import { registerUsage } from "./api/usage";
 import { auditTrail } from "./audit/record";
 import { registerStripeWebhooks } from "./billing/webhooks/receive";
@@ -87,9 +89,11 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminBillingReport(app);
   registerAdminCredits(app);
   registerAdminPortalSessions(app);
+  registerAdminWebhooks(app);
 
   app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database(), auditTrail("tenant"));
   registerGatewayKeys(app);
+  registerGatewayWebhooks(app);
   registerUsage(app);
   registerBilling(app);
   registerGatewayCredits(app);

@@ -38,14 +38,15 @@ async function docsPage(
 
 interface Doc {
   paths: Record<string, Record<string, { tags?: string[] }>>;
+  webhooks: Record<string, Record<string, { tags?: string[] }>>;
 }
 
-/** `op-<method>-<path slug>` of every operation of the gateway's document, split by tag. */
+/** `op-<method>-<path slug>` of every operation and webhook of the gateway's document, split by tag. */
 async function gatewayOperationIds(): Promise<{ tenant: string[]; other: string[] }> {
   const doc = await (await gateway("/gateway/openapi.json")).json<Doc>();
   const tenant: string[] = [];
   const other: string[] = [];
-  for (const [path, item] of Object.entries(doc.paths)) {
+  for (const [path, item] of [...Object.entries(doc.paths), ...Object.entries(doc.webhooks)]) {
     for (const [method, op] of Object.entries(item)) {
       const slug = path
         .toLowerCase()

@@ -369,4 +369,42 @@ describe("reference view model", () => {
     );
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
   });
+
+  it("lists 3.1 webhooks apart from the operations, with their headers and body, filtered by tag", () => {
+    const webhooks = {
+      "key.created": {
+        post: {
+          tags: ["Webhooks"],
+          summary: "key.created event",
+          parameters: [{ name: "webhook-id", in: "header", required: true, schema: { type: "string" } }],
+          requestBody: {
+            required: true,
+            content: {
+              "application/json": {
+                schema: {
+                  type: "object",
+                  properties: { type: { type: "string", enum: ["key.created"] }, data: { type: "object" } },
+                  required: ["type", "data"],
+                },
+              },
+            },
+          },
+          responses: { 200: { description: "Received" } },
+        },
+      },
+      broken: "junk",
+      "no.method": { summary: "nothing to send" },
+    };
+    const view = buildReference(doc({ paths: { "/pets": { get: { tags: ["Pets"] } } }, webhooks }));
+    expect(view.groups.map((g) => g.name)).toEqual(["Pets"]);
+    expect(view.webhooks.map((w) => [w.id, w.method, w.path, w.summary])).toEqual([
+      ["op-post-key-created", "post", "key.created", "key.created event"],
+    ]);
+    const [hook] = view.webhooks;
+    expect(hook?.parameters.map((p) => [p.name, p.in, p.required])).toEqual([["webhook-id", "header", true]]);
+    expect(prop(hook?.requestBody?.contents[0]?.schema, "type").enum).toEqual(['"key.created"']);
+
+    expect(buildReference(doc({ webhooks }), { tags: ["Pets"] }).webhooks).toEqual([]);
+    expect(buildReference(doc({ webhooks: [1, 2] })).webhooks).toEqual([]);
+  });
 });

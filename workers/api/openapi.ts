@@ -9,6 +9,7 @@ import type { AppEnv } from "../env";
 import { GatewayDocsPage } from "../web/reference/gateway-docs";
 import { buildReference } from "../web/reference/view-model";
 import { webHeaders } from "../web/security";
+import { registerWebhookPayloads } from "./webhook-schemas";
 
 const DOCUMENT = {
   openapi: "3.1.0",
@@ -45,6 +46,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv>): void {
   page = undefined;
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer" });
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer" });
+  registerWebhookPayloads(app);
   app.doc31("/gateway/openapi.json", DOCUMENT);
   app.use("/gateway/docs", ...webHeaders());
   app.get("/gateway/docs", async (c) => {

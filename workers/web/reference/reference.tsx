@@ -55,6 +55,15 @@ export function Reference(props: ReferenceProps) {
           ))}
         </section>
       ))}
+      {view.webhooks.length > 0 && (
+        <section class="tag-group">
+          <h3>Webhooks</h3>
+          <Prose text="Requests the API sends to endpoints you register, one per event type." />
+          {view.webhooks.map((op) => (
+            <Operation op={op} baseUrl={props.baseUrl} tryIt={false} webhook />
+          ))}
+        </section>
+      )}
     </div>
   );
 }
@@ -77,6 +86,21 @@ function Contents(props: { view: ReferenceView }) {
           </ul>
         </details>
       ))}
+      {props.view.webhooks.length > 0 && (
+        <details open>
+          <summary>Webhooks</summary>
+          <ul>
+            {props.view.webhooks.map((op) => (
+              <li>
+                <a href={`#${op.id}`}>
+                  <MethodBadge method={op.method} /> <code>{op.path}</code>
+                  {op.summary && ` — ${op.summary}`}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
     </nav>
   );
 }
@@ -96,7 +120,8 @@ function MethodBadge(props: { method: string }) {
   return <span class={`method method-${props.method}`}>{props.method.toUpperCase()}</span>;
 }
 
-function Operation(props: { op: OperationView; baseUrl: string; tryIt: boolean }) {
+/** An operation of the API, or (`webhook`) a request the API sends: no curl command then. */
+function Operation(props: { op: OperationView; baseUrl: string; tryIt: boolean; webhook?: boolean }) {
   const { op } = props;
   // A named schema is spelled out once per operation (the same Problem under 400, 401, 403 and 404
   // would otherwise be most of the page).
@@ -134,12 +159,14 @@ function Operation(props: { op: OperationView; baseUrl: string; tryIt: boolean }
           </dl>
         </div>
       )}
-      <details class="op-part curl">
-        <summary>curl</summary>
-        <pre>
-          <code>{curlCommand(op, props.baseUrl)}</code>
-        </pre>
-      </details>
+      {!props.webhook && (
+        <details class="op-part curl">
+          <summary>curl</summary>
+          <pre>
+            <code>{curlCommand(op, props.baseUrl)}</code>
+          </pre>
+        </details>
+      )}
       {props.tryIt && <TryIt op={op} />}
     </section>
   );

@@ -109,6 +109,11 @@ export interface ReferenceView {
   /** `3.0` or `3.1`. */
   openapi: string;
   groups: TagGroupView[];
+  /**
+   * The requests the API itself sends (3.1's `webhooks`), one per webhook and method; `path` is the
+   * webhook's name (`key.created`). Filtered by `tags` like the operations.
+   */
+  webhooks: OperationView[];
   /** Whether some schema or operation was left out by a size limit. */
   truncated: boolean;
 }
@@ -184,12 +189,31 @@ export function buildReference(doc: unknown, options: BuildOptions = {}): Refere
     }
   }
 
+  const webhooks: OperationView[] = [];
+  const hooks = isObj(doc.webhooks) ? doc.webhooks : {};
+  for (const [name, rawItem] of Object.entries(hooks)) {
+    const item = ctx.deref(rawItem);
+    if (!isObj(item)) continue;
+    for (const method of METHODS) {
+      const op = item[method];
+      if (!isObj(op)) continue;
+      if (ids.size >= MAX_OPERATIONS) {
+        ctx.truncated = true;
+        break;
+      }
+      const tags = asArray(op.tags).map(text).filter(Boolean);
+      if (wanted && !tags.some((t) => wanted.has(t))) continue;
+      webhooks.push(buildOperation(ctx, method, name, item, op, asArray(item.parameters), ids));
+    }
+  }
+
   return {
     title: text(info.title) || "API reference",
     version: text(info.version),
     description: text(info.description),
     openapi: `3.${match[1]}`,
     groups: [...groups.values()].filter((g) => g.operations.length > 0),
+    webhooks,
     truncated: ctx.truncated,
   };
 }
