@@ -1,7 +1,8 @@
 /**
  * The Worker's composition root and only default export: HTTP (the gateway), the usage queue
- * consumer, and the cron (the Stripe usage reporter, the billing sync that catches Stripe up, and
- * the prepaid credits' hourly settlement and grant repair).
+ * consumer, and the cron (the Stripe usage reporter, the billing sync that catches Stripe up, the
+ * prepaid credits' hourly settlement and grant repair, and the sweep that re-queues overdue webhook
+ * deliveries).
  */
 
 import { createApp } from "./app";
@@ -9,6 +10,7 @@ import { creditsCron } from "./billing/credits/settlement";
 import { syncBillingDue } from "./billing/subscription-sync";
 import type { Bindings } from "./env";
 import { consumeEvents } from "./events/consumer";
+import { sweepDeliveries } from "./events/delivery-sweep";
 import { EVENTS_QUEUE_NAME } from "./events/messages";
 import { consumeUsage } from "./metering/consumer";
 import { storeDeadLetters, USAGE_DLQ_NAME } from "./metering/dead-letters";
@@ -30,5 +32,7 @@ export default {
         ? consumeEvents(batch, env, ctx)
         : consumeUsage(batch, env, ctx),
   scheduled: (_controller, env, ctx) =>
-    ctx.waitUntil(Promise.all([reportAndChain(env), syncBillingDue(env), creditsCron(env)])),
+    ctx.waitUntil(
+      Promise.all([reportAndChain(env), syncBillingDue(env), creditsCron(env), sweepDeliveries(env)]),
+    ),
 } satisfies ExportedHandler<Bindings, unknown>;
