@@ -462,6 +462,21 @@ describe("webhook delivery", () => {
 
     // Off: a new event is not delivered there at all.
     expect(await emit([keyCreated(t.tenantId)])).toEqual([]);
+
+    // Switched on again (the tenant fixed its receiver), its streak starts afresh: one more failure
+    // five days after the first one does not switch it off again.
+    expect((await endpointRow(ep.id)).failingSince).toBeNull();
+    await withDb((db) =>
+      db
+        .update(webhookEndpoints)
+        .set({ enabled: true, disabledReason: null })
+        .where(eq(webhookEndpoints.id, ep.id)),
+    );
+    const [afterFix] = await emit([keyCreated(t.tenantId)]);
+    expect(await attempt(afterFix ?? "", { now: new Date(t0 + 5 * DAY_MS + 60_000) })).toMatchObject({
+      result: "retry",
+    });
+    expect((await endpointRow(ep.id)).enabled).toBe(true);
   });
 
   it("a delivery whose success clears failingSince is not disabled 5 days after an older failure", async () => {
@@ -519,6 +534,24 @@ describe("webhook delivery", () => {
     expect(await attempt(d.deliveryId)).toEqual({ result: "cancelled" });
     expect((await deliveryRow(d.deliveryId)).status).toBe("cancelled");
     expect(await received(d.path)).toEqual([]);
+  });
+
+  it("delivers a test send to its endpoint even while the endpoint is off, without starting a failing streak", async () => {
+    const path = hookPath();
+    const t = await seedTenant();
+    const ep = await endpoint(t.tenantId, `${HOOKS}${path}`, { enabled: false, disabledReason: "tenant" });
+    await script(path, { statuses: [500] });
+    const test: NewEvent<"webhook.test"> = {
+      tenantId: t.tenantId,
+      type: "webhook.test",
+      data: { endpointId: ep.id, message: "hello" },
+    };
+    const [deliveryId] = await withDb((db) =>
+      db.transaction((tx) => recordEvents(tx, [test], { endpointId: ep.id })),
+    );
+    expect(await attempt(deliveryId ?? "")).toMatchObject({ result: "retry", status: 500 });
+    expect(await received(path)).toHaveLength(1);
+    expect(await endpointRow(ep.id)).toMatchObject({ enabled: false, failingSince: null });
   });
 
   it("a slow receiver does not hold up the other deliveries of its batch", async () => {

@@ -164,12 +164,14 @@ export async function attemptDelivery(
       return { disabled: null };
     }
     if (gone) return { disabled: await disableEndpoint(tx, endpoint.id, "gone", now) };
+    // Only an enabled endpoint's streak counts: a test send to an endpoint that is off must not
+    // leave a stale `failingSince` that would switch it off again at its first failure once re-enabled.
     await tx
       .update(webhookEndpoints)
       .set({
         failingSince: sql`coalesce(${webhookEndpoints.failingSince}, ${now.toISOString()}::timestamptz)`,
       })
-      .where(eq(webhookEndpoints.id, endpoint.id));
+      .where(and(eq(webhookEndpoints.id, endpoint.id), eq(webhookEndpoints.enabled, true)));
     return { disabled: await disableEndpoint(tx, endpoint.id, "failing", now) };
   });
 

@@ -48,7 +48,8 @@ export async function disableEndpoint(
 ): Promise<DisabledEndpoint | null> {
   const [endpoint] = await tx
     .update(webhookEndpoints)
-    .set({ enabled: false, disabledReason: reason, updatedAt: now })
+    // The failing streak ends here: re-enabled, the endpoint starts from a clean slate.
+    .set({ enabled: false, disabledReason: reason, failingSince: null, updatedAt: now })
     .where(
       and(
         eq(webhookEndpoints.id, endpointId),
