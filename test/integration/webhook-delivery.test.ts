@@ -86,7 +86,7 @@ const sentFor = (deliveryId: string) => sent.filter((s) => s.body.deliveryId ===
 
 let sequence = 0;
 /** Delivers `deliver` messages to the Worker's real queue handler as one batch of the events queue. */
-async function deliverMessages(deliveryIds: string[]) {
+async function deliverMessages(deliveryIds: string[], bindings: Bindings = env) {
   const batch = createMessageBatch<unknown>(
     "gateway-events",
     deliveryIds.map((deliveryId) => ({
@@ -97,7 +97,7 @@ async function deliverMessages(deliveryIds: string[]) {
     })),
   );
   const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
+  await worker.queue(batch, bindings, ctx);
   return await getQueueResult(batch, ctx);
 }
 
@@ -552,6 +552,18 @@ describe("webhook delivery", () => {
     expect(await attempt(deliveryId ?? "")).toMatchObject({ result: "retry", status: 500 });
     expect(await received(path)).toHaveLength(1);
     expect(await endpointRow(ep.id)).toMatchObject({ enabled: false, failingSince: null });
+  });
+
+  it("retries the message while Postgres is down (nothing sent), and delivers once it is back", async () => {
+    const d = await oneDelivery();
+    const down = await deliverMessages([d.deliveryId], { ...env, PG_WS_PROXY: "127.0.0.1:1/v1" });
+    expect(down.explicitAcks).toEqual([]);
+    expect(down.retryMessages).toHaveLength(1);
+    expect(await received(d.path)).toEqual([]);
+
+    expect((await deliverMessages([d.deliveryId])).explicitAcks).toHaveLength(1);
+    expect(await received(d.path)).toHaveLength(1);
+    expect((await deliveryRow(d.deliveryId)).status).toBe("succeeded");
   });
 
   it("a slow receiver does not hold up the other deliveries of its batch", async () => {
