@@ -10,6 +10,7 @@ import { startBridge } from "../dev/pg-bridge";
 import { startPostgres } from "../dev/postgres";
 import { startStripeStandIn } from "../dev/stripe-standin";
 import { startDeadOrigin, startOriginServer } from "./support/origin-server";
+import { startTenantWebhookReceiver } from "./support/tenant-webhook-receiver";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -25,6 +26,8 @@ declare module "vitest" {
     stripeUrl: string;
     /** `http://127.0.0.1:<port>` of the dev mailbox (dev/mailbox.ts): the Worker's MAIL_API_URL; `GET /messages` reads it. */
     mailboxUrl: string;
+    /** `http://127.0.0.1:<port>` of the tenants' webhook receiver (test/support/tenant-webhook-receiver.ts): `/hooks/<uniq>` per test, `/control/…` to script and read it. */
+    hooksUrl: string;
   }
 }
 
@@ -56,6 +59,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const mailbox = await startMailbox({ apiKey: "re_test_mailbox" });
     stops.unshift(mailbox.stop);
     project.provide("mailboxUrl", mailbox.url);
+    const hooks = await startTenantWebhookReceiver();
+    stops.unshift(hooks.stop);
+    project.provide("hooksUrl", hooks.url);
   } catch (err) {
     await stopAll(stops);
     throw err;

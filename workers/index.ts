@@ -1,8 +1,8 @@
 /**
  * The Worker's composition root and only default export: HTTP (the gateway), the usage queue
  * consumer, and the cron (the Stripe usage reporter, the billing sync that catches Stripe up, the
- * prepaid credits' hourly settlement and grant repair, and the tenants' key-expiry and
- * route-deprecation events).
+ * prepaid credits' hourly settlement and grant repair, the tenants' key-expiry and
+ * route-deprecation events, and the sweep that re-queues overdue webhook deliveries).
  */
 
 import { createApp } from "./app";
@@ -10,6 +10,7 @@ import { creditsCron } from "./billing/credits/settlement";
 import { syncBillingDue } from "./billing/subscription-sync";
 import type { Bindings } from "./env";
 import { consumeEvents } from "./events/consumer";
+import { sweepDeliveries } from "./events/delivery-sweep";
 import { keyExpiryCron } from "./events/key-expiry";
 import { EVENTS_QUEUE_NAME } from "./events/messages";
 import { routeNoticesCron } from "./events/route-notices";
@@ -40,6 +41,7 @@ export default {
         creditsCron(env),
         keyExpiryCron(env),
         routeNoticesCron(env),
+        sweepDeliveries(env),
       ]),
     ),
 } satisfies ExportedHandler<Bindings, unknown>;

@@ -354,6 +354,8 @@ export async function retryDelivery(
     .set({
       status: "pending",
       nextAttemptAt: sql`now()`,
+      // A claim left by an attempt that died must not hold the retry back.
+      claimedUntil: null,
       replays: sql`${webhookDeliveries.replays} + 1`,
       updatedAt: sql`now()`,
     })
