@@ -26,6 +26,7 @@ import { registerStripeWebhooks } from "./billing/webhooks/receive";
 import { config } from "./config";
 import { authenticate } from "./edge/authenticate";
 import { registerProxy } from "./edge/proxy";
+import { requestAudit } from "./edge/request-audit";
 import { requestId } from "./edge/request-id";
 import type { AppEnv } from "./env";
 import { type ErrorCode, GatewayError, problemResponse } from "./errors";
@@ -86,7 +87,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminCredits(app);
   registerAdminPortalSessions(app);
 
-  app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database());
+  // Every tenant API call the key gets through authentication for is in the request audit log.
+  app.use("/gateway/v1/*", authenticate(), requestAudit(), tenantDoor(), apiBodyLimit, database());
   registerGatewayKeys(app);
   registerUsage(app);
   registerBilling(app);

@@ -168,6 +168,11 @@ export interface Variables {
   tenantUsage?: CurrentUsage;
   /** A signed-in portal or console page: its session and the CSRF value its forms carry (workers/web/session.ts). */
   web?: ActiveSession;
+  /**
+   * The request audit log's state for an authenticated request (workers/edge/request-audit.ts):
+   * `pending` until the proxy meters it (`metered`: its usage event is its audit entry).
+   */
+  requestLog?: "pending" | "metered";
   /** What a changing request did, for the audit trail: set by its handler (workers/audit/detail.ts). */
   audit?: AuditDetail;
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
