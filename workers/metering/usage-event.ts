@@ -85,10 +85,19 @@ export const UsageEnvelopeSchema = z
   .object({
     v: z.literal(2),
     events: z.array(z.unknown()),
-    audit: z.array(z.unknown()).optional(),
+    audit: z.array(z.unknown()).min(1).optional(),
   })
-  .refine((e) => e.events.length + (e.audit?.length ?? 0) > 0, {
-    message: "an envelope carries at least one event or audit record",
+  .superRefine((envelope, ctx) => {
+    // Events may be empty only when audit records fill the message.
+    if (envelope.events.length === 0 && !envelope.audit)
+      ctx.addIssue({
+        code: "too_small",
+        origin: "array",
+        minimum: 1,
+        inclusive: true,
+        path: ["events"],
+        input: envelope.events,
+      });
   });
 
 export interface UsageEnvelope {
