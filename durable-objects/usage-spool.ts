@@ -6,8 +6,8 @@
  * dropped; if the delete itself were lost the batch would be sent again, and the consumer stores
  * each event id once.
  *
- * Imports nothing from workers/: it knows the envelope's shape (`{ v: 2, events }`), not its schema
- * (the consumer validates every event).
+ * Imports nothing from workers/: it knows the envelope's shape (`{ v: 2, events, audit? }`), not its
+ * schema (the consumer validates every event and audit record).
  */
 import { DurableObject } from "cloudflare:workers";
 
@@ -46,12 +46,15 @@ export class UsageSpool extends DurableObject<SpoolEnv> {
     });
   }
 
-  /** Stores one batch of usage events durably and makes sure a re-send is scheduled. */
-  async spool(events: unknown[]): Promise<void> {
-    if (events.length === 0) return;
+  /**
+   * Stores one batch of usage events (and the request audit records packed with them) durably and
+   * makes sure a re-send is scheduled. `events` in `pending()` counts the usage events.
+   */
+  async spool(events: unknown[], audit: unknown[] = []): Promise<void> {
+    if (events.length === 0 && audit.length === 0) return;
     this.sql.exec(
       "INSERT INTO spool (body, events, spooled_at) VALUES (?, ?, ?)",
-      JSON.stringify({ v: 2, events }),
+      JSON.stringify(audit.length > 0 ? { v: 2, events, audit } : { v: 2, events }),
       events.length,
       Date.now(),
     );

@@ -29,6 +29,7 @@ import { registerStripeWebhooks } from "./billing/webhooks/receive";
 import { config } from "./config";
 import { authenticate } from "./edge/authenticate";
 import { registerProxy } from "./edge/proxy";
+import { requestAudit } from "./edge/request-audit";
 import { requestId } from "./edge/request-id";
 import type { AppEnv } from "./env";
 import { type ErrorCode, GatewayError, problemResponse } from "./errors";
@@ -91,7 +92,16 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminPortalSessions(app);
   registerAdminWebhooks(app);
 
-  app.use("/gateway/v1/*", authenticate(), tenantDoor(), apiBodyLimit, database(), auditTrail("tenant"));
+  // Every tenant API call the key gets through authentication for is in the request audit log.
+  app.use(
+    "/gateway/v1/*",
+    authenticate(),
+    requestAudit(),
+    tenantDoor(),
+    apiBodyLimit,
+    database(),
+    auditTrail("tenant"),
+  );
   registerGatewayKeys(app);
   registerGatewayWebhooks(app);
   registerUsage(app);

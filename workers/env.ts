@@ -170,6 +170,11 @@ export interface Variables {
   web?: ActiveSession;
   /** What a changing request did, for the audit trail: set by its handler (workers/audit/detail.ts); a list when it did several things. */
   audit?: AuditDetail | AuditDetail[];
+  /**
+   * The request audit log's state for an authenticated request (workers/edge/request-audit.ts):
+   * `pending` until the proxy meters it (`metered`: its usage event is its audit entry).
+   */
+  requestLog?: "pending" | "metered";
   /** Set by the `database` middleware on admin and tenant API routes only — never on the proxy path. */
   db: Db;
 }

@@ -3,6 +3,9 @@
  * authorize, admit (one tenant Durable Object call), then stream to the origin and back, and meter
  * after the response.
  *
+ * Every authenticated request reaches the request audit log: through its usage event when metered,
+ * else through `requestAudit` (refusals after authentication, idempotent replays).
+ *
  * Hot path budget: 0 KV reads when the key is warm, exactly 1 Durable Object call (plus 1 to record
  * the response of an Idempotency-Key request, and 1 to give back a prepaid request's credits when
  * it is not billable), 0 Postgres queries, 0 Stripe calls.
@@ -17,11 +20,12 @@ import { isBillable } from "../metering/usage-event";
 import { complete, releaseCredits } from "../shared/tenant-client";
 import { admit } from "./admit";
 import { authenticate } from "./authenticate";
-import { authorize } from "./authorize";
+import { authorize, clientIp } from "./authorize";
 import { countBytes } from "./byte-counter";
 import { CLAIMS_HEADER, signGatewayClaims } from "./claims";
 import { fetchOrigin, forwardableHeaders, originRequestHeaders, originUrl } from "./origin";
 import { readUpTo } from "./read-body";
+import { requestAudit } from "./request-audit";
 import { recordOriginTime, timed } from "./request-id";
 import { requestShape } from "./request-shape";
 import { resolveRoute } from "./resolve-route";
@@ -49,6 +53,10 @@ function meter(
   const billable =
     answeredBy === "origin" && isBillable({ status, routeBillable: route.billable, env: key.env });
   if (!billable) releaseHold(c);
+  c.set("requestLog", "metered");
+  // For the request audit log (the consumer appends each stored event to it): two header reads.
+  const ip = clientIp(c) ?? undefined;
+  const userAgent = c.req.header("user-agent");
   c.executionCtx.waitUntil(
     Promise.all([bytesIn, bytesOut]).then(([inBytes, outBytes]) =>
       sendUsageEvent(c.env, {
@@ -66,6 +74,8 @@ function meter(
         latencyMs: Math.round(performance.now() - c.var.startedAt),
         // The tenant object's clock, so the event lands in the same hour as its ledger entry.
         ts: new Date(c.var.admission.admittedAt).toISOString(),
+        clientIp: ip,
+        userAgent,
       }),
     ),
   );
@@ -110,6 +120,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
     requestShape(),
     resolveRoute(),
     timed("auth", authenticate()),
+    requestAudit(),
     timed("auth", authorize()),
     timed("admit", admit()),
   ] as const;

@@ -1,11 +1,12 @@
 /**
- * The usage queue consumer. A message is an envelope of many events (`{ v: 2, events }`) or, from
- * before the change, one bare event. Every event is validated with the shared schema; the valid
- * events of the whole batch are written in one transaction (one row per event id, so a redelivery
- * stores nothing twice). Events that can never be stored (invalid, or naming a tenant that does not
- * exist) are copied to the dead-letter queue with their reason — one DLQ message per queue message —
- * and the message is acked: never retried forever, never dropped silently. If the write fails,
- * every message with events in it is retried on its own with exponential backoff.
+ * The usage queue consumer. A message is an envelope of many events (`{ v: 2, events, audit? }`) or,
+ * from before the change, one bare event. Every event and audit record is validated with the shared
+ * schemas; the valid ones of the whole batch are written in one transaction (one row per event id,
+ * one request audit entry per request id, so a redelivery stores nothing twice). Events and records
+ * that can never be stored (invalid, or naming a tenant that does not exist) are copied to the
+ * dead-letter queue with their reason — one DLQ message per queue message — and the message is
+ * acked: never retried forever, never dropped silently. If the write fails, every message with
+ * something to store in it is retried on its own with exponential backoff.
  *
  * A report message (put there by a billing report that ran out of budget) is not usage: it runs
  * the next leg of the report (workers/metering/stripe-reporter.ts), once per batch.
@@ -16,7 +17,13 @@ import { openDb } from "../shared/db";
 import { writeUsageBatch } from "./postgres-sink";
 import { isReportMessage } from "./report-message";
 import { reportAndChain } from "./stripe-reporter";
-import { UsageEnvelopeSchema, type UsageEvent, UsageEventSchema } from "./usage-event";
+import {
+  type RequestAuditRecord,
+  RequestAuditRecordSchema,
+  UsageEnvelopeSchema,
+  type UsageEvent,
+  UsageEventSchema,
+} from "./usage-event";
 
 const MAX_BACKOFF_S = 300;
 
@@ -29,9 +36,11 @@ export interface Rejected {
   event: unknown;
 }
 
-/** A queue message taken apart: the events to store, and the ones that can never be stored. */
+/** A queue message taken apart: the events (and audit records) to store, and what can never be stored. */
 export interface ParsedMessage {
   events: UsageEvent[];
+  /** Audit records of unmetered requests; absent when the message carries none. */
+  audit?: RequestAuditRecord[];
   rejected: Rejected[];
 }
 
@@ -64,6 +73,17 @@ export function parseUsageMessage(body: unknown): ParsedMessage {
     if (result.success) parsed.events.push(result.data);
     else parsed.rejected.push({ reason: `invalid usage event [${index}]: ${issues(result.error)}`, event });
   });
+  const audit: RequestAuditRecord[] = [];
+  envelope.data.audit?.forEach((record, index) => {
+    const result = RequestAuditRecordSchema.safeParse(record);
+    if (result.success) audit.push(result.data);
+    else
+      parsed.rejected.push({
+        reason: `invalid audit record [${index}]: ${issues(result.error)}`,
+        event: record,
+      });
+  });
+  if (audit.length > 0) parsed.audit = audit;
   return parsed;
 }
 
@@ -126,17 +146,18 @@ async function storeUsage(
   if (batchMessages.length === 0) return;
   const messages = batchMessages.map((message) => ({ message, ...parseUsageMessage(message.body) }));
   const events = messages.flatMap((m) => m.events);
-  if (events.length === 0) {
+  const audit = messages.flatMap((m) => m.audit ?? []);
+  if (events.length === 0 && audit.length === 0) {
     for (const m of messages) await settle(env, m.message, m.rejected);
     return;
   }
 
   const handle = openDb(env);
   try {
-    const result = await writeUsageBatch(handle.db, events);
+    const result = await writeUsageBatch(handle.db, events, audit);
     const unknown = new Set(result.unknownTenant);
     for (const m of messages) {
-      const ghosts = m.events
+      const ghosts = [...m.events, ...(m.audit ?? [])]
         .filter((e) => unknown.has(e.id))
         .map((e) => ({ reason: `unknown tenant ${e.tenantId}`, event: e }));
       await settle(env, m.message, [...m.rejected, ...ghosts]);
@@ -145,11 +166,13 @@ async function storeUsage(
     log.error("usage batch not written; retrying", {
       messages: messages.length,
       events: events.length,
+      audit: audit.length,
       // Cut: a failed query's message carries the whole batch as its parameters.
       error: String(error).slice(0, 300),
     });
     for (const m of messages) {
-      if (m.events.length > 0) m.message.retry({ delaySeconds: backoffSeconds(m.message.attempts) });
+      if (m.events.length > 0 || m.audit)
+        m.message.retry({ delaySeconds: backoffSeconds(m.message.attempts) });
       else await settle(env, m.message, m.rejected);
     }
   } finally {

@@ -3,6 +3,10 @@
  * on its way: the client never waits for metering. The event is validated here, so a malformed
  * event is a bug caught at the source, not a poison message downstream.
  *
+ * The audit records of authenticated requests that produced no usage event (`sendRequestAudit`:
+ * refusals after authentication, tenant API calls) ride in the same envelopes (`audit`), so the
+ * request audit log adds no queue message of its own.
+ *
  * Each isolate buffers events and flushes one envelope (`{ v: 2, events }`, ≤ MAX_MESSAGE_BYTES,
  * well under the Queue's 128 KB) at most FLUSH_DELAY_MS after the first event of the batch. Every
  * caller gets the promise of the flush that carries its event and hands it to `waitUntil`, so the
@@ -19,7 +23,15 @@
 import type { Bindings } from "../env";
 import { log } from "../log";
 import { Batcher } from "./usage-batcher";
-import { type UsageEnvelope, type UsageEvent, UsageEventSchema } from "./usage-event";
+import {
+  MAX_CLIENT_IP,
+  MAX_USER_AGENT,
+  type RequestAuditRecord,
+  RequestAuditRecordSchema,
+  type UsageEnvelope,
+  type UsageEvent,
+  UsageEventSchema,
+} from "./usage-event";
 
 /** One message's budget: a quarter under the Queue's 128 KB limit (JSON size as the queue counts it). */
 export const MAX_MESSAGE_BYTES = 96_000;
@@ -33,7 +45,10 @@ export const POLL_MS = 25;
 export const RESCUE_AFTER_MS = 10_000;
 /** Spool shards: one Durable Object takes ~200–500 writes/s; batches spread over a few at random. */
 export const SPOOL_SHARDS = 4;
-const ENVELOPE_OVERHEAD = JSON.stringify({ v: 2, events: [] } satisfies UsageEnvelope).length;
+const ENVELOPE_OVERHEAD = JSON.stringify({ v: 2, events: [], audit: [] } satisfies UsageEnvelope).length;
+
+/** One item of a queue message: a usage event, or the audit record of an unmetered request. */
+export type QueuedItem = { event: UsageEvent } | { audit: RequestAuditRecord };
 
 export type UsageProducerEnv = Pick<Bindings, "USAGE_QUEUE" | "USAGE_SPOOL">;
 
@@ -43,8 +58,12 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * Delivers one batch: the queue (with retries), else the spool (another shard if the first is
  * down), else an error log naming every event id. Never rejects.
  */
-export async function deliverUsage(env: UsageProducerEnv, events: UsageEvent[]): Promise<void> {
-  const envelope: UsageEnvelope = { v: 2, events };
+export async function deliverUsage(
+  env: UsageProducerEnv,
+  events: UsageEvent[],
+  audit: RequestAuditRecord[] = [],
+): Promise<void> {
+  const envelope: UsageEnvelope = audit.length > 0 ? { v: 2, events, audit } : { v: 2, events };
   let lastError: unknown;
   for (let attempt = 0; attempt <= SEND_RETRY_DELAYS_MS.length; attempt++) {
     if (attempt > 0) await sleep(SEND_RETRY_DELAYS_MS[attempt - 1] ?? 0);
@@ -58,9 +77,10 @@ export async function deliverUsage(env: UsageProducerEnv, events: UsageEvent[]):
   const first = Math.floor(Math.random() * SPOOL_SHARDS);
   for (const shard of [first, (first + 1) % SPOOL_SHARDS]) {
     try {
-      await env.USAGE_SPOOL.getByName(`usage-spool-${shard}`).spool(events);
+      await env.USAGE_SPOOL.getByName(`usage-spool-${shard}`).spool(events, audit);
       log.warn("usage batch spooled: queue unavailable", {
         events: events.length,
+        audit: audit.length,
         shard,
         error: String(lastError),
       });
@@ -72,25 +92,31 @@ export async function deliverUsage(env: UsageProducerEnv, events: UsageEvent[]):
   log.error("usage events neither queued nor spooled", {
     events: events.length,
     event_ids: events.map((e) => e.id),
+    audit_ids: audit.map((r) => r.id),
     error: String(lastError),
   });
 }
 
 // One batcher per queue binding: per isolate (module scope lives as long as the isolate), and in
 // tests a replaced binding gets its own.
-const batchers = new WeakMap<object, Batcher<UsageEvent>>();
+const batchers = new WeakMap<object, Batcher<QueuedItem>>();
 
-function batcherFor(env: UsageProducerEnv): Batcher<UsageEvent> {
+function batcherFor(env: UsageProducerEnv): Batcher<QueuedItem> {
   let batcher = batchers.get(env.USAGE_QUEUE);
   if (!batcher) {
-    batcher = new Batcher<UsageEvent>({
+    batcher = new Batcher<QueuedItem>({
       maxBytes: MAX_MESSAGE_BYTES,
       maxDelayMs: FLUSH_DELAY_MS,
       pollMs: POLL_MS,
       rescueAfterMs: RESCUE_AFTER_MS,
       overheadBytes: ENVELOPE_OVERHEAD,
-      sizeOf: (event) => JSON.stringify(event).length,
-      deliver: (events) => deliverUsage(env, events),
+      sizeOf: (item) => JSON.stringify("event" in item ? item.event : item.audit).length,
+      deliver: (items) =>
+        deliverUsage(
+          env,
+          items.flatMap((i) => ("event" in i ? [i.event] : [])),
+          items.flatMap((i) => ("audit" in i ? [i.audit] : [])),
+        ),
       schedule: (fn, ms) => setTimeout(fn, ms),
     });
     batchers.set(env.USAGE_QUEUE, batcher);
@@ -99,14 +125,45 @@ function batcherFor(env: UsageProducerEnv): Batcher<UsageEvent> {
 }
 
 /**
+ * The client fields as the audit log keeps them: the User-Agent cut to MAX_USER_AGENT, an address
+ * longer than any real one left out. A header the client controls never makes an event invalid
+ * (that would lose its usage).
+ */
+export function clientFields<T extends { clientIp?: string; userAgent?: string }>(record: T): T {
+  const { clientIp, userAgent, ...rest } = record;
+  return {
+    ...rest,
+    ...(clientIp !== undefined && clientIp.length <= MAX_CLIENT_IP ? { clientIp } : {}),
+    ...(userAgent !== undefined ? { userAgent: userAgent.slice(0, MAX_USER_AGENT) } : {}),
+  } as T;
+}
+
+/**
  * Validates `event` and adds it to this isolate's next queue message. The promise settles once that
  * message is on the queue or spooled: hand it to `waitUntil`. Never rejects.
  */
 export async function sendUsageEvent(env: UsageProducerEnv, event: UsageEvent): Promise<void> {
-  const parsed = UsageEventSchema.safeParse(event);
+  const parsed = UsageEventSchema.safeParse(clientFields(event));
   if (!parsed.success) {
     log.error("usage event rejected by schema", { request_id: event.id, issues: parsed.error.issues });
     return;
   }
-  await batcherFor(env).add(parsed.data);
+  await batcherFor(env).add({ event: parsed.data });
+}
+
+/**
+ * Validates the audit record of an authenticated request that produced no usage event and adds it
+ * to this isolate's next queue message, like `sendUsageEvent` (hand the promise to `waitUntil`).
+ * Never rejects.
+ */
+export async function sendRequestAudit(env: UsageProducerEnv, record: RequestAuditRecord): Promise<void> {
+  const parsed = RequestAuditRecordSchema.safeParse(clientFields(record));
+  if (!parsed.success) {
+    log.error("request audit record rejected by schema", {
+      request_id: record.id,
+      issues: parsed.error.issues,
+    });
+    return;
+  }
+  await batcherFor(env).add({ audit: parsed.data });
 }

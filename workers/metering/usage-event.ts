@@ -1,8 +1,16 @@
 /**
  * The usage event: the contract between the producer (proxy, via waitUntil) and the queue
- * consumer. Both sides validate with this one schema.
+ * consumer. Both sides validate with this one schema. The same pipeline carries the request audit
+ * log (workers/audit/): an admitted request's usage event is also its audit entry, and an
+ * authenticated request that is not metered (refused after authentication, or a tenant API call)
+ * travels as a `RequestAuditRecord` in the same envelopes.
  */
 import { z } from "zod";
+
+/** Longest client address kept (an IPv6 address with a zone fits); a longer header value is dropped. */
+export const MAX_CLIENT_IP = 64;
+/** User-Agent headers are cut to this many characters. */
+export const MAX_USER_AGENT = 256;
 
 export const UsageEventSchema = z.object({
   /** = the request id; the consumer's idempotency key. */
@@ -22,6 +30,10 @@ export const UsageEventSchema = z.object({
   latencyMs: z.number().int().min(0),
   /** ISO 8601 time the request arrived. */
   ts: z.iso.datetime(),
+  /** The client's address (CF-Connecting-IP), for the request audit log. Absent in older messages. */
+  clientIp: z.string().max(MAX_CLIENT_IP).optional(),
+  /** The client's User-Agent, cut to MAX_USER_AGENT characters by the producer. Absent in older messages. */
+  userAgent: z.string().max(MAX_USER_AGENT).optional(),
 });
 
 export type UsageEvent = z.infer<typeof UsageEventSchema>;
@@ -35,19 +47,61 @@ export function isBillable(input: { status: number; routeBillable: boolean; env:
   return ok && input.routeBillable && input.env === "live";
 }
 
+/** Longest tenant API path kept in the request audit log. */
+export const MAX_AUDIT_ROUTE = 512;
+
+/**
+ * An authenticated request that produced no usage event, for the request audit log only: refused
+ * after authentication (403, 402, 409, 422, 429 …), replayed from an Idempotency-Key, or a tenant
+ * API call. Never a usage row: reconciliation counts admitted requests against usage rows.
+ */
+export const RequestAuditRecordSchema = z.object({
+  /** = the request id; one audit entry per request, however often it is delivered. */
+  id: z.string().regex(/^req_[0-9a-z]{26}$/),
+  tenantId: z.string().min(1),
+  keyId: z.string().min(1),
+  method: z.string().min(1).max(16),
+  /** The route-table prefix (proxy) or the tenant API path. */
+  route: z.string().min(1).max(MAX_AUDIT_ROUTE),
+  /** Status returned to the client. */
+  status: z.number().int().min(100).max(599),
+  /** ISO 8601 time the request arrived. */
+  ts: z.iso.datetime(),
+  clientIp: z.string().max(MAX_CLIENT_IP).optional(),
+  userAgent: z.string().max(MAX_USER_AGENT).optional(),
+});
+
+export type RequestAuditRecord = z.infer<typeof RequestAuditRecordSchema>;
+
 /**
  * What the producer puts on the queue: many usage events in one message (a Queue takes at most
- * 5,000 messages/s, so one message per request would cap metering at 5k req/s). `v` versions the
- * envelope; a bare `UsageEvent` body is the legacy form, still accepted by the consumer while
- * messages from before the change are in flight. Events are checked one by one by the consumer
- * (a partly invalid message stores its valid events), so `events` is not parsed as UsageEvent here.
+ * 5,000 messages/s, so one message per request would cap metering at 5k req/s), and the audit
+ * records of unmetered requests in the same messages (`audit`, absent when there are none). `v`
+ * versions the envelope; a bare `UsageEvent` body is the legacy form, still accepted by the consumer
+ * while messages from before the change are in flight. Events and records are checked one by one by
+ * the consumer (a partly invalid message stores its valid ones), so they are not parsed here.
  */
-export const UsageEnvelopeSchema = z.object({
-  v: z.literal(2),
-  events: z.array(z.unknown()).min(1),
-});
+export const UsageEnvelopeSchema = z
+  .object({
+    v: z.literal(2),
+    events: z.array(z.unknown()),
+    audit: z.array(z.unknown()).min(1).optional(),
+  })
+  .superRefine((envelope, ctx) => {
+    // Events may be empty only when audit records fill the message.
+    if (envelope.events.length === 0 && !envelope.audit)
+      ctx.addIssue({
+        code: "too_small",
+        origin: "array",
+        minimum: 1,
+        inclusive: true,
+        path: ["events"],
+        input: envelope.events,
+      });
+  });
 
 export interface UsageEnvelope {
   v: 2;
   events: UsageEvent[];
+  audit?: RequestAuditRecord[];
 }

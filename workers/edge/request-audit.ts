@@ -1,0 +1,39 @@
+/**
+ * The request audit log's producer side for authenticated requests that produce no usage event:
+ * mounted right after `authenticate` (proxy chain and tenant API), it lets the request run and then,
+ * unless the proxy metered it (its usage event is its audit entry), queues an audit record through
+ * the usage producer's batches: a refusal after authentication (403, 402, 409, 422, 429 …), an
+ * Idempotency-Key replay, a tenant API call. No usage row is ever made of it.
+ *
+ * Hot path cost: a Date and two context reads for a metered request; a refused one adds an item to
+ * the isolate's next usage message (no message of its own, no I/O before the response).
+ */
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../env";
+import { sendRequestAudit } from "../metering/producer";
+import { MAX_AUDIT_ROUTE } from "../metering/usage-event";
+import { clientIp } from "./authorize";
+
+export const requestAudit = () =>
+  createMiddleware<AppEnv>(async function requestAudit(c, next) {
+    // A request that passes two audited doors (a tenant API path the proxy then answers) is logged once.
+    if (c.var.requestLog) return await next();
+    c.set("requestLog", "pending");
+    const ts = new Date().toISOString();
+    await next();
+    if (c.var.requestLog === "metered") return;
+    const { key } = c.var.auth;
+    c.executionCtx.waitUntil(
+      sendRequestAudit(c.env, {
+        id: c.var.requestId,
+        tenantId: key.tenantId,
+        keyId: key.keyId,
+        method: c.req.method,
+        route: c.var.route?.prefix ?? new URL(c.req.url).pathname.slice(0, MAX_AUDIT_ROUTE),
+        status: c.res.status,
+        ts,
+        clientIp: clientIp(c) ?? undefined,
+        userAgent: c.req.header("user-agent"),
+      }),
+    );
+  });
