@@ -1,7 +1,7 @@
 /**
  * The Worker's composition root and only default export: HTTP (the gateway), the usage queue
- * consumer, and the cron (the Stripe usage reporter, the billing sync that catches Stripe up, and
- * the prepaid credits' hourly settlement and grant repair).
+ * consumer, and the cron (the Stripe usage reporter, the billing sync that catches Stripe up, the
+ * prepaid credits' hourly settlement and grant repair, and retention's bounded pruning).
  */
 
 import { createApp } from "./app";
@@ -13,6 +13,7 @@ import { EVENTS_QUEUE_NAME } from "./events/messages";
 import { consumeUsage } from "./metering/consumer";
 import { storeDeadLetters, USAGE_DLQ_NAME } from "./metering/dead-letters";
 import { reportAndChain } from "./metering/stripe-reporter";
+import { retentionCron } from "./retention/run";
 
 export { TenantLimiter } from "../durable-objects/tenant";
 export { UsageSpool } from "../durable-objects/usage-spool";
@@ -29,6 +30,14 @@ export default {
       : batch.queue === EVENTS_QUEUE_NAME
         ? consumeEvents(batch, env, ctx)
         : consumeUsage(batch, env, ctx),
-  scheduled: (_controller, env, ctx) =>
-    ctx.waitUntil(Promise.all([reportAndChain(env), syncBillingDue(env), creditsCron(env)])),
+  // Retention cuts at the tick's scheduled time, so a run that starts late prunes what it was meant to.
+  scheduled: (controller, env, ctx) =>
+    ctx.waitUntil(
+      Promise.all([
+        reportAndChain(env),
+        syncBillingDue(env),
+        creditsCron(env),
+        retentionCron(env, controller.scheduledTime),
+      ]),
+    ),
 } satisfies ExportedHandler<Bindings, unknown>;
