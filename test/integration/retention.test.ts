@@ -173,6 +173,9 @@ describe("retention", () => {
       await event("bare", old);
       const pendingEvent = await event("pending", old);
       const pendingDelivery = await delivery(pendingEvent, "pending", old, old, [old, at(old, 5_000)]);
+      // Pending and never attempted yet (no attempt rows to hold on to): still kept, with its event.
+      const waitingEvent = await event("waiting", old);
+      const waitingDelivery = await delivery(waitingEvent, "pending", old, old, []);
       // A dead delivery replayed yesterday: its old attempt goes, the delivery, its new attempt and its event stay.
       const replayedEvent = await event("replayed", old);
       const replayedDelivery = await delivery(replayedEvent, "dead", old, new Date(now - DAY), [
@@ -257,7 +260,7 @@ describe("retention", () => {
             .from(webhookEvents)
             .where(eq(webhookEvents.tenantId, t.tenantId)),
         ),
-      ).toEqual([pendingEvent, replayedEvent, boundaryEvent, youngEvent].sort());
+      ).toEqual([pendingEvent, waitingEvent, replayedEvent, boundaryEvent, youngEvent].sort());
       expect(
         await ids(
           db
@@ -265,7 +268,7 @@ describe("retention", () => {
             .from(webhookDeliveries)
             .where(eq(webhookDeliveries.tenantId, t.tenantId)),
         ),
-      ).toEqual([pendingDelivery, replayedDelivery, boundaryDelivery, youngDelivery].sort());
+      ).toEqual([pendingDelivery, waitingDelivery, replayedDelivery, boundaryDelivery, youngDelivery].sort());
       const attempts = await db
         .select({ deliveryId: webhookAttempts.deliveryId, startedAt: webhookAttempts.startedAt })
         .from(webhookAttempts)
