@@ -4,6 +4,8 @@
  * delivery (and its event and attempts) stay; an audit chain still verifies from its prune anchor;
  * reconciliation of an hour whose raw events are gone still balances (from the rollups).
  */
+
+import { env } from "cloudflare:workers";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import {
@@ -20,14 +22,16 @@ import {
 } from "../../schema";
 import { appendToChains } from "../../workers/audit/append";
 import { type ActionContent, GENESIS, type RequestContent, verifyEntries } from "../../workers/audit/chain";
+import { creditsCron } from "../../workers/billing/credits/settlement";
 import { DEFAULT_RETENTION } from "../../workers/config";
 import { emptyHistogram } from "../../workers/metering/latency-histogram";
 import { cutoffs } from "../../workers/retention/policies";
 import { type KindReport, type PruneLimits, pruneExpired } from "../../workers/retention/run";
 import { controlledClock } from "../support/clock";
+import { grant, prepaidTenant, settlesAt } from "../support/credits";
 import { type TestDb, withDb } from "../support/db";
 import { admin, bearer, createKey, expectJson, gateway, seedTenant, uniq } from "../support/gateway";
-import { captureUsage, deliver, runCron } from "../support/metering";
+import { captureUsage, deliver, reconciliation, runCron } from "../support/metering";
 
 const clock = controlledClock();
 
@@ -499,5 +503,43 @@ describe("retention", () => {
         difference: false,
       }),
     ]);
+  });
+
+  it("credit reconciliation of a prepaid tenant stays clean after its settled hour's raw events are pruned", async () => {
+    const realNow = Date.now();
+    const then = Math.floor((realNow - 100 * DAY) / HOUR) * HOUR + 10 * 60_000;
+    clock.set(then);
+    const t = await prepaidTenant();
+    await grant(t.tenantId, 50);
+    const marker = uniq();
+    const events = await captureUsage(
+      async () => {
+        for (let i = 0; i < 3; i++) await gateway(`/v1/${marker}/${i}`, { headers: bearer(t.key) });
+      },
+      3,
+      t.tenantId,
+    );
+    await settlesAt(t.tenantId, 47);
+    await deliver(events);
+    // 15 minutes after the hour ended, the cron settles it.
+    clock.set(then + HOUR + 10 * 60_000);
+    await creditsCron(env);
+    clock.set(realNow);
+    expect((await reconciliation(t.tenantId)).credits).toEqual([
+      expect.objectContaining({ objectBalance: 47, ledgerBalance: 47, settledUnits: 3, difference: false }),
+    ]);
+
+    await withDb((db) => pruneExpired(db, DEFAULT_RETENTION, realNow));
+    const after = await reconciliation(t.tenantId);
+    expect(after.credits).toEqual([
+      expect.objectContaining({
+        objectBalance: 47,
+        ledgerBalance: 47,
+        settledUnits: 3,
+        settledDrift: 0,
+        difference: false,
+      }),
+    ]);
+    expect(after.creditDifferences).toBe(0);
   });
 });
