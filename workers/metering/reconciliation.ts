@@ -122,6 +122,19 @@ export async function reconcile(
   const kept = rawUsageKeptFrom(Date.now(), configOf(env).retention.usageEventsDays);
   const raw = Math.min(Math.max(from, kept), to);
   const tenantFilter = range.tenantId ? sql`AND tenant_id = ${range.tenantId}` : sql``;
+  // Only the sources the range needs: a recent range never scans the (large) rollups table.
+  const usageSources = [
+    raw > from &&
+      sql`SELECT tenant_id, bucket_start AS hour, sum(requests) AS rows, sum(billable_units) AS billable_units
+      FROM usage_rollups
+      WHERE granularity = 'hour' AND bucket_start >= ${new Date(from)} AND bucket_start < ${new Date(raw)} ${tenantFilter}
+      GROUP BY 1, 2`,
+    to > raw &&
+      sql`SELECT tenant_id, date_trunc('hour', ts) AS hour, count(*) AS rows,
+        coalesce(sum(units) FILTER (WHERE billable), 0) AS billable_units
+      FROM usage_events WHERE ts >= ${new Date(raw)} AND ts < ${new Date(to)} ${tenantFilter}
+      GROUP BY 1, 2`,
+  ].filter((source) => source !== false);
   const [tenants, usage, outbox] = await Promise.all([
     db.execute<{
       id: string;
@@ -131,16 +144,9 @@ export async function reconcile(
     }>(
       sql`SELECT id, slug, stripe_customer_id, billing_started_at FROM tenants ${range.tenantId ? sql`WHERE id = ${range.tenantId}` : sql``} ORDER BY slug`,
     ),
-    db.execute<{ tenant_id: string; hour: string; rows: string; billable_units: string }>(sql`
-      SELECT tenant_id, date_trunc('hour', ts) AS hour, count(*) AS rows,
-        coalesce(sum(units) FILTER (WHERE billable), 0) AS billable_units
-      FROM usage_events WHERE ts >= ${new Date(raw)} AND ts < ${new Date(to)} ${tenantFilter}
-      GROUP BY 1, 2
-      UNION ALL
-      SELECT tenant_id, bucket_start AS hour, sum(requests) AS rows, sum(billable_units) AS billable_units
-      FROM usage_rollups
-      WHERE granularity = 'hour' AND bucket_start >= ${new Date(from)} AND bucket_start < ${new Date(raw)} ${tenantFilter}
-      GROUP BY 1, 2`),
+    db.execute<{ tenant_id: string; hour: string; rows: string; billable_units: string }>(
+      sql.join(usageSources, sql` UNION ALL `),
+    ),
     db.execute<{
       tenant_id: string;
       hour: string;
