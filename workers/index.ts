@@ -2,7 +2,8 @@
  * The Worker's composition root and only default export: HTTP (the gateway), the usage queue
  * consumer, and the cron (the Stripe usage reporter, the billing sync that catches Stripe up, the
  * prepaid credits' hourly settlement and grant repair, the tenants' key-expiry and
- * route-deprecation events, and the sweep that re-queues overdue webhook deliveries).
+ * route-deprecation events, the sweep that re-queues overdue webhook deliveries, and retention's
+ * bounded pruning).
  */
 
 import { createApp } from "./app";
@@ -17,6 +18,7 @@ import { routeNoticesCron } from "./events/route-notices";
 import { consumeUsage } from "./metering/consumer";
 import { storeDeadLetters, USAGE_DLQ_NAME } from "./metering/dead-letters";
 import { reportAndChain } from "./metering/stripe-reporter";
+import { retentionCron } from "./retention/run";
 
 export { TenantLimiter } from "../durable-objects/tenant";
 export { UsageSpool } from "../durable-objects/usage-spool";
@@ -33,7 +35,8 @@ export default {
       : batch.queue === EVENTS_QUEUE_NAME
         ? consumeEvents(batch, env, ctx)
         : consumeUsage(batch, env, ctx),
-  scheduled: (_controller, env, ctx) =>
+  // Retention cuts at the tick's scheduled time, so a run that starts late prunes what it was meant to.
+  scheduled: (controller, env, ctx) =>
     ctx.waitUntil(
       Promise.all([
         reportAndChain(env),
@@ -42,6 +45,7 @@ export default {
         keyExpiryCron(env),
         routeNoticesCron(env),
         sweepDeliveries(env),
+        retentionCron(env, controller.scheduledTime),
       ]),
     ),
 } satisfies ExportedHandler<Bindings, unknown>;

@@ -5,10 +5,18 @@
  * billable units in the rows = units in the outbox = units Stripe reports. Any other line is a
  * difference: units still pending in the outbox, and units that will never be billed (`failed`:
  * past Stripe's 35-day window or refused by Stripe), which are named with the reason.
+ *
+ * Usage rows come from the raw events while retention keeps them (`RETENTION_USAGE_EVENTS_DAYS`,
+ * 90 days), and for older hours from the hourly rollups: the sink writes both in one statement from
+ * the same inserted events (requests = rows, billable units = billable rows' units), so an hour
+ * reconciles the same after its raw events are pruned (workers/retention/). The tenant object keeps
+ * its admission ledger 400 days; rollups are kept 25 months.
  */
 import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
+import { configOf } from "../config";
 import type { Bindings } from "../env";
+import { rawUsageKeptFrom } from "../retention/policies";
 import type { Db } from "../shared/db";
 import { ensureMeter, meterEventName, stripeClient } from "../shared/stripe";
 import { ledger } from "../shared/tenant-client";
@@ -19,6 +27,7 @@ export interface ReconciliationRow {
   /** ISO start of the hour. */
   hour: string;
   admittedRequests: number;
+  /** Usage events of the hour (from the hourly rollups once its raw events may have been pruned). */
   usageRows: number;
   billableUnits: number;
   outboxUnits: number;
@@ -109,7 +118,23 @@ export async function reconcile(
 ): Promise<ReconciliationRow[]> {
   const from = Math.floor(range.from / HOUR_MS) * HOUR_MS;
   const to = Math.ceil(range.to / HOUR_MS) * HOUR_MS;
+  // Hours before `raw` are counted from the rollups: retention may have pruned their raw events.
+  const kept = rawUsageKeptFrom(Date.now(), configOf(env).retention.usageEventsDays);
+  const raw = Math.min(Math.max(from, kept), to);
   const tenantFilter = range.tenantId ? sql`AND tenant_id = ${range.tenantId}` : sql``;
+  // Only the sources the range needs: a recent range never scans the (large) rollups table.
+  const usageSources = [
+    raw > from &&
+      sql`SELECT tenant_id, bucket_start AS hour, sum(requests) AS rows, sum(billable_units) AS billable_units
+      FROM usage_rollups
+      WHERE granularity = 'hour' AND bucket_start >= ${new Date(from)} AND bucket_start < ${new Date(raw)} ${tenantFilter}
+      GROUP BY 1, 2`,
+    to > raw &&
+      sql`SELECT tenant_id, date_trunc('hour', ts) AS hour, count(*) AS rows,
+        coalesce(sum(units) FILTER (WHERE billable), 0) AS billable_units
+      FROM usage_events WHERE ts >= ${new Date(raw)} AND ts < ${new Date(to)} ${tenantFilter}
+      GROUP BY 1, 2`,
+  ].filter((source) => source !== false);
   const [tenants, usage, outbox] = await Promise.all([
     db.execute<{
       id: string;
@@ -119,11 +144,9 @@ export async function reconcile(
     }>(
       sql`SELECT id, slug, stripe_customer_id, billing_started_at FROM tenants ${range.tenantId ? sql`WHERE id = ${range.tenantId}` : sql``} ORDER BY slug`,
     ),
-    db.execute<{ tenant_id: string; hour: string; rows: string; billable_units: string }>(sql`
-      SELECT tenant_id, date_trunc('hour', ts) AS hour, count(*) AS rows,
-        coalesce(sum(units) FILTER (WHERE billable), 0) AS billable_units
-      FROM usage_events WHERE ts >= ${new Date(from)} AND ts < ${new Date(to)} ${tenantFilter}
-      GROUP BY 1, 2`),
+    db.execute<{ tenant_id: string; hour: string; rows: string; billable_units: string }>(
+      sql.join(usageSources, sql` UNION ALL `),
+    ),
     db.execute<{
       tenant_id: string;
       hour: string;

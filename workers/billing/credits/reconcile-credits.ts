@@ -6,9 +6,13 @@
  * entry) — and, for the settled hours, that each settled entry still equals its hour's usage rows
  * (`settledDrift`: a late event, or an edited row). Exact once the queue has delivered the usage of
  * every finished request; a request still in flight has spent its credits but has no row yet.
+ * `settledDrift` covers the hours whose raw usage events retention still keeps (90 days by
+ * default): an older hour's settled entry has no rows left to be compared with.
  */
 import { sql } from "drizzle-orm";
+import { configOf } from "../../config";
 import type { Bindings } from "../../env";
+import { rawUsageKeptFrom } from "../../retention/policies";
 import type { Db } from "../../shared/db";
 import { creditBalance, creditHours } from "../../shared/tenant-client";
 
@@ -25,7 +29,7 @@ export interface CreditReconciliationRow {
   pendingEntries: number;
   settledUnits: number;
   unsettledUnits: number;
-  /** Billable units of the settled hours minus what their `usage` entries settled (0 when right). */
+  /** Billable units of the settled hours minus what their `usage` entries settled (0 when right), over the hours whose raw events are kept. */
   settledDrift: number;
   /** The object's own hourly ledger, summed: what it granted and spent (held − released). */
   objectGranted: number;
@@ -48,10 +52,11 @@ export function creditsDiffer(r: Omit<CreditReconciliationRow, "difference">): b
 
 /** One row per tenant on a prepaid plan (or just `tenantId`'s). */
 export async function reconcileCredits(
-  env: Pick<Bindings, "TENANT">,
+  env: Bindings,
   db: Db,
   tenantId?: string,
 ): Promise<CreditReconciliationRow[]> {
+  const kept = new Date(rawUsageKeptFrom(Date.now(), configOf(env).retention.usageEventsDays));
   const result = await db.execute<{
     id: string;
     slug: string;
@@ -59,6 +64,7 @@ export async function reconcileCredits(
     pending: string;
     settled: string;
     unsettled: string;
+    settled_kept: string;
     settled_rows: string;
   }>(sql`
     WITH prepaid AS (
@@ -70,6 +76,7 @@ export async function reconcileCredits(
         coalesce(sum(l.units) FILTER (WHERE l.kind <> 'usage' AND l.applied_at IS NOT NULL), 0) AS applied,
         count(*) FILTER (WHERE l.kind <> 'usage' AND l.applied_at IS NULL) AS pending,
         coalesce(-sum(l.units) FILTER (WHERE l.kind = 'usage'), 0) AS settled,
+        coalesce(-sum(l.units) FILTER (WHERE l.kind = 'usage' AND l.hour >= ${kept}), 0) AS settled_kept,
         min(l.created_at) FILTER (WHERE l.kind <> 'usage') AS first_at
       FROM credit_ledger l JOIN prepaid ON prepaid.id = l.tenant_id GROUP BY l.tenant_id
     ),
@@ -80,14 +87,16 @@ export async function reconcileCredits(
       GROUP BY 1, 2
     ),
     hours AS (
-      SELECT h.tenant_id, h.units, EXISTS (SELECT 1 FROM credit_ledger s WHERE s.tenant_id = h.tenant_id
+      SELECT h.tenant_id, h.hour, h.units, EXISTS (SELECT 1 FROM credit_ledger s WHERE s.tenant_id = h.tenant_id
         AND s.kind = 'usage' AND s.hour = h.hour) AS settled
       FROM usage_hours h
     )
     SELECT prepaid.id, prepaid.slug,
       coalesce(e.applied, 0) AS applied, coalesce(e.pending, 0) AS pending, coalesce(e.settled, 0) AS settled,
       coalesce((SELECT sum(units) FROM hours h WHERE h.tenant_id = prepaid.id AND NOT h.settled), 0) AS unsettled,
-      coalesce((SELECT sum(units) FROM hours h WHERE h.tenant_id = prepaid.id AND h.settled), 0) AS settled_rows
+      coalesce(e.settled_kept, 0) AS settled_kept,
+      coalesce((SELECT sum(units) FROM hours h WHERE h.tenant_id = prepaid.id AND h.settled AND h.hour >= ${kept}), 0)
+        AS settled_rows
     FROM prepaid LEFT JOIN entries e ON e.tenant_id = prepaid.id
     ORDER BY prepaid.slug`);
 
@@ -109,7 +118,7 @@ export async function reconcileCredits(
       pendingEntries: Number(r.pending),
       settledUnits,
       unsettledUnits,
-      settledDrift: Number(r.settled_rows) - settledUnits,
+      settledDrift: Number(r.settled_rows) - Number(r.settled_kept),
       objectGranted: hours.reduce((sum, h) => sum + h.granted, 0),
       objectSpent: hours.reduce((sum, h) => sum + h.spent, 0),
     };
