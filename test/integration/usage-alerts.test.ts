@@ -7,15 +7,34 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { and, eq } from "drizzle-orm";
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
 import { webhookEvents } from "../../schema/webhooks";
+import type { EventsQueueMessage } from "../../workers/events/messages";
 import { controlledClock } from "../support/clock";
 import { grant, prepaidTenant } from "../support/credits";
 import { withDb } from "../support/db";
 import { bearer, createKey, gateway, seedTenant, uniq } from "../support/gateway";
 
 const clock = controlledClock();
+
+/** The events queue's sends, watched in every test (they still go through unless a test says otherwise). */
+let send: MockInstance<Queue<EventsQueueMessage>["send"]>;
+beforeEach(() => {
+  send = vi.spyOn(env.EVENTS_QUEUE, "send");
+});
+afterEach(() => {
+  send.mockRestore();
+});
+
+/** The tenant's events in the `events` messages the queue accepted. */
+function sentEvents(tenantId: string) {
+  return send.mock.calls.flatMap(([body], i) =>
+    send.mock.settledResults[i]?.type === "fulfilled" && body.kind === "events"
+      ? body.events.filter((e) => e.tenantId === tenantId)
+      : [],
+  );
+}
 
 interface Alert {
   id: string;
@@ -41,7 +60,8 @@ const pending = (tenantId: string) => env.TENANT.getByName(tenantId).pendingEven
 
 /**
  * Waits until the object's outbox is empty and `count` alerts are stored (the events queue's
- * consumer stores them), then gives a redelivery time to show up before answering what is stored.
+ * consumer stores them), then gives a late send time to show up: every alert was sent exactly once
+ * (the consumer dedupes ids, so the sends are where a threshold decided twice would show).
  */
 async function alertsOnce(tenantId: string, count: number): Promise<Alert[]> {
   await runDurableObjectAlarm(env.TENANT.getByName(tenantId));
@@ -53,7 +73,13 @@ async function alertsOnce(tenantId: string, count: number): Promise<Alert[]> {
     { timeout: 10_000, interval: 200 },
   );
   await new Promise((resolve) => setTimeout(resolve, 1_500));
-  return storedAlerts(tenantId);
+  const stored = await storedAlerts(tenantId);
+  expect(
+    sentEvents(tenantId)
+      .map((e) => e.id)
+      .sort(),
+  ).toEqual(stored.map((a) => a.id).sort());
+  return stored;
 }
 
 const data = (
@@ -77,35 +103,25 @@ describe("usage alerts at admission", () => {
     clock.set("2026-11-20T12:00:00Z");
     const t = await seedTenant({ plan: { dailyQuota: 100, monthlyQuota: 125 } });
     const marker = uniq();
-    const send = vi.spyOn(env.EVENTS_QUEUE, "send");
-    try {
-      const responses = await Promise.all(
-        Array.from({ length: 200 }, (_, i) => gateway(`/v1/${marker}/${i}`, { headers: bearer(t.key) })),
-      );
-      await Promise.all(responses.map((r) => r.text()));
-      expect(responses.filter((r) => r.status === 200)).toHaveLength(100);
-      expect(responses.filter((r) => r.status === 429)).toHaveLength(100);
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => gateway(`/v1/${marker}/${i}`, { headers: bearer(t.key) })),
+    );
+    await Promise.all(responses.map((r) => r.text()));
+    expect(responses.filter((r) => r.status === 200)).toHaveLength(100);
+    expect(responses.filter((r) => r.status === 429)).toHaveLength(100);
 
-      const alerts = await alertsOnce(t.tenantId, 3);
-      expect(alerts.map((a) => a.data)).toEqual([
-        data("daily", 80, "2026-11-20", 80, 100),
-        data("daily", 100, "2026-11-20", 100, 100),
-        // 100 of 125 this month: 80 %, not yet 100 %.
-        data("monthly", 80, "2026-11", 100, 125),
-      ]);
-      // Decided by the admission that crossed the mark, at its time.
-      expect(alerts.every((a) => new Date(a.createdAt).toISOString() === "2026-11-20T12:00:00.000Z")).toBe(
-        true,
-      );
-      expect(alerts.every((a) => /^evt_[0-9a-f]{64}$/.test(a.id))).toBe(true);
-      // Sent once each: the object decided three events, not one per request that saw 80 % or more.
-      const sent = send.mock.calls.flatMap(([body]) =>
-        body.kind === "events" ? body.events.filter((e) => e.tenantId === t.tenantId) : [],
-      );
-      expect(sent.map((e) => e.id).sort()).toEqual(alerts.map((a) => a.id).sort());
-    } finally {
-      send.mockRestore();
-    }
+    const alerts = await alertsOnce(t.tenantId, 3);
+    expect(alerts.map((a) => a.data)).toEqual([
+      data("daily", 80, "2026-11-20", 80, 100),
+      data("daily", 100, "2026-11-20", 100, 100),
+      // 100 of 125 this month: 80 %, not yet 100 %.
+      data("monthly", 80, "2026-11", 100, 125),
+    ]);
+    // Decided by the admission that crossed the mark, at its time.
+    expect(alerts.every((a) => new Date(a.createdAt).toISOString() === "2026-11-20T12:00:00.000Z")).toBe(
+      true,
+    );
+    expect(alerts.every((a) => /^evt_[0-9a-f]{64}$/.test(a.id))).toBe(true);
   }, 60_000);
 
   it("test keys spend their own counters, and their alerts say env test", async () => {
@@ -183,26 +199,24 @@ describe("usage alerts over time (the tenant object's clock)", () => {
   it("a failing queue keeps the alerts in the outbox, retries with backoff, and delivers them once it recovers", async () => {
     const t = await seedTenant();
     const stub = env.TENANT.getByName(t.tenantId);
-    const send = vi.spyOn(env.EVENTS_QUEUE, "send").mockRejectedValue(new Error("queue unavailable"));
-    try {
-      await runInDurableObject(stub, (o: TenantLimiter) => {
-        o.decide(input(t.keyId, 1), at("2026-11-15T09:00:00Z"));
-      });
-      // The alarm fires at once, the send fails: both events stay, and the next try is backed off.
-      await vi.waitFor(() => expect(send).toHaveBeenCalled(), { timeout: 5_000 });
-      const state = await runInDurableObject(stub, async (_o: TenantLimiter, s) => ({
-        pending: s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM event_outbox").one().n,
-        alarm: await s.storage.getAlarm(),
-      }));
-      expect(state.pending).toBe(2);
-      expect(state.alarm).not.toBeNull();
-      expect(await storedAlerts(t.tenantId)).toEqual([]);
-      // Still down at the next try: still kept.
-      expect(await runDurableObjectAlarm(stub)).toBe(true);
-      expect(await pending(t.tenantId)).toBe(2);
-    } finally {
-      send.mockRestore();
-    }
+    send.mockRejectedValue(new Error("queue unavailable"));
+    await runInDurableObject(stub, (o: TenantLimiter) => {
+      o.decide(input(t.keyId, 1), at("2026-11-15T09:00:00Z"));
+    });
+    // The alarm fires at once, the send fails: both events stay, and the next try is backed off.
+    await vi.waitFor(() => expect(send).toHaveBeenCalled(), { timeout: 5_000 });
+    const state = await runInDurableObject(stub, async (_o: TenantLimiter, s) => ({
+      pending: s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM event_outbox").one().n,
+      alarm: await s.storage.getAlarm(),
+    }));
+    expect(state.pending).toBe(2);
+    expect(state.alarm).not.toBeNull();
+    expect(await storedAlerts(t.tenantId)).toEqual([]);
+    // Still down at the next try: still kept.
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await pending(t.tenantId)).toBe(2);
+    // The queue recovers (the spy goes back to the real send; the failed calls are forgotten).
+    send.mockReset();
     const alerts = await alertsOnce(t.tenantId, 2);
     expect(alerts.map((a) => a.data)).toEqual([
       data("daily", 80, "2026-11-15", 1, 1),
