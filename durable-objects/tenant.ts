@@ -233,7 +233,7 @@ export class TenantLimiter extends DurableObject {
       alerts = this.fire(crossings(gauges), env, now);
     });
     if (alerts > 0) this.sendOutboxSoon();
-    const usage = input.peek ? periodUsage(config, input.env ?? "live", this.store, now) : undefined;
+    const usage = input.peek ? periodUsage(config, env, this.store, now) : undefined;
     return {
       outcome: "admitted",
       ...(decision.pastDue ? { pastDue: decision.pastDue } : {}),
@@ -446,9 +446,9 @@ export class TenantLimiter extends DurableObject {
 
   /**
    * Makes the alarm fire now, to send the outbox — unless a failed send already set it for its
-   * retry. Not awaited, on purpose: `decide` has no await, and a storage call made in the same turn
-   * as the transaction commits with it (the output gate holds the response until both are durable),
-   * so rows in the outbox always have an alarm coming.
+   * retry. Not awaited, on purpose: `decide` has no await. Storage writes made in one turn without
+   * an await are committed together, and the output gate holds the response until they are
+   * durable, so rows in the outbox always have an alarm coming.
    */
   private sendOutboxSoon(): void {
     if (this.one("SELECT 1 AS failing FROM outbox_retry WHERE id = 1")) return;

@@ -223,6 +223,24 @@ describe("usage alerts over time (the tenant object's clock)", () => {
       data("daily", 100, "2026-11-15", 1, 1),
     ]);
   }, 30_000);
+
+  it("the alarm keeps its other duties: once the outbox is sent, it is set for the next idempotency expiry", async () => {
+    const t = await seedTenant();
+    const stub = env.TENANT.getByName(t.tenantId);
+    await runInDurableObject(stub, async (o: TenantLimiter) => {
+      const admitted = await o.admit({
+        ...input(t.keyId, 1),
+        idempotency: { key: "k-1", fingerprint: "fp", leaseMs: 60_000 },
+      });
+      expect(admitted.outcome).toBe("admitted");
+    });
+    expect(await alertsOnce(t.tenantId, 2)).toHaveLength(2);
+    const { alarm, expiresAt } = await runInDurableObject(stub, async (_o: TenantLimiter, s) => ({
+      alarm: await s.storage.getAlarm(),
+      expiresAt: s.storage.sql.exec<{ t: number }>("SELECT expires_at AS t FROM idempotency").one().t,
+    }));
+    expect(alarm).toBe(expiresAt);
+  }, 30_000);
 });
 
 describe("credit alerts (prepaid)", () => {
