@@ -122,7 +122,8 @@ export interface AdmissionStore {
 /** What an admitted request changes; the shell writes all of it in one transaction. */
 export interface Writes {
   buckets: { name: string; state: Bucket }[];
-  quotas: { name: string; usage: QuotaUsage }[];
+  /** With each window's quota (null = none), so the shell can tell which thresholds the request crossed. */
+  quotas: { name: string; window: QuotaWindow; quota: number | null; usage: QuotaUsage }[];
   /** Units to count in the admission ledger (reconciliation's edge side); null for the manage door. */
   ledgerUnits: number | null;
   idempotency: { key: string; fingerprint: string; leaseUntil: number; expiresAt: number } | null;
@@ -320,7 +321,7 @@ export function decideAdmission(
     limits: snapshot(windows, input.cost),
     writes: {
       buckets: windows.buckets.map(({ name, state }) => ({ name, state })),
-      quotas: windows.quotas.map(({ name, usage }) => ({ name, usage })),
+      quotas: windows.quotas.map(({ name, window, quota, usage }) => ({ name, window, quota, usage })),
       ledgerUnits: door === "proxy" ? input.cost : null,
       idempotency: input.idempotency
         ? {

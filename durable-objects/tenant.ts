@@ -10,10 +10,18 @@
  * A prepaid tenant's credit balance lives here too (credits.ts): charged by `admit` in the same
  * decision as the limits, given back by `releaseCredits`, topped up by `grantCredits`.
  *
- * State lives in SQLite, so it survives eviction and restarts. The only alarm is garbage
- * collection of expired idempotency records and dead keys.
+ * Usage alerts are decided here as well (thresholds.ts): the admission that takes a quota or the
+ * credits since the last top-up across 80 % or 100 % records the threshold as fired (once per
+ * threshold and period) and puts a `usage.threshold.reached` event in an outbox table, in the same
+ * transaction as its charges. The alarm sends the outbox to the events queue (binding
+ * EVENTS_QUEUE) and deletes what the queue accepted; a failed send keeps the rows and retries with
+ * backoff, so an alert is never lost and never decided twice.
+ *
+ * State lives in SQLite, so it survives eviction and restarts. The alarm's duties: sending the
+ * outbox, and garbage collection of expired idempotency records, dead keys and old ledger hours.
  */
 import { DurableObject } from "cloudflare:workers";
+import type { EventsQueueMessage } from "../workers/events/messages";
 import {
   type AdmissionStore,
   type AdmitInput,
@@ -32,6 +40,17 @@ import {
 } from "./credits";
 import { type IdempotencyRecord, MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "./idempotency";
 import type { KeyState, TenantConfig } from "./limits";
+import {
+  type Crossing,
+  creditGauge,
+  crossings,
+  type Gauge,
+  type QueuedEvent,
+  quotaGauge,
+  type ThresholdEvent,
+  thresholdEvent,
+  thresholdEventId,
+} from "./thresholds";
 
 export type { AdmitInput, AdmitResult, CurrentUsage, PastDue } from "./admission";
 export type { CreditBalance, CreditGrant, CreditHour, GrantResult } from "./credits";
@@ -41,6 +60,27 @@ const KEY_RETENTION_MS = 2 * 86_400_000;
 /** The admission ledger (what reconciliation checks usage rows against) is kept this long. */
 const LEDGER_RETENTION_MS = 400 * 86_400_000;
 const HOUR_MS = 3_600_000;
+/** Events per `events` message: a queue message holds ≤ 128 KB, and one event is ~300 bytes. */
+const OUTBOX_BATCH = 100;
+const MAX_OUTBOX_RETRY_MS = 300_000;
+
+/**
+ * The bindings the object uses, declared on `Cloudflare.Env` (what `DurableObject`'s `this.env` is
+ * typed as; the Worker's full env, workers/env.ts `Bindings`, extends it in test/cloudflare-env.d.ts).
+ */
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      /** Where the outbox's usage alerts go, as `events` messages (workers/events/messages.ts). */
+      EVENTS_QUEUE: Queue<EventsQueueMessage>;
+    }
+  }
+}
+
+/** Delay before the next outbox send after `failures` consecutive failed ones: 1 s, 2 s, 4 s … capped at 5 min. */
+export function outboxRetryDelayMs(failures: number): number {
+  return Math.min(MAX_OUTBOX_RETRY_MS, 1_000 * 2 ** Math.max(0, failures - 1));
+}
 
 /** One hour of admitted requests, as counted at admission. */
 export interface LedgerHour {
@@ -65,6 +105,12 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS credit_holds (id TEXT PRIMARY KEY, units INTEGER NOT NULL, hour INTEGER NOT NULL, expires_at INTEGER NOT NULL);
   CREATE INDEX IF NOT EXISTS credit_holds_expiry ON credit_holds (expires_at);
   CREATE TABLE IF NOT EXISTS credit_hours (hour INTEGER PRIMARY KEY, granted INTEGER NOT NULL, spent INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS credit_topup (id INTEGER PRIMARY KEY CHECK (id = 1), grant_id TEXT NOT NULL, base INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS thresholds_fired (
+    "window" TEXT NOT NULL, env TEXT NOT NULL, period TEXT NOT NULL, threshold INTEGER NOT NULL, fired_at INTEGER NOT NULL,
+    PRIMARY KEY ("window", env, period, threshold));
+  CREATE TABLE IF NOT EXISTS event_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS outbox_retry (id INTEGER PRIMARY KEY CHECK (id = 1), failures INTEGER NOT NULL, retry_at INTEGER NOT NULL);
 `;
 
 /**
@@ -82,7 +128,10 @@ const MIGRATE_KEY_BLOCKS = `
 
 type Row = Record<string, SqlStorageValue>;
 
-/** Decides from its own storage alone: it uses no binding, so it names none (and imports nothing from workers/). */
+/**
+ * Decides from its own storage alone; its one binding, EVENTS_QUEUE, only carries the outbox away
+ * after the fact (it imports nothing from workers/ but types).
+ */
 export class TenantLimiter extends DurableObject {
   private readonly sql: SqlStorage;
   private readonly store: AdmissionStore;
@@ -133,8 +182,10 @@ export class TenantLimiter extends DurableObject {
     if (decision.outcome !== "admitted") return decision;
 
     const { writes } = decision;
+    const env = input.env ?? "live";
     let leaseToken: string | null = null;
     let creditHold: { id: string; units: number; balance: number } | null = null;
+    let alerts = 0;
     this.ctx.storage.transactionSync(() => {
       for (const { name, state } of writes.buckets) {
         this.sql.exec(
@@ -171,9 +222,18 @@ export class TenantLimiter extends DurableObject {
           writes.idempotency.expiresAt,
         );
       }
-      if (writes.creditHold) creditHold = this.hold(writes.creditHold, now);
+      // Thresholds from values the decision already has: no read unless credits were held.
+      const gauges: Gauge[] = writes.quotas.map((q) => quotaGauge(q.window, q.usage, input.cost, q.quota));
+      if (writes.creditHold) {
+        const held = this.hold(writes.creditHold, now);
+        const credits = creditGauge(this.topUp(), held.units, held.balance);
+        if (credits) gauges.push(credits);
+        creditHold = held;
+      }
+      alerts = this.fire(crossings(gauges), env, now);
     });
-    const usage = input.peek ? periodUsage(config, input.env ?? "live", this.store, now) : undefined;
+    if (alerts > 0) this.sendOutboxSoon();
+    const usage = input.peek ? periodUsage(config, env, this.store, now) : undefined;
     return {
       outcome: "admitted",
       ...(decision.pastDue ? { pastDue: decision.pastDue } : {}),
@@ -207,6 +267,13 @@ export class TenantLimiter extends DurableObject {
       this.sql.exec("INSERT INTO credit_grants (id, units, at) VALUES (?, ?, ?)", grant.id, grant.units, now);
       this.setBalance(after);
       this.countCredits(now, grant.units, 0);
+      // A top-up starts a new credits period for the usage alerts, measured against the balance it left.
+      if (grant.units > 0)
+        this.sql.exec(
+          "INSERT INTO credit_topup (id, grant_id, base) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET grant_id = excluded.grant_id, base = excluded.base",
+          grant.id,
+          after,
+        );
     });
     return { outcome: "granted", balance: after };
   }
@@ -319,21 +386,113 @@ export class TenantLimiter extends DurableObject {
       .toArray();
   }
 
+  /** Usage alerts decided but not yet accepted by the events queue. */
+  async pendingEvents(): Promise<number> {
+    return this.one("SELECT count(*) AS n FROM event_outbox")?.n as number;
+  }
+
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.sql.exec("DELETE FROM ledger WHERE hour < ?", now - LEDGER_RETENTION_MS);
     this.sql.exec("DELETE FROM idempotency WHERE expires_at <= ?", now);
     this.sql.exec("DELETE FROM keys WHERE end_at <= ?", now - KEY_RETENTION_MS);
+    this.sql.exec("DELETE FROM thresholds_fired WHERE fired_at < ?", now - LEDGER_RETENTION_MS);
+    await this.sendOutbox(now);
     await this.scheduleCleanup(true);
   }
 
+  /** The next alarm: the earliest of every duty (outbox send or its retry, idempotency expiry, key retention). */
   private async scheduleCleanup(force = false): Promise<void> {
     if (!force && (await this.ctx.storage.getAlarm()) !== null) return;
     const next = this.one(
       `SELECT min(t) AS t FROM (SELECT min(expires_at) AS t FROM idempotency
-         UNION ALL SELECT min(end_at) + ${KEY_RETENTION_MS} FROM keys)`,
+         UNION ALL SELECT min(end_at) + ${KEY_RETENTION_MS} FROM keys
+         UNION ALL SELECT CASE WHEN EXISTS (SELECT 1 FROM event_outbox)
+           THEN coalesce((SELECT retry_at FROM outbox_retry WHERE id = 1), ?) END)`,
+      Date.now(),
     );
     if (next?.t != null) await this.ctx.storage.setAlarm(next.t as number);
+  }
+
+  /**
+   * Records each crossing as fired, once per (window, env, period, threshold) — a limit changed
+   * mid-period fires nothing twice — and outboxes the event of each that was not fired before.
+   * Inside admission's transaction. Answers how many events it outboxed.
+   */
+  private fire(found: Crossing[], env: "live" | "test", now: number): number {
+    if (found.length === 0) return 0;
+    // Every tenant object is addressed by name (`getByName(tenantId)`), so the runtime knows it.
+    const tenantId = this.ctx.id.name;
+    if (tenantId === undefined) return 0;
+    let added = 0;
+    for (const crossing of found) {
+      const inserted = this.sql.exec(
+        `INSERT OR IGNORE INTO thresholds_fired ("window", env, period, threshold, fired_at) VALUES (?, ?, ?, ?, ?)`,
+        crossing.window,
+        env,
+        crossing.period,
+        crossing.threshold,
+        now,
+      );
+      if (inserted.rowsWritten === 0) continue;
+      this.sql.exec(
+        "INSERT INTO event_outbox (body) VALUES (?)",
+        JSON.stringify(thresholdEvent(tenantId, env, crossing, now)),
+      );
+      added++;
+    }
+    return added;
+  }
+
+  /**
+   * Makes the alarm fire now, to send the outbox — unless a failed send already set it for its
+   * retry. Not awaited, on purpose: `decide` has no await. Storage writes made in one turn without
+   * an await are committed together, and the output gate holds the response until they are
+   * durable, so rows in the outbox always have an alarm coming.
+   */
+  private sendOutboxSoon(): void {
+    if (this.one("SELECT 1 AS failing FROM outbox_retry WHERE id = 1")) return;
+    void this.ctx.storage.setAlarm(Date.now());
+  }
+
+  /**
+   * Sends the outbox oldest first as `events` messages of up to 100 events, deleting rows only
+   * once the queue accepted them. A failed send keeps them and sets the retry's time (backing off);
+   * rows decided meanwhile wait for it. Event ids are derived here (async), from what the row holds.
+   */
+  private async sendOutbox(now: number): Promise<void> {
+    const retry = this.one("SELECT failures, retry_at FROM outbox_retry WHERE id = 1");
+    if (retry && (retry.retry_at as number) > now) return;
+    for (;;) {
+      const rows = this.sql
+        .exec<{ id: number; body: string }>(
+          "SELECT id, body FROM event_outbox ORDER BY id LIMIT ?",
+          OUTBOX_BATCH,
+        )
+        .toArray();
+      const last = rows.at(-1);
+      if (!last) break;
+      const events = await Promise.all(
+        rows.map(async (row): Promise<QueuedEvent> => {
+          const event = JSON.parse(row.body) as ThresholdEvent;
+          return { id: await thresholdEventId(event), ...event };
+        }),
+      );
+      try {
+        await this.env.EVENTS_QUEUE.send({ kind: "events", events }, { contentType: "json" });
+      } catch {
+        const failures = ((retry?.failures as number | undefined) ?? 0) + 1;
+        this.sql.exec(
+          "INSERT INTO outbox_retry (id, failures, retry_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET failures = excluded.failures, retry_at = excluded.retry_at",
+          failures,
+          now + outboxRetryDelayMs(failures),
+        );
+        return;
+      }
+      // Rows outboxed while the send was in flight have higher ids: they stay for the next round.
+      this.sql.exec("DELETE FROM event_outbox WHERE id <= ?", last.id);
+    }
+    this.sql.exec("DELETE FROM outbox_retry");
   }
 
   private balance(): number {
@@ -374,6 +533,12 @@ export class TenantLimiter extends DurableObject {
     this.setBalance(balance);
     this.countCredits(now, 0, hold.units);
     return { id, units: hold.units, balance };
+  }
+
+  /** The last top-up: its grant id and the balance it left (the credits gauge's period and limit). */
+  private topUp(): { grantId: string; base: number } | null {
+    const row = this.one("SELECT grant_id, base FROM credit_topup WHERE id = 1");
+    return row ? { grantId: row.grant_id as string, base: row.base as number } : null;
   }
 
   private one(query: string, ...bindings: SqlStorageValue[]): Row | undefined {
