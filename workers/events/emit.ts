@@ -17,7 +17,8 @@ import type { DeliverMessage } from "./messages";
 const SEND_BATCH = 100;
 
 /**
- * Stores `events` (an id already stored is skipped: emitting the same fact twice is harmless) and
+ * Stores `events` (an id already stored is skipped: emitting the same fact twice is harmless; an
+ * event naming no existing tenant is dropped) and
  * creates a pending delivery for each enabled endpoint of the event's tenant that subscribes to its
  * type — or, with `endpointId`, for that endpoint only (a test send), enabled or not. Returns the
  * new deliveries' ids, for `dispatchDeliveries` after the commit.
@@ -37,9 +38,12 @@ export async function recordEvents(
   }));
   const inserted = await tx.execute<{ id: string; tenant_id: string; type: string }>(sql`
     INSERT INTO webhook_events (id, tenant_id, type, data, created_at)
-    SELECT id, "tenantId", type, data, "createdAt"
+    SELECT e.id, e."tenantId", e.type, e.data, e."createdAt"
     FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
       AS e(id text, "tenantId" text, type text, data jsonb, "createdAt" timestamptz)
+    -- An event of a tenant that does not exist (an object named by something else) is dropped, not
+    -- retried forever: it has no endpoints to go to.
+    WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = e."tenantId")
     ON CONFLICT (id) DO NOTHING
     RETURNING id, tenant_id, type`);
   if (inserted.rows.length === 0) return [];
