@@ -307,6 +307,23 @@ describe("audit export", () => {
   });
 });
 
+describe("audit OpenAPI", () => {
+  it("documents the five audit operations", async () => {
+    const doc = await expectJson<{ paths: Record<string, Record<string, unknown>> }>(
+      await gateway("/gateway/openapi.json"),
+      200,
+    );
+    for (const path of [
+      "/admin/v1/audit",
+      "/admin/v1/audit/export",
+      "/admin/v1/audit/verify",
+      "/gateway/v1/audit",
+      "/gateway/v1/audit/export",
+    ])
+      expect(Object.keys(doc.paths[path] ?? {}), path).toEqual(["get"]);
+  });
+});
+
 describe("audit verify", () => {
   /** A tenant with `n` actions, one a minute. */
   async function chainOf(n: number): Promise<string> {
