@@ -413,6 +413,32 @@ describe("audit verify", () => {
     });
   });
 
+  it("starts a pruned chain at the anchor retention left, and fails when the anchor is not the last pruned hash", async () => {
+    const chain = await chainOf(5);
+    // What retention does: the oldest entries go, their last hash stays as the anchor.
+    const prune = (head: string) =>
+      tamper(sql`
+        WITH gone AS (DELETE FROM audit.actions WHERE chain = ${chain} AND seq <= 2 RETURNING seq, hash)
+        UPDATE audit.chains SET pruned_seq = 2, pruned_head = ${head}
+        WHERE chain = ${chain} AND log = 'action'`);
+    const second = await withDb(async (db) => {
+      const r = await db.execute<{ hash: string }>(
+        sql`SELECT hash FROM audit.actions WHERE chain = ${chain} AND seq = 2`,
+      );
+      return r.rows[0]?.hash as string;
+    });
+    await prune(second);
+    expect(await verify(`tenant=${chain}`)).toEqual({ ok: true, log: "action", entries: 3, chains: 1 });
+    await tamper(
+      sql`UPDATE audit.chains SET pruned_head = ${GENESIS} WHERE chain = ${chain} AND log = 'action'`,
+    );
+    expect(await verify(`tenant=${chain}`)).toMatchObject({
+      ok: false,
+      brokenAt: { chain, seq: 3 },
+      reason: "the first entry does not link to the chain's anchor",
+    });
+  });
+
   it("refuses a range larger than one verification checks, before hashing", async () => {
     const chain = `ten_big${uniq()}`;
     await tamper(sql`INSERT INTO audit.chains (chain, log, seq, head, pruned_seq, pruned_head)
