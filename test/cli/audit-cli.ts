@@ -207,6 +207,12 @@ describe("gw audit export and verify --file", () => {
 });
 
 describe("gw audit verify --tenant and gw audit list", () => {
+  it("documents exit 8 in --help", async () => {
+    const help = await gw(["--help"]);
+    assert.equal(help.code, 0);
+    assert.ok(help.stdout.includes("8  audit verify found a broken chain"), help.stdout);
+  });
+
   it("lists the newest entries, filtered, as a table or JSON", async () => {
     const json = await gw(["--json", "audit", "list", "--tenant", slug, "--action", "key.create"]);
     assert.equal(json.code, 0, json.stderr);
