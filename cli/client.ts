@@ -86,6 +86,31 @@ export class AdminClient {
     }
   }
 
+  /**
+   * A streamed download (an export): the response once its headers arrived, its body still to read.
+   * The timeout covers only the wait for the headers — a long export keeps streaming.
+   */
+  async download(path: string, query: Record<string, string | undefined> = {}): Promise<Response> {
+    const url = new URL(path.replace(/^\//, ""), `${this.url}/`);
+    for (const [name, value] of Object.entries(query))
+      if (value !== undefined) url.searchParams.set(name, value);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new DOMException("timed out", "TimeoutError")), TIMEOUT_MS);
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { authorization: `Bearer ${this.#token}` }, signal: abort.signal });
+    } catch (error) {
+      throw unreachable(this.url, error);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!res.ok) {
+      const text = await res.text().catch(() => "");
+      throw new CliError(exitCodeForStatus(res.status), problemOf(res, text));
+    }
+    return res;
+  }
+
   /** Every item of a paginated list, page by page (`onPage` sees the running count). */
   async all<T>(
     path: string,

@@ -21,6 +21,8 @@ export const EXIT = {
   unavailable: 6,
   /** `gw reconcile` ran and found differences. */
   differences: 7,
+  /** `gw audit verify` found a broken audit chain (an edited, missing or reordered entry). */
+  brokenChain: 8,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
+import { auditCommand } from "./commands/audit";
 import { keysCommand } from "./commands/keys";
 import { loginCommand } from "./commands/login";
 import { plansCommand } from "./commands/plans";
@@ -29,6 +30,7 @@ Exit codes:
   5  refused: conflict or validation (400/409/422)
   6  gateway unreachable, timed out or failing (429/5xx)
   7  reconcile found differences
+  8  audit verify found a broken chain (an edited, missing or reordered entry)
 
 --json prints only data on stdout, and errors as problem+json on stderr.`;
 
@@ -57,6 +59,7 @@ export function program(): Command {
     usageCommand(),
     reconcileCommand(),
     portalLinkCommand(),
+    auditCommand(),
   ])
     gw.addCommand(command);
   // Commands made with `new Command()` inherit nothing: set, on every one, that a parse error throws

@@ -66,3 +66,10 @@ export function rateLimit(
   const [burstCapacity, refillTokens, refillPeriodSeconds] = parts.map(integer) as [number, number, number];
   return { burstCapacity, refillTokens, refillPeriodSeconds };
 }
+
+/** A start time: a date or ISO time (as `time`), or a duration back from now (`24h`, `7d`). */
+export function since(value: string): string {
+  return /^\d+[smhd]$/.test(value)
+    ? new Date(Date.now() - duration(value) * 1000).toISOString()
+    : time(value);
+}

@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { registerAdminAudit } from "./api/admin/audit";
 import { registerAdminBillingReport } from "./api/admin/billing-report";
 import { registerAdminCredits } from "./api/admin/credits";
 import { registerAdminKeys } from "./api/admin/keys";
@@ -19,6 +20,7 @@ import { database } from "./api/database";
 import { registerHealth } from "./api/health";
 import { registerMethodNotAllowed } from "./api/method-not-allowed";
 import { registerOpenApi } from "./api/openapi";
+import { registerGatewayAudit } from "./api/tenant/audit";
 import { registerGatewayCredits } from "./api/tenant/credits";
 import { tenantDoor } from "./api/tenant/door";
 import { registerGatewayKeys } from "./api/tenant/keys";
@@ -91,6 +93,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminCredits(app);
   registerAdminPortalSessions(app);
   registerAdminWebhooks(app);
+  registerAdminAudit(app);
 
   // Every tenant API call the key gets through authentication for is in the request audit log.
   app.use(
@@ -107,6 +110,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerUsage(app);
   registerBilling(app);
   registerGatewayCredits(app);
+  registerGatewayAudit(app);
 
   // Stripe's signature is this door's only credential (workers/billing/webhooks/receive.ts).
   registerStripeWebhooks(app);

@@ -75,11 +75,12 @@ function decode(list: string, cursor: string): Position {
 
 /**
  * The pieces of one keyset page over (`createdAt`, `id`): select `position` next to the row, apply
- * `where` and `orderBy`, fetch `take` rows, and hand them to `page`.
+ * `where` and `orderBy`, fetch `take` rows, and hand them to `page`. Either may be an SQL expression
+ * instead of a column (the audit trail's id is its chain and seq).
  */
 export function keyset(
   list: string,
-  columns: { createdAt: AnyColumn; id: AnyColumn },
+  columns: { createdAt: AnyColumn | SQL; id: AnyColumn | SQL },
   query: { limit: number; cursor?: string | undefined },
   order: "asc" | "desc",
 ) {

@@ -27,6 +27,7 @@ const ALLOWED_WHILE_PAST_DUE = new Set(["GET", "HEAD", "OPTIONS", "DELETE"]);
 /** Management-bucket cost per path: the Postgres scans cost more than a key list. */
 const COSTS: Record<string, number> = {
   "/gateway/v1/usage/export": 30,
+  "/gateway/v1/audit/export": 30,
   "/gateway/v1/usage/timeseries": 10,
 };
 
