@@ -76,6 +76,20 @@ function request(chain: string, minute: number, keyId: string): RequestContent {
   };
 }
 
+/**
+ * A tenant whose chains start empty: creating it through the admin API is itself an audited action
+ * (workers/audit/record.ts), which these tests clear so each builds its chains from seq 1.
+ */
+async function seedBareTenant() {
+  const tenant = await seedTenant();
+  await withDb(async (db) => {
+    await db.execute(sql`DELETE FROM audit.actions WHERE chain = ${tenant.tenantId}`);
+    await db.execute(sql`DELETE FROM audit.requests WHERE chain = ${tenant.tenantId}`);
+    await db.execute(sql`DELETE FROM audit.chains WHERE chain = ${tenant.tenantId}`);
+  });
+  return tenant;
+}
+
 const appendActions = (entries: ActionContent[]) => withDb((db) => appendToChains(db, "action", entries));
 
 const list = async (query: string) => expectJson<Page>(await admin("GET", `/admin/v1/audit?${query}`), 200);
@@ -111,8 +125,8 @@ describe("admin audit list", () => {
   it("answers every field of each entry, newest first, filtered by tenant, actor, action and time", {
     timeout: 30_000,
   }, async () => {
-    const a = await seedTenant();
-    const b = await seedTenant();
+    const a = await seedBareTenant();
+    const b = await seedBareTenant();
     await appendActions([
       action(a.tenantId, 0, "key_alice"),
       action(a.tenantId, 1, "key_bob", "key.revoke"),
@@ -158,7 +172,7 @@ describe("admin audit list", () => {
   });
 
   it("lists the request log by key, and refuses an action filter on it", async () => {
-    const t = await seedTenant();
+    const t = await seedBareTenant();
     await withDb((db) =>
       appendToChains(db, "request", [request(t.tenantId, 0, t.keyId), request(t.tenantId, 1, "key_other")]),
     );
@@ -181,7 +195,7 @@ describe("admin audit list", () => {
   });
 
   it("pages with a cursor: each entry exactly once, entries appended meanwhile do not shift the pages", async () => {
-    const t = await seedTenant();
+    const t = await seedBareTenant();
     // Five entries in one millisecond: the cursor orders by chain and seq after the time.
     await appendActions([
       ...Array.from({ length: 5 }, () => action(t.tenantId, 10, "key_p")),
@@ -209,8 +223,8 @@ describe("admin audit list", () => {
 
 describe("a tenant's own audit trail", () => {
   it("lists and exports only the caller's chain, whatever the query asks for", async () => {
-    const a = await seedTenant();
-    const b = await seedTenant();
+    const a = await seedBareTenant();
+    const b = await seedBareTenant();
     await appendActions([action(a.tenantId, 0, "key_a"), action(b.tenantId, 0, "key_b")]);
     await withDb((db) =>
       appendToChains(db, "request", [request(a.tenantId, 0, a.keyId), request(b.tenantId, 0, b.keyId)]),
@@ -248,7 +262,7 @@ describe("a tenant's own audit trail", () => {
   });
 
   it("charges the export 30 of the management bucket, as the usage export", async () => {
-    const t = await seedTenant();
+    const t = await seedBareTenant();
     const listed = await gateway("/gateway/v1/audit", { headers: bearer(t.key) });
     await listed.text();
     expect(listed.headers.get("ratelimit")).toMatch(/^"manage";r=299;/);
@@ -260,8 +274,8 @@ describe("a tenant's own audit trail", () => {
 
 describe("audit export", () => {
   it("streams every entry chain by chain in seq order, across pages, and the NDJSON verifies", async () => {
-    const a = await seedTenant();
-    const b = await seedTenant();
+    const a = await seedBareTenant();
+    const b = await seedBareTenant();
     // 1,203 entries in A (more than one export page), 3 in B, interleaved in time.
     const many = Array.from({ length: 1203 }, (_, i) => action(a.tenantId, i % 50, "key_x"));
     await appendActions([...many, ...[0, 1, 2].map((m) => action(b.tenantId, m, "key_x"))]);
@@ -288,7 +302,7 @@ describe("audit export", () => {
   });
 
   it("writes CSV with a header, JSON cells and spreadsheet formulas defused", async () => {
-    const t = await seedTenant();
+    const t = await seedBareTenant();
     await appendActions([action(t.tenantId, 0, "key_c"), action(t.tenantId, 1, "key_c")]);
     const res = await admin("GET", `/admin/v1/audit/export?format=csv&tenant=${t.tenantId}`);
     expect(res.headers.get("content-type")).toBe("text/csv; charset=utf-8");
@@ -327,7 +341,7 @@ describe("audit OpenAPI", () => {
 describe("audit verify", () => {
   /** A tenant with `n` actions, one a minute. */
   async function chainOf(n: number): Promise<string> {
-    const t = await seedTenant();
+    const t = await seedBareTenant();
     await appendActions(Array.from({ length: n }, (_, i) => action(t.tenantId, i, "key_v")));
     return t.tenantId;
   }
