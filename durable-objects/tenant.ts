@@ -21,7 +21,6 @@
  * outbox, and garbage collection of expired idempotency records, dead keys and old ledger hours.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { EventsQueueMessage } from "../workers/events/messages";
 import {
   type AdmissionStore,
   type AdmitInput,
@@ -45,6 +44,7 @@ import {
   creditGauge,
   crossings,
   type Gauge,
+  type OutboxEnv,
   type QueuedEvent,
   quotaGauge,
   type ThresholdEvent,
@@ -63,19 +63,6 @@ const HOUR_MS = 3_600_000;
 /** Events per `events` message: a queue message holds ≤ 128 KB, and one event is ~300 bytes. */
 const OUTBOX_BATCH = 100;
 const MAX_OUTBOX_RETRY_MS = 300_000;
-
-/**
- * The bindings the object uses, declared on `Cloudflare.Env` (what `DurableObject`'s `this.env` is
- * typed as; the Worker's full env, workers/env.ts `Bindings`, extends it in test/cloudflare-env.d.ts).
- */
-declare global {
-  namespace Cloudflare {
-    interface Env {
-      /** Where the outbox's usage alerts go, as `events` messages (workers/events/messages.ts). */
-      EVENTS_QUEUE: Queue<EventsQueueMessage>;
-    }
-  }
-}
 
 /** Delay before the next outbox send after `failures` consecutive failed ones: 1 s, 2 s, 4 s … capped at 5 min. */
 export function outboxRetryDelayMs(failures: number): number {
@@ -130,14 +117,17 @@ type Row = Record<string, SqlStorageValue>;
 
 /**
  * Decides from its own storage alone; its one binding, EVENTS_QUEUE, only carries the outbox away
- * after the fact (it imports nothing from workers/ but types).
+ * after the fact (it imports nothing from workers/).
  */
 export class TenantLimiter extends DurableObject {
   private readonly sql: SqlStorage;
   private readonly store: AdmissionStore;
+  private readonly outboxQueue: OutboxEnv["EVENTS_QUEUE"];
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
+    // The Worker's env carries the binding (wrangler.toml); the object reads it through its own type.
+    this.outboxQueue = (env as unknown as OutboxEnv).EVENTS_QUEUE;
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
       this.sql.exec(SCHEMA);
@@ -479,7 +469,7 @@ export class TenantLimiter extends DurableObject {
         }),
       );
       try {
-        await this.env.EVENTS_QUEUE.send({ kind: "events", events }, { contentType: "json" });
+        await this.outboxQueue.send({ kind: "events", events }, { contentType: "json" });
       } catch {
         const failures = ((retry?.failures as number | undefined) ?? 0) + 1;
         this.sql.exec(

@@ -14,8 +14,6 @@
  *
  * Integer math only: a threshold `t` of a limit `L` is crossed when `before·100 < t·L ≤ after·100`.
  */
-import type { NewEvent } from "../workers/events/catalog";
-import type { EventsMessage } from "../workers/events/messages";
 import type { QuotaUsage, QuotaWindow } from "./quota";
 import { sha256Hex } from "./sha256";
 
@@ -46,14 +44,44 @@ export interface Crossing {
   limit: number;
 }
 
+/** `data` of a `usage.threshold.reached` event, as workers/events/catalog.ts documents it to tenants. */
+export interface ThresholdData {
+  window: GaugeWindow;
+  threshold: Threshold;
+  env: "live" | "test";
+  period: string;
+  used: number;
+  limit: number;
+}
+
 /**
  * The event a crossing becomes, as the object stores it in its outbox: an `events` message's event
  * without its id (derived when sent, `thresholdEventId`).
  */
-export type ThresholdEvent = Omit<NewEvent<"usage.threshold.reached">, "id" | "at"> & { at: string };
+export interface ThresholdEvent {
+  tenantId: string;
+  type: "usage.threshold.reached";
+  data: ThresholdData;
+  /** ISO 8601: the admission's time. */
+  at: string;
+}
 
 /** An outboxed event with its id: what goes on the events queue. */
-export type QueuedEvent = EventsMessage["events"][number];
+export type QueuedEvent = ThresholdEvent & { id: string };
+
+/**
+ * What the object puts on the events queue: an `events` message, as the Worker's consumer reads
+ * it (workers/events/messages.ts). Declared here so the object names no type from workers/.
+ */
+export interface ThresholdsMessage {
+  kind: "events";
+  events: QueuedEvent[];
+}
+
+/** The one binding the object uses: where its outbox goes (wrangler.toml `EVENTS_QUEUE`). */
+export interface OutboxEnv {
+  EVENTS_QUEUE: Queue<ThresholdsMessage>;
+}
 
 /** The thresholds `before → after` crossed on a limit: none, 80, 100, or both in one jump. */
 export function crossedMarks(before: number, after: number, limit: number | null): Threshold[] {

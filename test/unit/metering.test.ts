@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { backoffSeconds } from "../../workers/metering/consumer";
 import {
   addHistograms,
   bucketOf,
@@ -8,6 +7,7 @@ import {
 } from "../../workers/metering/latency-histogram";
 import { differs } from "../../workers/metering/reconciliation";
 import { rollUp } from "../../workers/metering/rollup";
+import { backoffSeconds } from "../../workers/shared/backoff";
 import { usageEvent } from "../support/usage-events";
 
 const event = usageEvent;

@@ -10,7 +10,7 @@
  */
 import type { Bindings } from "../env";
 import { log } from "../log";
-import { backoffSeconds } from "../metering/consumer";
+import { backoffSeconds } from "../shared/backoff";
 import { openDb } from "../shared/db";
 import { attemptDelivery } from "./attempt-delivery";
 import { isEventType, type NewEvent } from "./catalog";

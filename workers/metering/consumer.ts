@@ -13,6 +13,7 @@
  */
 import type { Bindings } from "../env";
 import { log } from "../log";
+import { backoffSeconds } from "../shared/backoff";
 import { openDb } from "../shared/db";
 import { writeUsageBatch } from "./postgres-sink";
 import { isReportMessage } from "./report-message";
@@ -24,11 +25,6 @@ import {
   type UsageEvent,
   UsageEventSchema,
 } from "./usage-event";
-
-const MAX_BACKOFF_S = 300;
-
-/** 2, 4, 8 … seconds, capped at 5 minutes. */
-export const backoffSeconds = (attempts: number) => Math.min(MAX_BACKOFF_S, 2 ** Math.max(1, attempts));
 
 /** One event of a message that can never be stored, and why. */
 export interface Rejected {

@@ -11,8 +11,8 @@ import { type DeadLetter, deadLetters } from "../../schema";
 import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
 import { log } from "../log";
+import { backoffSeconds } from "../shared/backoff";
 import { type Db, openDb } from "../shared/db";
-import { backoffSeconds } from "./consumer";
 
 /** The dead-letter queue of the usage queue (wrangler.toml). */
 export const USAGE_DLQ_NAME = "gateway-usage-dlq";
