@@ -22,6 +22,7 @@ import {
   type VerifyResult,
   verifyEntries,
 } from "../../workers/audit/chain";
+import type { AuditVerification } from "../../workers/audit/queries";
 import type { AdminClient } from "../client";
 import { contextOf, type GlobalFlags, tenantId } from "../context";
 import { CliError, EXIT, usageError } from "../errors";
@@ -43,16 +44,6 @@ interface Entry {
   route?: string;
   status?: number;
   clientIp: string | null;
-}
-
-/** What the gateway's verification answers. */
-interface Verification {
-  ok: boolean;
-  log: AuditLog;
-  entries: number;
-  chains: number;
-  brokenAt?: { chain: string; seq: number };
-  reason?: string;
 }
 
 const logOption = () =>
@@ -294,9 +285,9 @@ function verifyCommand(): Command {
         }
         const { out, client } = contextOf(command);
         const tenant = await chainOf(client, flags.tenant);
-        const answers: Verification[] = [];
+        const answers: AuditVerification[] = [];
         for (const log of flags.log ? [flags.log] : (["action", "request"] as const)) {
-          const answer = await client.request<Verification>("GET", "/admin/v1/audit/verify", {
+          const answer = await client.request<AuditVerification>("GET", "/admin/v1/audit/verify", {
             query: { tenant, log, from: flags.since, to: flags.to },
           });
           if (!answer.ok && answer.brokenAt) throw broken(log, answer.brokenAt, answer.reason);

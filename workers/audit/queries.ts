@@ -12,42 +12,31 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Bindings } from "../env";
 import { log as logger } from "../log";
 import { type Db, openDb, type Tx, withTenant } from "../shared/db";
-import { type AuditLog, type ChainedEntry, GENESIS, verifyEntries } from "./chain";
+import {
+  type ActionContent,
+  type AuditLog,
+  type ChainedEntry,
+  GENESIS,
+  type RequestContent,
+  verifyEntries,
+} from "./chain";
+
+/** What every entry the read APIs and the NDJSON export give carries besides its content. */
+interface Chained {
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
 
 /** An action entry as the read APIs and the NDJSON export give it: every hashed field, seq and both hashes. */
-export interface ActionEntry {
-  log: "action";
-  chain: string;
-  seq: number;
-  occurredAt: string;
-  actorType: string;
-  actorId: string;
-  action: string;
-  targets: Array<{ type: string; id: string }>;
-  changes: Record<string, { before: unknown; after: unknown }>;
-  requestId: string | null;
-  clientIp: string | null;
-  userAgent: string | null;
-  prevHash: string;
-  hash: string;
-}
+export type ActionEntry = { log: "action" } & ActionContent &
+  Chained & {
+    targets: Array<{ type: string; id: string }>;
+    changes: Record<string, { before: unknown; after: unknown }>;
+  };
 
 /** A request entry as the read APIs and the NDJSON export give it. */
-export interface RequestEntry {
-  log: "request";
-  chain: string;
-  seq: number;
-  requestId: string;
-  occurredAt: string;
-  keyId: string;
-  method: string;
-  route: string;
-  status: number;
-  clientIp: string | null;
-  userAgent: string | null;
-  prevHash: string;
-  hash: string;
-}
+export type RequestEntry = { log: "request" } & RequestContent & Chained;
 
 export type AuditEntry = ActionEntry | RequestEntry;
 
