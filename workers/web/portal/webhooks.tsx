@@ -199,7 +199,7 @@ function CreateForm(props: { csrf: string; values: CreateValues }) {
       <fieldset>
         <legend>Event types (none checked: all)</legend>
         {EVENT_TYPES.map((type) => (
-          <label class="check">
+          <label>
             <input type="checkbox" name="eventTypes" value={type} checked={v.eventTypes.includes(type)} />{" "}
             <code>{type}</code>
           </label>
