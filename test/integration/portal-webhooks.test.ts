@@ -9,7 +9,7 @@
 import { env } from "cloudflare:workers";
 import { and, eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { auditActions, webhookDeliveries, webhookEndpoints, webhookEvents } from "../../schema";
+import { auditActions, tenants, webhookDeliveries, webhookEndpoints, webhookEvents } from "../../schema";
 import { newId } from "../../workers/shared/ids";
 import { withDb } from "../support/db";
 import { BASE, seedTenant, uniq } from "../support/gateway";
@@ -249,6 +249,27 @@ describe("the portal's webhooks page", () => {
     expect(await endpointsOf(t.tenantId)).toEqual([
       expect.objectContaining({ id: row.id, enabled: true, secret: row.secret }),
     ]);
+  });
+
+  it("gates changes by the tenant's status as the API's door: suspended 403; disabling and deleting stay allowed", async () => {
+    const t = await seedTenant();
+    const { web, csrf } = await webhooksPage(t.tenantId);
+    const { row } = await addInPortal(web, csrf, t.tenantId);
+    await withDb((db) => db.update(tenants).set({ status: "suspended" }).where(eq(tenants.id, t.tenantId)));
+    for (const [path, form] of [
+      ["/portal/webhooks", { url: receiver() }],
+      [`/portal/webhooks/${row.id}/test`, {}],
+      [`/portal/webhooks/${row.id}/rotate-secret`, {}],
+    ] as const) {
+      const res = await web.post(path, { _csrf: csrf, ...form });
+      expect(res.status, path).toBe(403);
+      expect(await res.text()).toContain("This account is suspended.");
+    }
+    expect(await web.page("/portal/webhooks")).not.toContain('id="create-endpoint"');
+    expect((await web.post(`/portal/webhooks/${row.id}/disable`, { _csrf: csrf })).status).toBe(303);
+    expect((await web.post(`/portal/webhooks/${row.id}/enable`, { _csrf: csrf })).status).toBe(403);
+    expect((await web.post(`/portal/webhooks/${row.id}/delete`, { _csrf: csrf })).status).toBe(303);
+    expect(await endpointsOf(t.tenantId)).toEqual([]);
   });
 
   it("records each change in the audit trail with the portal session as actor", async () => {

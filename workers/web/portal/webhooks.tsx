@@ -16,7 +16,7 @@
  * An endpoint the gateway switched off (410 Gone, or 5 days of failures) is announced at the top.
  */
 
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { Context, Hono } from "hono";
 import { type WebhookAttempt, type WebhookEndpoint, type WebhookEvent, webhookEvents } from "../../../schema";
 import { PageQuery } from "../../api/pagination";
@@ -122,24 +122,27 @@ async function recentEvents(c: Context<AppEnv>): Promise<WebhookEvent[]> {
   );
 }
 
-/** The latest `webhook.endpoint.disabled` event of endpoint `id`, to say since when it is off. */
-async function disabledAt(c: Context<AppEnv>, id: string): Promise<Date | null> {
+/** When each of endpoints `ids` was last disabled by the gateway (its `webhook.endpoint.disabled` event). */
+async function disabledSince(c: Context<AppEnv>, ids: string[]): Promise<Map<string, Date>> {
+  const since = new Map<string, Date>();
+  if (ids.length === 0) return since;
   const tenantId = portalTenantId(c);
-  const [row] = await withTenant(c.var.db, tenantId, (tx) =>
+  const endpointId = sql<string>`${webhookEvents.data}->>'endpointId'`;
+  const rows = await withTenant(c.var.db, tenantId, (tx) =>
     tx
-      .select({ at: webhookEvents.createdAt })
+      .select({ endpointId, at: webhookEvents.createdAt })
       .from(webhookEvents)
       .where(
         and(
           eq(webhookEvents.tenantId, tenantId),
           eq(webhookEvents.type, "webhook.endpoint.disabled"),
-          sql`${webhookEvents.data}->>'endpointId' = ${id}`,
+          inArray(endpointId, ids),
         ),
       )
-      .orderBy(desc(webhookEvents.createdAt))
-      .limit(1),
+      .orderBy(desc(webhookEvents.createdAt)),
   );
-  return row?.at ?? null;
+  for (const row of rows) if (!since.has(row.endpointId)) since.set(row.endpointId, row.at);
+  return since;
 }
 
 /** An event's `data` as a short line for the events list. */
@@ -283,8 +286,10 @@ async function webhooksPage(c: Context<AppEnv>, state: PageState = {}) {
   const offByGateway = endpoints.filter(
     (e) => !e.enabled && e.disabledReason && e.disabledReason !== "tenant",
   );
-  const since = new Map<string, Date>();
-  for (const e of offByGateway) since.set(e.id, (await disabledAt(c, e.id)) ?? e.updatedAt);
+  const since = await disabledSince(
+    c,
+    offByGateway.map((e) => e.id),
+  );
   const csrf = c.var.web?.csrf ?? "";
   return portalPage(
     c,
