@@ -199,6 +199,7 @@ describe("portal pages", { timeout: 60_000 }, () => {
     ["portal-overview", "/portal"],
     ["portal-usage", "/portal/usage"],
     ["portal-keys", "/portal/keys"],
+    ["portal-webhooks", "/portal/webhooks"],
     ["portal-billing", "/portal/billing"],
     ["portal-docs", "/portal/docs"],
   ];

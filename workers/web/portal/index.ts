@@ -18,6 +18,7 @@ import { registerPortalKeys } from "./keys";
 import { registerPortalOverview } from "./overview";
 import { registerPortalSignup } from "./signup";
 import { registerPortalUsage } from "./usage";
+import { registerPortalWebhooks } from "./webhooks";
 
 /** Mounts the portal on `app`; `bodyLimit` is the API's (forms are small). */
 export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<AppEnv>): void {
@@ -29,6 +30,7 @@ export function registerPortal(app: Hono<AppEnv>, bodyLimit: MiddlewareHandler<A
   registerPortalLogout(portal);
   registerPortalOverview(portal);
   registerPortalKeys(portal);
+  registerPortalWebhooks(portal);
   registerPortalBilling(portal);
   registerPortalUsage(portal);
   registerPortalDocs(portal);
