@@ -5,7 +5,7 @@
  */
 import type { WebhookDelivery, WebhookEndpoint } from "../../schema";
 import type { AuditDetail } from "../audit/detail";
-import type { DeliveryView } from "../events/endpoints";
+import type { DeliveryView } from "./webhook-endpoints";
 
 /** The fields of an endpoint the trail records (the secrets are left out on purpose). */
 const AUDITED = ["url", "description", "eventTypes", "enabled", "disabledReason"] as const;

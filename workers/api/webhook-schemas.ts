@@ -9,8 +9,8 @@ import type { WebhookAttempt, WebhookDelivery, WebhookEndpoint } from "../../sch
 import type { AppEnv } from "../env";
 import { EVENT_DATA, EVENT_TYPES, type EventType } from "../events/catalog";
 import { MAX_ENDPOINT_URL_LENGTH } from "../events/endpoint-url";
-import type { DeadLetterView, DeliveryView } from "../events/endpoints";
 import { text } from "./schemas";
+import type { DeadLetterView, DeliveryView } from "./webhook-endpoints";
 
 const isoDate = z.string().openapi({ format: "date-time" });
 const iso = (d: Date | null) => d?.toISOString() ?? null;

@@ -3,25 +3,13 @@
  * `/admin/v1/webhooks/{id}` (read, update, delete, rotate-secret, test, deliveries),
  * `/admin/v1/webhooks/deliveries/{deliveryId}/retry`, and the dead-letter store
  * `/admin/v1/webhooks/dead-letters` (deliveries whose retries are exhausted; replay = retry).
- * The same service as the tenant routes (workers/events/endpoints.ts), as the operator.
+ * The same service as the tenant routes (workers/api/webhook-endpoints.ts), as the operator.
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { tenants } from "../../../schema";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
-import {
-  createEndpoint,
-  deleteEndpoint,
-  getEndpoint,
-  listDeadLetters,
-  listDeliveries,
-  listEndpoints,
-  retryDelivery,
-  rotateSecret,
-  sendTest,
-  updateEndpoint,
-} from "../../events/endpoints";
 import type { Db } from "../../shared/db";
 import { adminScope, idempotent } from "../idempotency";
 import { PageQuery, pageOf } from "../pagination";
@@ -34,6 +22,18 @@ import {
   adminSecurity as security,
 } from "../schemas";
 import { endpointAudit, endpointChanges, retryAudit, testAudit } from "../webhook-audit";
+import {
+  createEndpoint,
+  deleteEndpoint,
+  getEndpoint,
+  listDeadLetters,
+  listDeliveries,
+  listEndpoints,
+  retryDelivery,
+  rotateSecret,
+  sendTest,
+  updateEndpoint,
+} from "../webhook-endpoints";
 import {
   CreatedWebhookEndpointSchema,
   DeadLetterQuery,

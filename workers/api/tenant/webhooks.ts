@@ -1,6 +1,6 @@
 /**
  * `/gateway/v1/webhooks`: a tenant manages its own webhook endpoints and reads their delivery log
- * with its own API key (workers/events/endpoints.ts does the work, under the tenant's row-level
+ * with its own API key (workers/api/webhook-endpoints.ts does the work, under the tenant's row-level
  * security: another tenant's endpoint or delivery is "not found" on every route).
  *
  * Reading takes any key; changing anything takes a live key of the admin role. Test keys may read
@@ -10,6 +10,10 @@ import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
+import { idempotent, tenantScope } from "../idempotency";
+import { PageQuery, pageOf } from "../pagination";
+import { IdempotencyHeaders, json, problemResponses, replayedHeaders } from "../schemas";
+import { endpointAudit, endpointChanges, retryAudit, testAudit } from "../webhook-audit";
 import {
   createEndpoint,
   deleteEndpoint,
@@ -21,11 +25,7 @@ import {
   sendTest,
   updateEndpoint,
   type Viewer,
-} from "../../events/endpoints";
-import { idempotent, tenantScope } from "../idempotency";
-import { PageQuery, pageOf } from "../pagination";
-import { IdempotencyHeaders, json, problemResponses, replayedHeaders } from "../schemas";
-import { endpointAudit, endpointChanges, retryAudit, testAudit } from "../webhook-audit";
+} from "../webhook-endpoints";
 import {
   CreatedWebhookEndpointSchema,
   deliveryOut,

@@ -8,7 +8,7 @@
  * - `GET /portal/webhooks/:id`: the endpoint's recent deliveries with their attempts, and
  *   `POST /portal/webhooks/:id/deliveries/:deliveryId/retry` to send one again.
  *
- * Every change goes through the service the tenant and admin APIs use (workers/events/endpoints.ts)
+ * Every change goes through the service the tenant and admin APIs use (workers/api/webhook-endpoints.ts)
  * as the session's tenant, so another tenant's endpoint or delivery is "not found" under row-level
  * security before anything changes; each sets the same audit detail as the tenant API
  * (workers/api/webhook-audit.ts). Changes that make or keep deliveries going follow the tenant API
@@ -21,10 +21,6 @@ import type { Context, Hono } from "hono";
 import { type WebhookAttempt, type WebhookEndpoint, type WebhookEvent, webhookEvents } from "../../../schema";
 import { PageQuery } from "../../api/pagination";
 import { endpointAudit, endpointChanges, retryAudit, testAudit } from "../../api/webhook-audit";
-import { WebhookEndpointInput } from "../../api/webhook-schemas";
-import type { AppEnv } from "../../env";
-import { GatewayError } from "../../errors";
-import { EVENT_TYPES } from "../../events/catalog";
 import {
   createEndpoint,
   deleteEndpoint,
@@ -37,7 +33,11 @@ import {
   sendTest,
   updateEndpoint,
   type Viewer,
-} from "../../events/endpoints";
+} from "../../api/webhook-endpoints";
+import { WebhookEndpointInput } from "../../api/webhook-schemas";
+import type { AppEnv } from "../../env";
+import { GatewayError } from "../../errors";
+import { EVENT_TYPES } from "../../events/catalog";
 import { withTenant } from "../../shared/db";
 import { formatUtc } from "../format";
 import { CsrfField, Notice, PostButton, TableHead } from "../layout";

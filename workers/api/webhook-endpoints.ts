@@ -18,15 +18,15 @@ import {
   webhookEndpoints,
   webhookEvents,
 } from "../../schema";
-import { keyset } from "../api/pagination";
 import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
+import type { EventType } from "../events/catalog";
+import { dispatchDeliveries, recordEvents } from "../events/emit";
+import { checkEndpointUrl } from "../events/endpoint-url";
 import type { Db, Tx } from "../shared/db";
 import { withTenant } from "../shared/db";
 import { newId } from "../shared/ids";
-import type { EventType } from "./catalog";
-import { dispatchDeliveries, recordEvents } from "./emit";
-import { checkEndpointUrl } from "./endpoint-url";
+import { keyset } from "./pagination";
 
 /** Endpoints one tenant may register. */
 export const MAX_ENDPOINTS_PER_TENANT = 20;
