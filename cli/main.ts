@@ -12,6 +12,7 @@ import { portalLinkCommand } from "./commands/portal-link";
 import { reconcileCommand } from "./commands/reconcile";
 import { tenantsCommand } from "./commands/tenants";
 import { usageCommand } from "./commands/usage";
+import { webhooksCommand } from "./commands/webhooks";
 import { CliError, EXIT, type Problem } from "./errors";
 import { errorLine } from "./output";
 
@@ -60,6 +61,7 @@ export function program(): Command {
     reconcileCommand(),
     portalLinkCommand(),
     auditCommand(),
+    webhooksCommand(),
   ])
     gw.addCommand(command);
   // Commands made with `new Command()` inherit nothing: set, on every one, that a parse error throws

@@ -5,17 +5,22 @@
  *   re-sends the stored body to the usage queue (workers/metering/dead-letters.ts);
  * - failed Stripe reports (`billing_outbox` rows in state `failed`): tenant, hour, units, attempts,
  *   last error; "Retry" puts the row back in line (its id is Stripe's `identifier`: never billed twice);
- * - tenants whose billing sync failed, with the error and "Retry sync" (the tenant page's form).
+ * - tenants whose billing sync failed, with the error and "Retry sync" (the tenant page's form);
+ * - webhook deliveries whose retries are exhausted (the webhooks service's dead-letter store,
+ *   workers/api/webhook-endpoints.ts); "Replay" sends one again as the admin API's retry does, and a
+ *   refusal (its endpoint is disabled) is shown on the page as a notice.
  * Newest first, at most 100 of each.
  */
 import { desc, eq, sql } from "drizzle-orm";
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import { deadLetters, tenants } from "../../../schema";
+import { retryAudit } from "../../api/webhook-audit";
+import { listDeadLetters, retryDelivery } from "../../api/webhook-endpoints";
 import { diff } from "../../audit/changes";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { eventsOf, replayDeadLetter, retryFailedReport } from "../../metering/dead-letters";
-import { PostButton } from "../layout";
+import { Notice, PostButton } from "../layout";
 import { consolePage } from "./console-page";
 import { count, RedirectNotice, utc } from "./format";
 
@@ -51,197 +56,265 @@ async function formId(c: { req: { parseBody(): Promise<Record<string, unknown>> 
   return id;
 }
 
+/** The page; `refused` is why a replay was refused (shown as an error notice, with `status`). */
+async function deadLettersPage(c: Context<AppEnv>, refused?: { reason: string; status: number }) {
+  const db = c.var.db;
+  const csrf = c.var.web?.csrf ?? "";
+  const [letters, reports, syncs, webhooks] = await Promise.all([
+    db.select().from(deadLetters).orderBy(desc(deadLetters.receivedAt), desc(deadLetters.id)).limit(LIST),
+    db.execute<{
+      id: string;
+      tenant_id: string;
+      slug: string;
+      hour: string | Date;
+      units: string;
+      attempts: number;
+      last_error: string | null;
+    }>(sql`
+      SELECT o.id, o.tenant_id, t.slug, o.hour, o.units, o.attempts, o.last_error
+      FROM billing_outbox o JOIN tenants t ON t.id = o.tenant_id
+      WHERE o.state = 'failed' ORDER BY o.hour DESC, o.id LIMIT ${LIST}`),
+    db
+      .select({
+        id: tenants.id,
+        slug: tenants.slug,
+        error: tenants.billingError,
+        updatedAt: tenants.updatedAt,
+      })
+      .from(tenants)
+      .where(eq(tenants.billingSync, "failed"))
+      .orderBy(desc(tenants.updatedAt))
+      .limit(LIST),
+    listDeadLetters(db, undefined, { limit: LIST }),
+  ]);
+  return consolePage(
+    c,
+    {
+      title: "Dead letters",
+      current: "/console/dead-letters",
+      styles: ["/_static/console.css"],
+      ...(refused ? { status: refused.status } : {}),
+    },
+    <>
+      {refused ? <Notice kind="error">{refused.reason}</Notice> : <RedirectNotice c={c} />}
+      <section class="card" aria-labelledby="letters-title">
+        <h2 id="letters-title">Usage the queue could not store</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Received</th>
+                <th scope="col">Tenants</th>
+                <th scope="col" class="num">
+                  Events
+                </th>
+                <th scope="col">Event times</th>
+                <th scope="col">Why</th>
+                <th scope="col" class="num">
+                  Replays
+                </th>
+                <th scope="col">
+                  <span class="muted">Action</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {letters.length === 0 && (
+                <tr>
+                  <td colspan={7} class="muted">
+                    None.
+                  </td>
+                </tr>
+              )}
+              {letters.map((d) => {
+                const what = describeBody(d.body);
+                return (
+                  <tr data-dead-letter-id={d.id}>
+                    <td>{utc(d.receivedAt)}</td>
+                    <td class="mono">{what.tenants.length ? what.tenants.join(", ") : "–"}</td>
+                    <td class="num">{count(d.events)}</td>
+                    <td>
+                      {utc(what.first)}
+                      {what.last !== what.first && <> to {utc(what.last)}</>}
+                    </td>
+                    <td>{d.reason ?? "retries exhausted (Postgres unreachable)"}</td>
+                    <td class="num">
+                      {count(d.replays)}
+                      {d.replayedAt && <div class="muted">{utc(d.replayedAt)}</div>}
+                    </td>
+                    <td>
+                      <PostButton
+                        action="/console/dead-letters/replay"
+                        csrf={csrf}
+                        fields={{ id: d.id }}
+                        label="Replay"
+                      />
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      </section>
+
+      <section class="card" aria-labelledby="reports-title">
+        <h2 id="reports-title">Failed Stripe reports</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Tenant</th>
+                <th scope="col">Hour</th>
+                <th scope="col" class="num">
+                  Units
+                </th>
+                <th scope="col" class="num">
+                  Attempts
+                </th>
+                <th scope="col">Last error</th>
+                <th scope="col">
+                  <span class="muted">Action</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {reports.rows.length === 0 && (
+                <tr>
+                  <td colspan={6} class="muted">
+                    None.
+                  </td>
+                </tr>
+              )}
+              {reports.rows.map((r) => (
+                <tr data-outbox-id={r.id}>
+                  <td>
+                    <a href={`/console/tenants/${r.tenant_id}`}>{r.slug}</a>
+                  </td>
+                  <td>{utc(r.hour)}</td>
+                  <td class="num">{count(Number(r.units))}</td>
+                  <td class="num">{count(r.attempts)}</td>
+                  <td>{r.last_error ?? "–"}</td>
+                  <td>
+                    <PostButton
+                      action="/console/dead-letters/reports/retry"
+                      csrf={csrf}
+                      fields={{ id: r.id }}
+                      label="Retry"
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </section>
+
+      <section class="card" aria-labelledby="syncs-title">
+        <h2 id="syncs-title">Failed billing syncs</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Tenant</th>
+                <th scope="col">Error</th>
+                <th scope="col">
+                  <span class="muted">Action</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {syncs.length === 0 && (
+                <tr>
+                  <td colspan={3} class="muted">
+                    None.
+                  </td>
+                </tr>
+              )}
+              {syncs.map((t) => (
+                <tr data-tenant-id={t.id}>
+                  <td>
+                    <a href={`/console/tenants/${t.id}`}>{t.slug}</a>
+                  </td>
+                  <td>{t.error ?? "–"}</td>
+                  <td>
+                    <PostButton
+                      action={`/console/tenants/${t.id}/billing-sync`}
+                      csrf={csrf}
+                      label="Retry sync"
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </section>
+
+      <section class="card" aria-labelledby="webhooks-title">
+        <h2 id="webhooks-title">Webhook deliveries</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Died</th>
+                <th scope="col">Tenant</th>
+                <th scope="col">Event</th>
+                <th scope="col">Endpoint</th>
+                <th scope="col" class="num">
+                  Attempts
+                </th>
+                <th scope="col">Last status / error</th>
+                <th scope="col" class="num">
+                  Replays
+                </th>
+                <th scope="col">
+                  <span class="muted">Action</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {webhooks.rows.length === 0 && (
+                <tr>
+                  <td colspan={8} class="muted">
+                    None.
+                  </td>
+                </tr>
+              )}
+              {webhooks.rows.map(({ row: w }) => (
+                <tr data-webhook-delivery-id={w.delivery.id}>
+                  <td>{utc(w.delivery.updatedAt)}</td>
+                  <td class="mono">
+                    <a href={`/console/tenants/${w.delivery.tenantId}`}>{w.delivery.tenantId}</a>
+                  </td>
+                  <td class="mono">{w.eventType}</td>
+                  <td class="mono">{w.endpointUrl}</td>
+                  <td class="num">{count(w.delivery.attempts)}</td>
+                  <td>
+                    {w.delivery.lastStatus ?? "–"}
+                    {w.delivery.lastError && <div class="muted">{w.delivery.lastError}</div>}
+                  </td>
+                  <td class="num">{count(w.delivery.replays)}</td>
+                  <td>
+                    <PostButton
+                      action="/console/dead-letters/webhooks/replay"
+                      csrf={csrf}
+                      fields={{ id: w.delivery.id }}
+                      label="Replay"
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </section>
+    </>,
+  );
+}
+
 export function registerConsoleDeadLetters(pages: Hono<AppEnv>): void {
-  pages.get("/dead-letters", async (c) => {
-    const db = c.var.db;
-    const csrf = c.var.web?.csrf ?? "";
-    const [letters, reports, syncs] = await Promise.all([
-      db.select().from(deadLetters).orderBy(desc(deadLetters.receivedAt), desc(deadLetters.id)).limit(LIST),
-      db.execute<{
-        id: string;
-        tenant_id: string;
-        slug: string;
-        hour: string | Date;
-        units: string;
-        attempts: number;
-        last_error: string | null;
-      }>(sql`
-        SELECT o.id, o.tenant_id, t.slug, o.hour, o.units, o.attempts, o.last_error
-        FROM billing_outbox o JOIN tenants t ON t.id = o.tenant_id
-        WHERE o.state = 'failed' ORDER BY o.hour DESC, o.id LIMIT ${LIST}`),
-      db
-        .select({
-          id: tenants.id,
-          slug: tenants.slug,
-          error: tenants.billingError,
-          updatedAt: tenants.updatedAt,
-        })
-        .from(tenants)
-        .where(eq(tenants.billingSync, "failed"))
-        .orderBy(desc(tenants.updatedAt))
-        .limit(LIST),
-    ]);
-    return consolePage(
-      c,
-      { title: "Dead letters", current: "/console/dead-letters", styles: ["/_static/console.css"] },
-      <>
-        <RedirectNotice c={c} />
-        <section class="card" aria-labelledby="letters-title">
-          <h2 id="letters-title">Usage the queue could not store</h2>
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Received</th>
-                  <th scope="col">Tenants</th>
-                  <th scope="col" class="num">
-                    Events
-                  </th>
-                  <th scope="col">Event times</th>
-                  <th scope="col">Why</th>
-                  <th scope="col" class="num">
-                    Replays
-                  </th>
-                  <th scope="col">
-                    <span class="muted">Action</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {letters.length === 0 && (
-                  <tr>
-                    <td colspan={7} class="muted">
-                      None.
-                    </td>
-                  </tr>
-                )}
-                {letters.map((d) => {
-                  const what = describeBody(d.body);
-                  return (
-                    <tr data-dead-letter-id={d.id}>
-                      <td>{utc(d.receivedAt)}</td>
-                      <td class="mono">{what.tenants.length ? what.tenants.join(", ") : "–"}</td>
-                      <td class="num">{count(d.events)}</td>
-                      <td>
-                        {utc(what.first)}
-                        {what.last !== what.first && <> to {utc(what.last)}</>}
-                      </td>
-                      <td>{d.reason ?? "retries exhausted (Postgres unreachable)"}</td>
-                      <td class="num">
-                        {count(d.replays)}
-                        {d.replayedAt && <div class="muted">{utc(d.replayedAt)}</div>}
-                      </td>
-                      <td>
-                        <PostButton
-                          action="/console/dead-letters/replay"
-                          csrf={csrf}
-                          fields={{ id: d.id }}
-                          label="Replay"
-                        />
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
-        </section>
-
-        <section class="card" aria-labelledby="reports-title">
-          <h2 id="reports-title">Failed Stripe reports</h2>
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Tenant</th>
-                  <th scope="col">Hour</th>
-                  <th scope="col" class="num">
-                    Units
-                  </th>
-                  <th scope="col" class="num">
-                    Attempts
-                  </th>
-                  <th scope="col">Last error</th>
-                  <th scope="col">
-                    <span class="muted">Action</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {reports.rows.length === 0 && (
-                  <tr>
-                    <td colspan={6} class="muted">
-                      None.
-                    </td>
-                  </tr>
-                )}
-                {reports.rows.map((r) => (
-                  <tr data-outbox-id={r.id}>
-                    <td>
-                      <a href={`/console/tenants/${r.tenant_id}`}>{r.slug}</a>
-                    </td>
-                    <td>{utc(r.hour)}</td>
-                    <td class="num">{count(Number(r.units))}</td>
-                    <td class="num">{count(r.attempts)}</td>
-                    <td>{r.last_error ?? "–"}</td>
-                    <td>
-                      <PostButton
-                        action="/console/dead-letters/reports/retry"
-                        csrf={csrf}
-                        fields={{ id: r.id }}
-                        label="Retry"
-                      />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        </section>
-
-        <section class="card" aria-labelledby="syncs-title">
-          <h2 id="syncs-title">Failed billing syncs</h2>
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Tenant</th>
-                  <th scope="col">Error</th>
-                  <th scope="col">
-                    <span class="muted">Action</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {syncs.length === 0 && (
-                  <tr>
-                    <td colspan={3} class="muted">
-                      None.
-                    </td>
-                  </tr>
-                )}
-                {syncs.map((t) => (
-                  <tr data-tenant-id={t.id}>
-                    <td>
-                      <a href={`/console/tenants/${t.id}`}>{t.slug}</a>
-                    </td>
-                    <td>{t.error ?? "–"}</td>
-                    <td>
-                      <PostButton
-                        action={`/console/tenants/${t.id}/billing-sync`}
-                        csrf={csrf}
-                        label="Retry sync"
-                      />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        </section>
-      </>,
-    );
-  });
+  pages.get("/dead-letters", (c) => deadLettersPage(c));
 
   pages.post("/dead-letters/replay", async (c) => {
     const id = await formId(c);
@@ -254,6 +327,21 @@ export function registerConsoleDeadLetters(pages: Hono<AppEnv>): void {
       changes: diff(before, after, ["replays", "replayedAt"]),
     });
     return c.redirect("/console/dead-letters?notice=replayed", 303);
+  });
+
+  pages.post("/dead-letters/webhooks/replay", async (c) => {
+    const id = await formId(c);
+    let result: Awaited<ReturnType<typeof retryDelivery>>;
+    try {
+      result = await retryDelivery(c.var.db, c.env, "operator", id);
+    } catch (error) {
+      // A disabled endpoint refuses the replay: the page says why, with the service's 409.
+      if (error instanceof GatewayError && error.code === "conflict")
+        return await deadLettersPage(c, { reason: error.message, status: error.status });
+      throw error;
+    }
+    c.set("audit", retryAudit(result));
+    return c.redirect("/console/dead-letters?notice=webhook_replayed", 303);
   });
 
   pages.post("/dead-letters/reports/retry", async (c) => {

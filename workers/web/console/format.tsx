@@ -45,6 +45,7 @@ export const NOTICES = {
   synced: "Billing sync run again.",
   replayed: "Dead letter replayed to the usage queue.",
   retried: "Stripe report queued again.",
+  webhook_replayed: "Webhook delivery queued again.",
 } as const;
 
 export type NoticeCode = keyof typeof NOTICES;
