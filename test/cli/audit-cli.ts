@@ -112,6 +112,10 @@ before(async () => {
   await db.connect();
   // The gateway's own append, over node-postgres instead of the Worker's driver (same SQL).
   const orm = drizzle(db) as unknown as Db;
+  // Creating the tenant was itself audited (workers/audit/record.ts): start its chains empty, so the
+  // entries below are seqs 1.. exactly.
+  for (const table of ["audit.actions", "audit.requests", "audit.chains"])
+    await db.query(`DELETE FROM ${table} WHERE chain = $1`, [tenantId]);
   await appendToChains(
     orm,
     "action",
