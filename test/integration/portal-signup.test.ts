@@ -31,13 +31,17 @@ interface Message {
 
 beforeAll(async () => {
   // PORTAL_SIGNUP_PLAN is "signup-default" in the test stack (vitest.config.ts).
-  const plans = await expectJson<{ data: Array<{ id: string; name: string }> }>(
-    await admin("GET", "/admin/v1/plans?limit=200"),
-    200,
-  );
-  planId =
-    plans.data.find((p) => p.name === "signup-default")?.id ??
-    (await createPlan({ name: "signup-default" })).id;
+  // The database is shared by every file: page through all plans (another file may have made it).
+  let cursor: string | null = null;
+  do {
+    const page: { data: Array<{ id: string; name: string }>; next_cursor: string | null } = await expectJson(
+      await admin("GET", `/admin/v1/plans?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`),
+      200,
+    );
+    planId = page.data.find((p) => p.name === "signup-default")?.id ?? planId;
+    cursor = page.next_cursor;
+  } while (!planId && cursor);
+  if (!planId) planId = (await createPlan({ name: "signup-default" })).id;
 });
 
 /** A fresh client IP per browser: its own hour's budget (the run's third octet keeps runs apart). */
