@@ -20,7 +20,7 @@ import { diff } from "../../audit/changes";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import { eventsOf, replayDeadLetter, retryFailedReport } from "../../metering/dead-letters";
-import { Notice, PostButton } from "../layout";
+import { Notice, num, PostButton, TableHead } from "../layout";
 import { consolePage } from "./console-page";
 import { count, RedirectNotice, utc } from "./format";
 
@@ -55,6 +55,15 @@ async function formId(c: { req: { parseBody(): Promise<Record<string, unknown>> 
     throw new GatewayError("validation_failed", "Which one? The form names no id.");
   return id;
 }
+
+/** The row an empty table shows. */
+const NoRows = (props: { columns: number }) => (
+  <tr>
+    <td colspan={props.columns} class="muted">
+      None.
+    </td>
+  </tr>
+);
 
 /** The page; `refused` is why a replay was refused (shown as an error notice, with `status`). */
 async function deadLettersPage(c: Context<AppEnv>, refused?: { reason: string; status: number }) {
@@ -101,31 +110,11 @@ async function deadLettersPage(c: Context<AppEnv>, refused?: { reason: string; s
         <h2 id="letters-title">Usage the queue could not store</h2>
         <div class="table-wrap">
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Received</th>
-                <th scope="col">Tenants</th>
-                <th scope="col" class="num">
-                  Events
-                </th>
-                <th scope="col">Event times</th>
-                <th scope="col">Why</th>
-                <th scope="col" class="num">
-                  Replays
-                </th>
-                <th scope="col">
-                  <span class="muted">Action</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={["Received", "Tenants", num("Events"), "Event times", "Why", num("Replays"), "Action"]}
+            />
             <tbody>
-              {letters.length === 0 && (
-                <tr>
-                  <td colspan={7} class="muted">
-                    None.
-                  </td>
-                </tr>
-              )}
+              {letters.length === 0 && <NoRows columns={7} />}
               {letters.map((d) => {
                 const what = describeBody(d.body);
                 return (
@@ -162,30 +151,9 @@ async function deadLettersPage(c: Context<AppEnv>, refused?: { reason: string; s
         <h2 id="reports-title">Failed Stripe reports</h2>
         <div class="table-wrap">
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Tenant</th>
-                <th scope="col">Hour</th>
-                <th scope="col" class="num">
-                  Units
-                </th>
-                <th scope="col" class="num">
-                  Attempts
-                </th>
-                <th scope="col">Last error</th>
-                <th scope="col">
-                  <span class="muted">Action</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={["Tenant", "Hour", num("Units"), num("Attempts"), "Last error", "Action"]} />
             <tbody>
-              {reports.rows.length === 0 && (
-                <tr>
-                  <td colspan={6} class="muted">
-                    None.
-                  </td>
-                </tr>
-              )}
+              {reports.rows.length === 0 && <NoRows columns={6} />}
               {reports.rows.map((r) => (
                 <tr data-outbox-id={r.id}>
                   <td>
@@ -214,23 +182,9 @@ async function deadLettersPage(c: Context<AppEnv>, refused?: { reason: string; s
         <h2 id="syncs-title">Failed billing syncs</h2>
         <div class="table-wrap">
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Tenant</th>
-                <th scope="col">Error</th>
-                <th scope="col">
-                  <span class="muted">Action</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={["Tenant", "Error", "Action"]} />
             <tbody>
-              {syncs.length === 0 && (
-                <tr>
-                  <td colspan={3} class="muted">
-                    None.
-                  </td>
-                </tr>
-              )}
+              {syncs.length === 0 && <NoRows columns={3} />}
               {syncs.map((t) => (
                 <tr data-tenant-id={t.id}>
                   <td>
@@ -255,32 +209,20 @@ async function deadLettersPage(c: Context<AppEnv>, refused?: { reason: string; s
         <h2 id="webhooks-title">Webhook deliveries</h2>
         <div class="table-wrap">
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Died</th>
-                <th scope="col">Tenant</th>
-                <th scope="col">Event</th>
-                <th scope="col">Endpoint</th>
-                <th scope="col" class="num">
-                  Attempts
-                </th>
-                <th scope="col">Last status / error</th>
-                <th scope="col" class="num">
-                  Replays
-                </th>
-                <th scope="col">
-                  <span class="muted">Action</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                "Died",
+                "Tenant",
+                "Event",
+                "Endpoint",
+                num("Attempts"),
+                "Last status / error",
+                num("Replays"),
+                "Action",
+              ]}
+            />
             <tbody>
-              {webhooks.rows.length === 0 && (
-                <tr>
-                  <td colspan={8} class="muted">
-                    None.
-                  </td>
-                </tr>
-              )}
+              {webhooks.rows.length === 0 && <NoRows columns={8} />}
               {webhooks.rows.map(({ row: w }) => (
                 <tr data-webhook-delivery-id={w.delivery.id}>
                   <td>{utc(w.delivery.updatedAt)}</td>
