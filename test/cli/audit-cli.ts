@@ -6,7 +6,6 @@
  * `appendToChains`, straight into the stack's Postgres. node:test, run by tsx.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { after, before, describe, it } from "node:test";
@@ -15,7 +14,8 @@ import pg from "pg";
 import { appendToChains } from "../../workers/audit/append";
 import type { ActionContent, RequestContent } from "../../workers/audit/chain";
 import type { Db } from "../../workers/shared/db";
-import { type LocalStack, ROOT, startLocalStack } from "../support/local-stack";
+import { adminPost as post, runGw } from "../support/cli";
+import { type LocalStack, startLocalStack } from "../support/local-stack";
 
 const ADMIN_TOKEN = "audit-cli-test-admin-token";
 
@@ -25,42 +25,10 @@ let tenantId = "";
 const slug = "audit-cli-tenant";
 const tmp = mkdtempSync(`${tmpdir()}/gw-audit-cli-test-`);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+/** Runs the real CLI with the stack's URL and token. */
+const gw = (args: string[]) => runGw(["--url", stack.base, "--token", ADMIN_TOKEN, ...args], { cwd: tmp });
 
-/** Runs the real CLI with the stack's URL and token, and nothing of this process's GW_* environment. */
-function gw(args: string[]): Promise<Run> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("GW_")));
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [`${ROOT}cli/bin.mjs`, "--url", stack.base, "--token", ADMIN_TOKEN, ...args],
-      { cwd: tmp, env: { ...env, GW_CONFIG: `${tmp}/none.json` }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function adminPost<T>(path: string, body: unknown): Promise<T> {
-  const res = await fetch(`${stack.base}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert.equal(res.status, 201, `POST ${path}: ${await res.clone().text()}`);
-  return (await res.json()) as T;
-}
+const adminPost = <T>(path: string, body: unknown) => post<T>(stack.base, ADMIN_TOKEN, path, body);
 
 const minute = (m: number) => new Date(Date.parse("2026-06-01T10:00:00Z") + m * 60_000).toISOString();
 

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { after, before, describe, it } from "node:test";
 import { parseCsvRecords } from "../../cli/csv";
+import { type Run, runGw } from "../support/cli";
 import { freePort, type LocalStack, ROOT, startLocalStack } from "../support/local-stack";
 
 const ADMIN_TOKEN = "cli-test-admin-token";
@@ -21,35 +22,9 @@ const PLAINTEXT = /gw_(live|test)_[A-Za-z0-9]{10,}/;
 let stack: LocalStack;
 const tmp = mkdtempSync(`${tmpdir()}/gw-cli-test-`);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the real CLI. Nothing of this process's GW_* environment leaks in: each call says which
- * config file and environment it has.
- */
-function gw(args: string[], options: { config?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("GW_")));
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [`${ROOT}cli/bin.mjs`, ...args], {
-      cwd: tmp,
-      env: { ...env, GW_CONFIG: options.config ?? `${tmp}/none.json`, ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs the real CLI; each call says which config file and environment it has. */
+const gw = (args: string[], options: { config?: string; env?: Record<string, string> } = {}): Promise<Run> =>
+  runGw(args, { cwd: tmp, ...options });
 
 /** The CLI with `--url`/`--token` for the stack, `--json`, and its stdout parsed (exit 0 asserted). */
 async function gwJson<T>(args: string[]): Promise<T> {
