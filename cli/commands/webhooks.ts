@@ -5,37 +5,16 @@
  * the gateway refuses it with 409 (exit 5) while its endpoint is disabled.
  */
 import { Command } from "commander";
+import type { z } from "zod";
+import type { WebhookDeliverySchema, WebhookEndpointSchema } from "../../workers/api/webhook-schemas";
 import { contextOf, tenantId } from "../context";
 import { formatRecord, formatTable } from "../output";
 
 /** An endpoint as the admin API answers it (its secret is never listed). */
-interface Endpoint {
-  id: string;
-  tenantId: string;
-  url: string;
-  description: string;
-  eventTypes: string[];
-  enabled: boolean;
-  disabledReason: string | null;
-  failingSince: string | null;
-  createdAt: string;
-}
+type Endpoint = z.infer<typeof WebhookEndpointSchema>;
 
 /** A delivery as the admin API answers it; a dead letter also names its endpoint's URL. */
-interface Delivery {
-  id: string;
-  tenantId: string;
-  endpointId: string;
-  eventType: string;
-  status: string;
-  attemptCount: number;
-  nextAttemptAt: string | null;
-  lastStatus: number | null;
-  lastError: string | null;
-  replays: number;
-  updatedAt: string;
-  endpointUrl?: string;
-}
+type Delivery = z.infer<typeof WebhookDeliverySchema> & { endpointUrl?: string };
 
 const encode = encodeURIComponent;
 
