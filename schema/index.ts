@@ -10,6 +10,7 @@ export * from "./invoices";
 export * from "./plans";
 export * from "./portal-codes";
 export * from "./roles";
+export * from "./shadow";
 export * from "./stripe-events";
 export * from "./tenants";
 export * from "./usage-events";

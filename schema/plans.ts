@@ -50,6 +50,13 @@ export const plans = pgTable("plans", {
    * ones. Fields left out (or null here) take the numbers of the live limits.
    */
   sandboxLimits: jsonb("sandbox_limits").$type<SandboxLimits>(),
+  /**
+   * How the tenant object admits live traffic: `exact` (one object call per request, every limit
+   * exact) or `leased` (the object hands each isolate a short lease of tokens drawn from the
+   * remaining budget, so a hot tenant is not capped by one object; quotas and credits stay exact,
+   * the token bucket may overshoot by a documented bound). durable-objects/lease.ts.
+   */
+  admissionMode: text("admission_mode", { enum: ["exact", "leased"] }).notNull().default("exact"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
