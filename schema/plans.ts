@@ -56,7 +56,9 @@ export const plans = pgTable("plans", {
    * remaining budget, so a hot tenant is not capped by one object; quotas and credits stay exact,
    * the token bucket may overshoot by a documented bound). durable-objects/lease.ts.
    */
-  admissionMode: text("admission_mode", { enum: ["exact", "leased"] }).notNull().default("exact"),
+  admissionMode: text("admission_mode", { enum: ["exact", "leased"] })
+    .notNull()
+    .default("exact"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
