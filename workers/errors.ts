@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   origin_timeout: { status: 504, title: "Origin timeout" },
   origin_unavailable: { status: 502, title: "Origin unavailable" },
   service_unavailable: { status: 503, title: "Service unavailable" },
+  /** The route's origin is degraded and this tenant is over its fair share of it: shed, not billed, with Retry-After. */
+  origin_overloaded: { status: 503, title: "Origin overloaded" },
   /** A var or secret fails workers/config.ts's schema; the detail names it. */
   misconfigured: { status: 503, title: "Gateway misconfigured" },
   internal: { status: 500, title: "Internal error" },
