@@ -43,6 +43,7 @@ import { isolateHeaps } from "./lib/heap";
 import { rowTimings, SnapshotPoller, waitForRows } from "./lib/metering";
 import { startNginx } from "./lib/nginx";
 import { run, type Server, startServer } from "./lib/processes";
+import { profileGateway } from "./lib/profile";
 import { renderMarkdown, renderSoak, SOAK_BEGIN, SOAK_END, writeIntoDoc } from "./lib/report";
 import { type SoakResult, sampleRss, soakSide } from "./lib/soak";
 import { fmt, fmtDuration, fmtMs, max, median, min, percentile } from "./lib/stats";
@@ -97,6 +98,7 @@ const { values: flags } = parseArgs({
     fault: { type: "string" },
     "do-storage": { type: "string" },
     quick: { type: "boolean" },
+    profile: { type: "string" },
     "report-only": { type: "boolean" },
   },
 });
@@ -112,6 +114,7 @@ const CFG = {
   limit: num(flags.limit, "BENCH_LIMIT", 200),
   syntheticEvents: num(flags.synthetic, "BENCH_SYNTHETIC", quick ? 10_000 : 50_000),
   faultS: num(flags.fault, "BENCH_FAULT", quick ? 2 : 4),
+  profileS: num(flags.profile, "BENCH_PROFILE", quick ? 3 : 8),
   doStorage: flags["do-storage"] ?? process.env.BENCH_DO_STORAGE ?? "tmpfs",
 };
 const CORRECTNESS_S = quick ? 3 : 5;
@@ -119,6 +122,7 @@ const CORRECTNESS_S = quick ? 3 : 5;
 const CASES: Array<{ id: CaseId; label: string }> = [
   { id: "origin", label: "(a) origin direct (Node http)" },
   { id: "passthrough", label: "(b) pass-through Worker (workerd)" },
+  { id: "passthroughDo", label: "(b2) pass-through + one Durable Object RPC (SQLite read + upsert)" },
   { id: "gateway", label: "(c) gateway: key auth + DO admission + proxy + usage event" },
   { id: "nginx", label: "(d) nginx: key map + limit_req + proxy_pass" },
 ];
@@ -207,6 +211,7 @@ async function main(): Promise<void> {
         for (const c of CASES)
           plan(`round ${r}/${CFG.rounds} · 1 conn · ${c.label}`, CFG.unloadedDurationS + 1);
     }
+    plan("profile: where the gateway's CPU goes", CFG.profileS + 3);
     plan("correctness: token bucket", CORRECTNESS_S + 5);
     plan("correctness: daily quota", CORRECTNESS_S + 5);
     if (CFG.faultS > 0) plan("fault: usage queue refuses sends, then recovers", CFG.faultS + 25);
@@ -290,16 +295,23 @@ async function main(): Promise<void> {
   const nginxPort = await freePort();
   // The soak reads each workerd's isolate heaps through its inspector (bench/lib/heap.ts).
   const inspectors = SOAK_MINUTES > 0 ? { passthrough: await freePort(), gateway: await freePort() } : null;
-  const [passthrough, gateway] = await Promise.all([
+  // The gateway's inspector also serves the CPU profile of the request path (bench/lib/profile.ts).
+  const gatewayInspector = inspectors?.gateway ?? (await freePort());
+  const [passthrough, passthroughDo, gateway] = await Promise.all([
     workers("passthrough", {
       mode: "passthrough",
       originUrl,
       persistRoot: `${stateDir}/passthrough`,
       inspectorPort: inspectors?.passthrough,
     }),
+    workers("passthrough-do", {
+      mode: "passthrough-do",
+      originUrl,
+      persistRoot: `${stateDir}/passthrough-do`,
+    }),
     workers("gateway", {
       mode: "gateway",
-      inspectorPort: inspectors?.gateway,
+      inspectorPort: gatewayInspector,
       originUrl,
       persistRoot: `${stateDir}/gateway`,
       bundleDir: `${tmp}/bundle`,
@@ -309,6 +321,7 @@ async function main(): Promise<void> {
     }),
   ]);
   cleanups.push({ name: "pass-through workerd", fn: () => passthrough.stop() });
+  cleanups.push({ name: "pass-through + object workerd", fn: () => passthroughDo.stop() });
   cleanups.push({ name: "gateway workerd", fn: () => gateway.stop() });
   const gatewayUrl = gateway.ready.url;
 
@@ -347,6 +360,7 @@ async function main(): Promise<void> {
   const quota = await tenant("bench-quota", quotaPlan.id);
   const meter = await tenant("bench-meter", unlimited.id);
   const faulty = await tenant("bench-fault", unlimited.id);
+  const profiled = await tenant("bench-profile", unlimited.id);
   const control = gateway.ready.controlUrl;
   if (!control) throw new Error("gateway workers-server started without its queue control");
 
@@ -370,6 +384,7 @@ async function main(): Promise<void> {
   const targets: Record<CaseId, { url: string; headers: Record<string, string>; server: Server<unknown> }> = {
     origin: { url: originUrl, headers: {}, server: origin },
     passthrough: { url: passthrough.ready.url, headers: {}, server: passthrough },
+    passthroughDo: { url: passthroughDo.ready.url, headers: {}, server: passthroughDo },
     gateway: { url: gatewayUrl, headers: { Authorization: `Bearer ${main.key.key}` }, server: gateway },
     nginx: { url: nginxUrl, headers: { Authorization: `Bearer ${main.key.key}` }, server: nginx },
   };
@@ -386,7 +401,7 @@ async function main(): Promise<void> {
     if (s !== 401) throw new Error(`${LABELS[id]}: a request without a key answered ${s}, not 401`);
   }
   const postmaster = await postmasterPid(pool);
-  const allServers = [origin, passthrough, gateway, nginx];
+  const allServers = [origin, passthrough, passthroughDo, gateway, nginx];
   const machine = await describeMachine(db, postmaster);
   endStep("setup");
 
@@ -495,6 +510,32 @@ async function main(): Promise<void> {
         endStep(name);
       }
   }
+
+  // ------------------------------------------------------------------------------------ profile
+  beginStep("profile: where the gateway's CPU goes");
+  const profile = await profileGateway(
+    gatewayInspector,
+    `${tmp}/bundle/index.js`,
+    async () => {
+      const wrk = await runWrk({
+        url: `${gatewayUrl}/v1/bench/profile`,
+        threads: CFG.threads,
+        connections: CFG.connections,
+        durationS: CFG.profileS,
+        headers: { Authorization: `Bearer ${profiled.key.key}` },
+        script: lua.report,
+      });
+      return wrk.requests;
+    },
+    { saveDir: `${RESULTS_DIR}/profile` },
+  );
+  log(
+    `  ${fmt(profile.requests)} requests profiled: ${profile.rows
+      .slice(0, 4)
+      .map((r) => `${r.step.replace(/ \(.*$/, "")} ${fmt(r.msPer1k)} ms/1k`)
+      .join(", ")} …`,
+  );
+  endStep("profile: where the gateway's CPU goes");
 
   // -------------------------------------------------------------------------------- correctness
   const correctness: CorrectnessResult[] = [];
@@ -714,6 +755,7 @@ async function main(): Promise<void> {
     summary,
     unloaded,
     ratios: ratios(runs, unloadedRuns),
+    profile,
     correctness,
     metering,
   };
@@ -991,6 +1033,9 @@ function ratios(runs: RunResult[], unloadedRuns: RunResult[]): Ratios {
   const hasUnloaded = unloadedRuns.length > 0;
   return {
     gatewayOverPassthroughRps: perRound(runs, (c) => c.gateway.wrk.rps / c.passthrough.wrk.rps),
+    gatewayOverPassthroughDoRps: perRound(runs, (c) => c.gateway.wrk.rps / c.passthroughDo.wrk.rps),
+    gatewayOverPassthroughDoCpu: perRound(runs, (c) => cpu(c.gateway) / cpu(c.passthroughDo)),
+    passthroughDoOverPassthroughRps: perRound(runs, (c) => c.passthroughDo.wrk.rps / c.passthrough.wrk.rps),
     gatewayOverPassthroughCpu: perRound(runs, (c) => cpu(c.gateway) / cpu(c.passthrough)),
     gatewayOverPassthroughCpuRequestPath: perRound(
       runs,

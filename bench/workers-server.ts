@@ -3,6 +3,8 @@
  * workerd it spawns — can be sampled apart from everything else): workerd through the Miniflare API.
  *
  * - `passthrough`: bench/passthrough-worker.js, bound to the origin only.
+ * - `passthrough-do`: bench/passthrough-do-worker.js, the same plus one SQLite-backed Durable Object
+ *   RPC per request (a read and an upsert).
  * - `gateway`: the wrangler-built bundle of the real Worker (`wrangler deploy --dry-run --outdir`),
  *   with the bindings of wrangler.toml as wrangler itself maps them for Miniflare
  *   (`unstable_getMiniflareWorkerOptions`): KV, the SQLite-backed TenantLimiter Durable Object, the
@@ -39,7 +41,7 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { startBridge } from "../dev/pg-bridge";
 
 export interface WorkersServerConfig {
-  mode: "passthrough" | "gateway";
+  mode: "passthrough" | "passthrough-do" | "gateway";
   originUrl: string;
   /** Where Miniflare keeps KV, Durable Object and queue state (a temp dir the bench removes). */
   persistRoot: string;
@@ -141,7 +143,12 @@ async function startControl(): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const worker = config.mode === "gateway" ? await gatewayWorker() : passthroughWorker();
+  const worker =
+    config.mode === "gateway"
+      ? await gatewayWorker()
+      : config.mode === "passthrough-do"
+        ? passthroughDoWorker()
+        : passthroughWorker();
   const mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,
@@ -203,6 +210,18 @@ function passthroughWorker(): WorkerOptions & { name: string } {
     modules: true,
     scriptPath: `${ROOT}bench/passthrough-worker.js`,
     bindings: { ORIGIN_URL: config.originUrl },
+  };
+}
+
+function passthroughDoWorker(): WorkerOptions & { name: string } {
+  return {
+    name: "passthrough-do",
+    compatibilityDate: "2026-04-26",
+    compatibilityFlags: ["nodejs_compat"],
+    modules: true,
+    scriptPath: `${ROOT}bench/passthrough-do-worker.js`,
+    bindings: { ORIGIN_URL: config.originUrl },
+    durableObjects: { COUNTER: { className: "Counter", useSQLite: true } },
   };
 }
 

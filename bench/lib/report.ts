@@ -52,7 +52,8 @@ export function renderMarkdown(r: BenchResults): string {
   };
   out.push(
     "",
-    `CPU ms / 1k requests by process: gateway ${split("gateway")}; pass-through ${split("passthrough")} ` +
+    `CPU ms / 1k requests by process: gateway ${split("gateway")}; pass-through ${split("passthrough")}; ` +
+      `(b2) ${split("passthroughDo")} ` +
       "(node = the Miniflare host process, and for the gateway the local Postgres WebSocket bridge too).",
   );
 
@@ -78,6 +79,9 @@ export function renderMarkdown(r: BenchResults): string {
     "| | value |",
     "| --- | --: |",
     `| gateway ÷ pass-through, throughput | ${x(q.gatewayOverPassthroughRps)} |`,
+    `| gateway ÷ (b2) pass-through + one object RPC, throughput (target ≥ 0.85×) | ${x(q.gatewayOverPassthroughDoRps)} |`,
+    `| gateway ÷ (b2), CPU per request (incl. metering drain) | ${x(q.gatewayOverPassthroughDoCpu)} |`,
+    `| (b2) ÷ pass-through, throughput (what one object call per request costs) | ${x(q.passthroughDoOverPassthroughRps)} |`,
     `| gateway ÷ pass-through, CPU per request (incl. metering drain) | ${x(q.gatewayOverPassthroughCpu)} |`,
     `| gateway ÷ pass-through, CPU per request (request path only) | ${x(q.gatewayOverPassthroughCpuRequestPath)} |`,
     `| gateway ÷ nginx, throughput | ${x(q.gatewayOverNginxRps)} |`,
@@ -85,6 +89,27 @@ export function renderMarkdown(r: BenchResults): string {
     `| pass-through ÷ nginx, throughput | ${x(q.passthroughOverNginxRps)} |`,
     `| gateway p50 / p99 added over direct, ${c.connections} connections | ${signed(q.addedP50MsOverDirect)} / ${signed(q.addedP99MsOverDirect)} ms |`,
     `| gateway p50 / p99 added over direct, 1 connection | ${signed(q.addedP50MsOverDirectUnloaded)} / ${signed(q.addedP99MsOverDirectUnloaded)} ms |`,
+  );
+
+  const passthroughCpu = r.summary.find((s) => s.case === "passthrough")?.cpuMsPer1k ?? Number.NaN;
+  const gatewayCpu = r.summary.find((s) => s.case === "gateway")?.cpuMsPer1k ?? Number.NaN;
+  out.push(
+    "",
+    "### Where the gateway's CPU goes (profile of the request path)",
+    "",
+    `V8's sampling profiler in the gateway's workerd (every isolate: the Worker and its Durable Object) during ` +
+      `${fmt(r.profile.requests)} requests at ${c.connections} connections (${fmt(r.config.profileS)} s). Each ` +
+      "sample is charged to the step whose source file is innermost on its stack (bench/lib/profile.ts); " +
+      "profiling itself slows the run, so compare rows with each other, not with the table above.",
+    "",
+    "| Step | sampled CPU ms / 1k req | share |",
+    "| --- | --: | --: |",
+    ...r.profile.rows.map((p) => `| ${p.step} | ${fmtMs(p.msPer1k)} | ${fmt(p.share * 100, 1)} % |`),
+    `| **all sampled** | **${fmtMs(r.profile.sampledMsPer1k)}** | 100 % |`,
+    "",
+    `For scale, from the load runs above: the runtime floor — the pass-through Worker's whole process CPU — is ` +
+      `${fmtMs(passthroughCpu)} ms / 1k requests; the gateway's request path ${fmtMs(gatewayCpu)} ms / 1k ` +
+      "(process CPU, including what the profiler cannot see: workerd's native HTTP, RPC and SQLite work, and the Miniflare host).",
   );
 
   out.push(

@@ -1,7 +1,8 @@
+import type { ProfileResult } from "./profile";
 /** The shape of bench/results/latest.json. */
 import type { WrkResult } from "./wrk";
 
-export type CaseId = "origin" | "passthrough" | "gateway" | "nginx";
+export type CaseId = "origin" | "passthrough" | "passthroughDo" | "gateway" | "nginx";
 
 export interface CpuSample {
   /** CPU of the case's server process tree during the run, ms */
@@ -188,6 +189,11 @@ export interface FaultResult {
 
 export interface Ratios {
   gatewayOverPassthroughRps: number;
+  /** gateway ÷ (b2): the cost of everything the gateway does besides its one object call (target ≥ 0.85). */
+  gatewayOverPassthroughDoRps: number;
+  gatewayOverPassthroughDoCpu: number;
+  /** (b2) ÷ (b): what one object call per request costs the runtime. */
+  passthroughDoOverPassthroughRps: number;
   gatewayOverPassthroughCpu: number;
   gatewayOverPassthroughCpuRequestPath: number;
   gatewayOverNginxRps: number;
@@ -213,6 +219,7 @@ export interface BenchResults {
     unloadedDurationS: number;
     limit: number;
     syntheticEvents: number;
+    profileS: number;
     doStorage: string;
   };
   machine: Record<string, string>;
@@ -222,6 +229,7 @@ export interface BenchResults {
   summary: CaseSummary[];
   unloaded: CaseSummary[];
   ratios: Ratios;
+  profile: ProfileResult;
   correctness: CorrectnessResult[];
   metering: MeteringResult;
 }
