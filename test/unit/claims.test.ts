@@ -31,6 +31,18 @@ describe("signed tenant claims", () => {
     await expect(verifyGatewayClaims(null, "s3cret")).rejects.toThrow();
   });
 
+  it("signs with the current secret after the secret changes (the imported key is cached per secret)", async () => {
+    await signGatewayClaims(input, "first");
+    const token = await signGatewayClaims(input, "second");
+    await expect(verifyGatewayClaims(token, "second")).resolves.toMatchObject(input);
+    await expect(verifyGatewayClaims(token, "first")).rejects.toThrow();
+  });
+
+  it("carries non-ASCII claims as UTF-8 (a tenant slug or plan name is not always ASCII)", async () => {
+    const token = await signGatewayClaims({ ...input, plan: "Größe ✓" }, "s3cret");
+    await expect(verifyGatewayClaims(token, "s3cret")).resolves.toMatchObject({ plan: "Größe ✓" });
+  });
+
   it("expires after five minutes", async () => {
     const token = await signGatewayClaims(input, "s3cret", Date.now() - 301_000);
     await expect(verifyGatewayClaims(token, "s3cret")).rejects.toThrow();

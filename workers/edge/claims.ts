@@ -8,7 +8,7 @@
  *   const claims = await verifyGatewayClaims(req.headers.get("x-gateway-claims"), process.env.CLAIMS_SECRET);
  *   // claims.sub === tenant id; throws if the signature, issuer, audience or expiry is wrong.
  */
-import { sign, verify } from "hono/jwt";
+import { verify } from "hono/jwt";
 
 export const CLAIMS_HEADER = "x-gateway-claims";
 export const CLAIMS_ISSUER = "edge-gateway";
@@ -33,7 +33,37 @@ export interface GatewayClaims {
 
 export type ClaimsInput = Omit<GatewayClaims, "iss" | "aud" | "iat" | "exp">;
 
-/** Signs claims for one proxied request. */
+/** base64url (RFC 4648 §5, unpadded) of UTF-8 text or bytes. */
+function base64url(data: string | ArrayBuffer): string {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : new Uint8Array(data);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+const HEADER = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+
+/**
+ * The HMAC key, imported once per secret per isolate: importing it (what a JWT library does on every
+ * call) cost as much as the signature itself in the hot-path profile (docs/BENCHMARKS.md).
+ */
+let signingKey: { secret: string; key: Promise<CryptoKey> } | undefined;
+
+function keyFor(secret: string): Promise<CryptoKey> {
+  if (signingKey?.secret !== secret) {
+    const key = crypto.subtle.importKey(
+      "raw",
+      new TextEncoder().encode(secret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    signingKey = { secret, key };
+  }
+  return signingKey.key;
+}
+
+/** Signs claims for one proxied request: a compact HS256 JWT any JWT library verifies. */
 export async function signGatewayClaims(
   input: ClaimsInput,
   secret: string,
@@ -47,7 +77,13 @@ export async function signGatewayClaims(
     iat,
     exp: iat + LIFETIME_SECONDS,
   };
-  return await sign({ ...claims }, secret, "HS256");
+  const signingInput = `${HEADER}.${base64url(JSON.stringify(claims))}`;
+  const signature = await crypto.subtle.sign(
+    "HMAC",
+    await keyFor(secret),
+    new TextEncoder().encode(signingInput),
+  );
+  return `${signingInput}.${base64url(signature)}`;
 }
 
 /** Verifies the header value an origin received; throws on a bad signature, issuer, audience or expiry. */
