@@ -47,8 +47,8 @@ export function refusal(outcome: Refusal, ip: string | null, pastDue?: PastDue):
 
 export const admit = () =>
   createMiddleware<AppEnv>(async function admit(c, next) {
-    const { key, tenant } = c.var.auth;
-    const route = c.var.route;
+    const { key, tenant } = c.get("auth");
+    const route = c.get("route");
 
     // A declared oversize body is refused before admission: it costs no tokens and is not metered.
     const limit = maxBodyBytes(c.env);

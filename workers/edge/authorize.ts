@@ -77,15 +77,15 @@ export function checkIpAllowlist(auth: AuthContext, ip: string | null): void {
 
 export const authorize = () =>
   createMiddleware<AppEnv>(async function authorize(c, next) {
-    const { tenant } = c.var.auth;
-    checkTenantStatus(c.var.auth, { readOnly: false });
-    const { entitlement } = c.var.route;
+    const { tenant } = c.get("auth");
+    checkTenantStatus(c.get("auth"), { readOnly: false });
+    const { entitlement } = c.get("route");
     if (entitlement && !tenant.plan.entitlements.includes(entitlement)) {
       throw new GatewayError(
         "plan_upgrade_required",
         `The ${tenant.plan.name} plan does not include '${entitlement}'. Upgrade to call this route.`,
       );
     }
-    checkIpAllowlist(c.var.auth, clientIp(c));
+    checkIpAllowlist(c.get("auth"), clientIp(c));
     await next();
   });

@@ -11,7 +11,7 @@ import type { Route } from "./route-table";
 /**
  * Time to the origin's response headers before a 504: the route's own, else `ORIGIN_TIMEOUT_MS`.
  * Reads the config parsed once per isolate (workers/config.ts); code holding the context can read
- * `c.var.config.originTimeoutMs` directly.
+ * `c.get("config").originTimeoutMs` directly.
  */
 export function originTimeoutMs(env: Bindings, route: Route): number {
   return route.timeoutMs ?? configOf(env).originTimeoutMs;

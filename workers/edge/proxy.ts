@@ -48,8 +48,8 @@ function meter(
   bytesIn: Promise<number>,
   bytesOut: Promise<number>,
 ): void {
-  const { key } = c.var.auth;
-  const route = c.var.route;
+  const { key } = c.get("auth");
+  const route = c.get("route");
   const billable =
     answeredBy === "origin" && isBillable({ status, routeBillable: route.billable, env: key.env });
   if (!billable) releaseHold(c);
@@ -60,7 +60,7 @@ function meter(
   c.executionCtx.waitUntil(
     Promise.all([bytesIn, bytesOut]).then(([inBytes, outBytes]) =>
       sendUsageEvent(c.env, {
-        id: c.var.requestId,
+        id: c.get("requestId"),
         tenantId: key.tenantId,
         keyId: key.keyId,
         env: key.env,
@@ -71,9 +71,9 @@ function meter(
         units: route.cost,
         bytesIn: inBytes,
         bytesOut: outBytes,
-        latencyMs: Math.round(performance.now() - c.var.startedAt),
+        latencyMs: Math.round(performance.now() - c.get("startedAt")),
         // The tenant object's clock, so the event lands in the same hour as its ledger entry.
-        ts: new Date(c.var.admission.admittedAt).toISOString(),
+        ts: new Date(c.get("admission").admittedAt).toISOString(),
         clientIp: ip,
         userAgent,
       }),
@@ -88,11 +88,11 @@ function meter(
  * reconciliation then shows against the usage rows.
  */
 function releaseHold(c: Context<AppEnv>): void {
-  const holdId = c.var.admission.creditHoldId;
+  const holdId = c.get("admission").creditHoldId;
   if (!holdId) return;
   c.executionCtx.waitUntil(
-    releaseCredits(c.env, c.var.auth.tenant.id, holdId).catch((error) =>
-      log.error("credit release failed", { request_id: c.var.requestId, error: String(error) }),
+    releaseCredits(c.env, c.get("auth").tenant.id, holdId).catch((error) =>
+      log.error("credit release failed", { request_id: c.get("requestId"), error: String(error) }),
     ),
   );
 }
@@ -102,14 +102,14 @@ function releaseHold(c: Context<AppEnv>): void {
  * (5xx, gateway error, or a body too large to record) so a retry runs again.
  */
 function settleIdempotency(c: Context<AppEnv>, recorded: Promise<RecordedResponse | null>): void {
-  const { leaseToken, idempotencyKey } = c.var.admission;
+  const { leaseToken, idempotencyKey } = c.get("admission");
   if (!leaseToken || !idempotencyKey) return;
   c.executionCtx.waitUntil(
     recorded
       .catch(() => null)
-      .then((response) => complete(c.env, c.var.auth.tenant.id, idempotencyKey, leaseToken, response))
+      .then((response) => complete(c.env, c.get("auth").tenant.id, idempotencyKey, leaseToken, response))
       .catch((error) =>
-        log.error("idempotency settle failed", { request_id: c.var.requestId, error: String(error) }),
+        log.error("idempotency settle failed", { request_id: c.get("requestId"), error: String(error) }),
       ),
   );
 }
@@ -125,15 +125,15 @@ export function registerProxy(app: Hono<AppEnv>): void {
     timed("admit", admit()),
   ] as const;
   app.all("*", ...chain, async function proxy(c) {
-    const { key, tenant } = c.var.auth;
-    const route = c.var.route;
-    const config = c.var.config;
+    const { key, tenant } = c.get("auth");
+    const route = c.get("route");
+    const config = c.get("config");
     const maxBody = config.maxBodyBytes;
     const declared = c.req.header("content-length");
     // Admission already read the body of an Idempotency-Key request. Otherwise a body with a
     // declared length is passed through as is (the origin gets its Content-Length); only a
     // chunked body of unknown length is counted, and cut off at the limit.
-    const buffered = c.var.requestBody;
+    const buffered = c.get("requestBody");
     // GET and HEAD carry no body (requestShape refused any announced one), but the runtime may
     // still hand over an empty stream (`Content-Length: 0`), which fetch refuses for these methods.
     const bodiless = c.req.method === "GET" || c.req.method === "HEAD";
@@ -149,7 +149,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
         plan: tenant.plan.name,
         role: key.role,
         env: key.env,
-        request_id: c.var.requestId,
+        request_id: c.get("requestId"),
       },
       c.env.CLAIMS_SECRET,
     );
@@ -161,7 +161,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
       url.pathname + url.search,
     );
     const headers = originRequestHeaders(c.req.raw.headers, {
-      "x-request-id": c.var.requestId,
+      "x-request-id": c.get("requestId"),
       [CLAIMS_HEADER]: claims,
     });
 
@@ -198,7 +198,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
     const responseHeaders = forwardableHeaders(upstream.headers);
     lifecycleHeaders(responseHeaders, route);
     let clientBody = upstream.body;
-    if (c.var.admission.leaseToken) {
+    if (c.get("admission").leaseToken) {
       const status = upstream.status;
       const record = (body: ArrayBuffer | null) =>
         body ? { status, headers: [...responseHeaders], body } : null;

@@ -18,19 +18,19 @@ import { clientIp } from "./authorize";
 export const requestAudit = () =>
   createMiddleware<AppEnv>(async function requestAudit(c, next) {
     // A request that passes two audited doors (a tenant API path the proxy then answers) is logged once.
-    if (c.var.requestLog) return await next();
+    if (c.get("requestLog")) return await next();
     c.set("requestLog", "pending");
     const arrivedAt = Date.now();
     await next();
-    if (c.var.requestLog === "metered") return;
-    const { key } = c.var.auth;
+    if (c.get("requestLog") === "metered") return;
+    const { key } = c.get("auth");
     c.executionCtx.waitUntil(
       sendRequestAudit(c.env, {
-        id: c.var.requestId,
+        id: c.get("requestId"),
         tenantId: key.tenantId,
         keyId: key.keyId,
         method: c.req.method,
-        route: c.var.route?.prefix ?? new URL(c.req.url).pathname.slice(0, MAX_AUDIT_ROUTE),
+        route: c.get("route")?.prefix ?? new URL(c.req.url).pathname.slice(0, MAX_AUDIT_ROUTE),
         status: c.res.status,
         ts: new Date(arrivedAt).toISOString(),
         clientIp: clientIp(c) ?? undefined,

@@ -25,10 +25,10 @@ export const requestId = () =>
     c.set("startedAt", performance.now());
     c.set("timings", {});
     await next();
-    const elapsed = since(c.var.startedAt);
-    c.res.headers.set("x-request-id", c.var.requestId);
+    const elapsed = since(c.get("startedAt"));
+    c.res.headers.set("x-request-id", c.get("requestId"));
     c.res.headers.set("x-response-time", `${elapsed}ms`);
-    c.res.headers.append("server-timing", serverTiming(c.var.timings, elapsed));
+    c.res.headers.append("server-timing", serverTiming(c.get("timings"), elapsed));
     logRequest(c, elapsed);
   });
 
@@ -62,7 +62,7 @@ export function timed(step: keyof Timings, middleware: MiddlewareHandler<AppEnv>
         }
       });
     } finally {
-      const timings = c.var.timings;
+      const timings = c.get("timings");
       timings[step] = (timings[step] ?? 0) + (performance.now() - start - downstream);
     }
   };
@@ -70,7 +70,7 @@ export function timed(step: keyof Timings, middleware: MiddlewareHandler<AppEnv>
 
 /** Records the origin's time to response headers. */
 export function recordOriginTime(c: Context<AppEnv>, start: number): void {
-  c.var.timings.origin = performance.now() - start;
+  c.get("timings").origin = performance.now() - start;
 }
 
 const declaredLength = (headers: Headers): number | undefined => {
@@ -82,25 +82,26 @@ const declaredLength = (headers: Headers): number | undefined => {
  * The one line per request. `ok` lines are sampled (`LOG_SAMPLE_RATE`); a gateway error (any
  * problem code) is always written, at `error` for a 5xx. The line waits (waitUntil) for bodies of
  * unknown length to finish so `bytes_in`/`bytes_out` are what crossed the wire: a proxied request's
- * counts come from the proxy (c.var.bytes); a gateway-made body without Content-Length is counted
+ * counts come from the proxy (c.get("bytes")); a gateway-made body without Content-Length is counted
  * here (admin, tenant API and rejections only — the proxied hot path is never re-wrapped).
  */
 function logRequest(c: Context<AppEnv>, elapsed: number): void {
-  const code = c.var.problemCode ?? "ok";
+  const code = c.get("problemCode") ?? "ok";
   if (code === "ok" && !sampled()) return;
-  const auth = c.var.auth as AppEnv["Variables"]["auth"] | undefined;
+  const auth = c.get("auth") as AppEnv["Variables"]["auth"] | undefined;
   const matched = routePath(c);
+  const originMs = c.get("timings").origin;
   const fields = {
-    request_id: c.var.requestId,
+    request_id: c.get("requestId"),
     tenant_id: auth?.key.tenantId,
     key_id: auth?.key.keyId,
     route:
-      c.var.route?.prefix ?? (matched && matched !== "*" && !matched.endsWith("/*") ? matched : undefined),
+      c.get("route")?.prefix ?? (matched && matched !== "*" && !matched.endsWith("/*") ? matched : undefined),
     method: c.req.method,
     status: c.res.status,
     code,
     latency_ms: elapsed,
-    origin_ms: c.var.timings.origin === undefined ? undefined : Math.round(c.var.timings.origin),
+    origin_ms: originMs === undefined ? undefined : Math.round(originMs),
   };
   const write = (bytesIn: number, bytesOut: number) => {
     const line = { ...fields, bytes_in: bytesIn, bytes_out: bytesOut };
@@ -108,7 +109,7 @@ function logRequest(c: Context<AppEnv>, elapsed: number): void {
     else log.info("request", line);
   };
 
-  let bytes = c.var.bytes;
+  let bytes = c.get("bytes");
   if (!bytes) {
     const bytesIn = Promise.resolve(declaredLength(c.req.raw.headers) ?? 0);
     const declared = declaredLength(c.res.headers);
@@ -126,7 +127,7 @@ function logRequest(c: Context<AppEnv>, elapsed: number): void {
     Promise.all([bytes.in, bytes.out]).then(
       ([bytesIn, bytesOut]) => write(bytesIn, bytesOut),
       (error: unknown) =>
-        log.error("request log failed", { request_id: c.var.requestId, error: String(error) }),
+        log.error("request log failed", { request_id: c.get("requestId"), error: String(error) }),
     ),
   );
 }

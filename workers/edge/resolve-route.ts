@@ -30,7 +30,7 @@ export const resolveRoute = () =>
         "The request path contains encoded separators, path parameters (;) or empty segments.",
       );
     }
-    const route = matchRoute(c.var.config.routes, path);
+    const route = matchRoute(c.get("config").routes, path);
     if (!route) throw new GatewayError("not_found", "No API route matches this path.");
     c.set("route", route);
     await next();
