@@ -39,6 +39,7 @@ import {
 } from "./credits";
 import { type IdempotencyRecord, MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "./idempotency";
 import type { KeyState, TenantConfig } from "./limits";
+import type { QuotaUsage } from "./quota";
 import {
   type Crossing,
   creditGauge,
@@ -51,6 +52,7 @@ import {
   thresholdEvent,
   thresholdEventId,
 } from "./thresholds";
+import type { BucketState as Bucket } from "./token-bucket";
 
 export type { AdmitInput, AdmitResult, CurrentUsage, PastDue } from "./admission";
 export type { CreditBalance, CreditGrant, CreditHour, GrantResult } from "./credits";
@@ -115,6 +117,41 @@ const MIGRATE_KEY_BLOCKS = `
 
 type Row = Record<string, SqlStorageValue>;
 
+/** `(?, ?, ?), (?, ?, ?)`: the VALUES of a multi-row insert. */
+const rows = (count: number, columns: number) =>
+  Array.from({ length: count }, () => `(${Array(columns).fill("?").join(", ")})`).join(", ");
+
+/**
+ * What admission reads on every request, kept in memory once read (undefined = not read yet; null =
+ * read, and absent). SQLite stays the record: every write goes to SQLite and, in the same synchronous
+ * step, here; a failed transaction drops the whole cache, which is then read again from SQLite. An
+ * evicted object starts empty. So a decision reads exactly what SQLite holds, without reading it.
+ */
+interface StateCache {
+  config: TenantConfig | null | undefined;
+  keys: Map<string, KeyState | null>;
+  buckets: Map<string, Bucket | null>;
+  quotas: Map<string, QuotaUsage | null>;
+  balance: number | undefined;
+}
+
+const emptyCache = (): StateCache => ({
+  config: undefined,
+  keys: new Map(),
+  buckets: new Map(),
+  quotas: new Map(),
+  balance: undefined,
+});
+
+/** Reads `map`'s entry for `name`, loading (and remembering) it on a miss. */
+function cached<T>(map: Map<string, T | null>, name: string, load: () => T | null): T | null {
+  const hit = map.get(name);
+  if (hit !== undefined) return hit;
+  const value = load();
+  map.set(name, value);
+  return value;
+}
+
 /**
  * Decides from its own storage alone; its one binding, EVENTS_QUEUE, only carries the outbox away
  * after the fact (it imports nothing from workers/).
@@ -123,6 +160,7 @@ export class TenantLimiter extends DurableObject {
   private readonly sql: SqlStorage;
   private readonly store: AdmissionStore;
   private readonly outboxQueue: OutboxEnv["EVENTS_QUEUE"];
+  private cache: StateCache = emptyCache();
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
@@ -135,24 +173,27 @@ export class TenantLimiter extends DurableObject {
         this.sql.exec(MIGRATE_KEY_BLOCKS);
     });
     this.store = {
-      key: (keyId) => {
-        const row = this.one("SELECT body FROM keys WHERE key_id = ?", keyId);
-        return row ? (JSON.parse(row.body as string) as KeyState) : null;
-      },
-      bucket: (name) => {
-        const row = this.one("SELECT tokens, updated_at, capacity FROM buckets WHERE name = ?", name);
-        return row
-          ? {
-              tokens: row.tokens as number,
-              updatedAt: row.updated_at as number,
-              capacity: row.capacity as number,
-            }
-          : null;
-      },
-      quota: (name) => {
-        const row = this.one("SELECT period, used FROM quotas WHERE name = ?", name);
-        return row ? { period: row.period as string, used: row.used as number } : null;
-      },
+      key: (keyId) =>
+        cached(this.cache.keys, keyId, () => {
+          const row = this.one("SELECT body FROM keys WHERE key_id = ?", keyId);
+          return row ? (JSON.parse(row.body as string) as KeyState) : null;
+        }),
+      bucket: (name) =>
+        cached(this.cache.buckets, name, () => {
+          const row = this.one("SELECT tokens, updated_at, capacity FROM buckets WHERE name = ?", name);
+          return row
+            ? {
+                tokens: row.tokens as number,
+                updatedAt: row.updated_at as number,
+                capacity: row.capacity as number,
+              }
+            : null;
+        }),
+      quota: (name) =>
+        cached(this.cache.quotas, name, () => {
+          const row = this.one("SELECT period, used FROM quotas WHERE name = ?", name);
+          return row ? { period: row.period as string, used: row.used as number } : null;
+        }),
       idempotency: (key) => this.readIdempotency(key),
       creditBalance: () => this.balance(),
     };
@@ -176,23 +217,26 @@ export class TenantLimiter extends DurableObject {
     let leaseToken: string | null = null;
     let creditHold: { id: string; units: number; balance: number } | null = null;
     let alerts = 0;
-    this.ctx.storage.transactionSync(() => {
-      for (const { name, state } of writes.buckets) {
+    this.transaction(() => {
+      // One statement per table, however many windows the request spends.
+      if (writes.buckets.length > 0) {
         this.sql.exec(
-          "INSERT INTO buckets (name, tokens, updated_at, capacity) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, capacity = excluded.capacity",
-          name,
-          state.tokens,
-          state.updatedAt,
-          state.capacity,
+          `INSERT INTO buckets (name, tokens, updated_at, capacity) VALUES ${rows(writes.buckets.length, 4)} ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, capacity = excluded.capacity`,
+          ...writes.buckets.flatMap(({ name, state }) => [
+            name,
+            state.tokens,
+            state.updatedAt,
+            state.capacity,
+          ]),
         );
+        for (const { name, state } of writes.buckets) this.cache.buckets.set(name, state);
       }
-      for (const { name, usage } of writes.quotas) {
+      if (writes.quotas.length > 0) {
         this.sql.exec(
-          "INSERT INTO quotas (name, period, used) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET period = excluded.period, used = excluded.used",
-          name,
-          usage.period,
-          usage.used,
+          `INSERT INTO quotas (name, period, used) VALUES ${rows(writes.quotas.length, 3)} ON CONFLICT (name) DO UPDATE SET period = excluded.period, used = excluded.used`,
+          ...writes.quotas.flatMap(({ name, usage }) => [name, usage.period, usage.used]),
         );
+        for (const { name, usage } of writes.quotas) this.cache.quotas.set(name, usage);
       }
       if (writes.ledgerUnits !== null) {
         this.sql.exec(
@@ -253,7 +297,7 @@ export class TenantLimiter extends DurableObject {
       return { outcome: "duplicate", balance };
     const after = balanceAfterGrant(balance, grant.units);
     if (after === null) return { outcome: "insufficient", balance };
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       this.sql.exec("INSERT INTO credit_grants (id, units, at) VALUES (?, ?, ?)", grant.id, grant.units, now);
       this.setBalance(after);
       this.countCredits(now, grant.units, 0);
@@ -285,7 +329,7 @@ export class TenantLimiter extends DurableObject {
       now,
     );
     if (!hold) return false;
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       this.sql.exec("DELETE FROM credit_holds WHERE id = ?", holdId);
       this.setBalance(this.balance() + (hold.units as number));
       this.sql.exec("UPDATE credit_hours SET spent = spent - ? WHERE hour = ?", hold.units, hold.hour);
@@ -357,6 +401,7 @@ export class TenantLimiter extends DurableObject {
       ends.length > 0 ? Math.min(...ends) : null,
       JSON.stringify(state),
     );
+    this.cache.keys.set(keyId, state);
     if (ends.length > 0) await this.scheduleCleanup();
   }
 
@@ -386,6 +431,7 @@ export class TenantLimiter extends DurableObject {
     this.sql.exec("DELETE FROM ledger WHERE hour < ?", now - LEDGER_RETENTION_MS);
     this.sql.exec("DELETE FROM idempotency WHERE expires_at <= ?", now);
     this.sql.exec("DELETE FROM keys WHERE end_at <= ?", now - KEY_RETENTION_MS);
+    this.cache.keys.clear();
     this.sql.exec("DELETE FROM thresholds_fired WHERE fired_at < ?", now - LEDGER_RETENTION_MS);
     await this.sendOutbox(now);
     await this.scheduleCleanup(true);
@@ -486,7 +532,9 @@ export class TenantLimiter extends DurableObject {
   }
 
   private balance(): number {
-    return (this.one("SELECT balance FROM credits WHERE id = 1")?.balance as number | undefined) ?? 0;
+    this.cache.balance ??=
+      (this.one("SELECT balance FROM credits WHERE id = 1")?.balance as number | undefined) ?? 0;
+    return this.cache.balance;
   }
 
   private setBalance(balance: number): void {
@@ -494,6 +542,20 @@ export class TenantLimiter extends DurableObject {
       "INSERT INTO credits (id, balance) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET balance = excluded.balance",
       balance,
     );
+    this.cache.balance = balance;
+  }
+
+  /**
+   * Runs `fn` as one SQLite transaction. `fn` updates the cache as it writes; if the transaction
+   * fails (and rolls back), the cache may hold writes SQLite does not, so all of it is dropped.
+   */
+  private transaction<T>(fn: () => T): T {
+    try {
+      return this.ctx.storage.transactionSync(fn);
+    } catch (error) {
+      this.cache = emptyCache();
+      throw error;
+    }
   }
 
   private countCredits(now: number, granted: number, spent: number): void {
@@ -537,13 +599,18 @@ export class TenantLimiter extends DurableObject {
 
   /** Keeps whichever config is newer: the stored one, or the one the request (or admin) brought. */
   private adoptConfig(incoming: TenantConfig): TenantConfig {
-    const stored = this.one("SELECT version, body FROM config WHERE id = 1");
-    if (stored && (stored.version as number) >= incoming.version) return JSON.parse(stored.body as string);
+    if (this.cache.config === undefined) {
+      const stored = this.one("SELECT body FROM config WHERE id = 1");
+      this.cache.config = stored ? (JSON.parse(stored.body as string) as TenantConfig) : null;
+    }
+    const stored = this.cache.config;
+    if (stored && stored.version >= incoming.version) return stored;
     this.sql.exec(
       "INSERT INTO config (id, version, body) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version, body = excluded.body",
       incoming.version,
       JSON.stringify(incoming),
     );
+    this.cache.config = incoming;
     return incoming;
   }
 
