@@ -35,9 +35,13 @@ export type ClaimsInput = Omit<GatewayClaims, "iss" | "aud" | "iat" | "exp">;
 
 /** base64url (RFC 4648 §5, unpadded) of UTF-8 text or bytes. */
 function base64url(data: string | ArrayBuffer): string {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : new Uint8Array(data);
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
+  let binary: string;
+  // Printable ASCII (JSON of the usual claims) is its own byte string; anything else goes through UTF-8.
+  if (typeof data === "string" && !/[^\x20-\x7e]/.test(data)) binary = data;
+  else {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : new Uint8Array(data);
+    binary = String.fromCharCode(...bytes);
+  }
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 

@@ -47,12 +47,24 @@ const CLIENT_ONLY = [
   "expect",
 ];
 
-/** Copies headers minus hop-by-hop ones (including any the Connection header names) and `extra`. */
+/** RFC 9110 §5.6.2 `token`: what a header name the Connection header lists must be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Copies headers minus hop-by-hop ones (including any the Connection header names) and `extra`.
+ * One native copy, then deletes: iterating a `Headers` from JavaScript crosses into the runtime for
+ * every field, which made this the proxy's costliest line in the hot-path profile.
+ */
 export function forwardableHeaders(source: Headers, extra: readonly string[] = []): Headers {
-  const drop = new Set([...HOP_BY_HOP, ...extra]);
-  for (const name of (source.get("connection") ?? "").split(",")) drop.add(name.trim().toLowerCase());
-  const out = new Headers();
-  for (const [name, value] of source) if (!drop.has(name)) out.append(name, value);
+  const out = new Headers(source);
+  for (const name of HOP_BY_HOP) out.delete(name);
+  for (const name of extra) out.delete(name);
+  const connection = source.get("connection");
+  if (connection !== null)
+    for (const listed of connection.split(",")) {
+      const name = listed.trim();
+      if (TOKEN.test(name)) out.delete(name);
+    }
   return out;
 }
 
