@@ -78,6 +78,12 @@ const declaredLength = (headers: Headers): number | undefined => {
   return value !== null && /^\d+$/.test(value) ? Number(value) : undefined;
 };
 
+/** The gateway endpoint's route pattern (`/admin/v1/plans/:id`), when one matched; not a catch-all. */
+function gatewayRoute(c: Context<AppEnv>): string | undefined {
+  const matched = routePath(c);
+  return matched && matched !== "*" && !matched.endsWith("/*") ? matched : undefined;
+}
+
 /**
  * The one line per request. `ok` lines are sampled (`LOG_SAMPLE_RATE`); a gateway error (any
  * problem code) is always written, at `error` for a 5xx. The line waits (waitUntil) for bodies of
@@ -89,14 +95,12 @@ function logRequest(c: Context<AppEnv>, elapsed: number): void {
   const code = c.get("problemCode") ?? "ok";
   if (code === "ok" && !sampled()) return;
   const auth = c.get("auth") as AppEnv["Variables"]["auth"] | undefined;
-  const matched = routePath(c);
   const originMs = c.get("timings").origin;
   const fields = {
     request_id: c.get("requestId"),
     tenant_id: auth?.key.tenantId,
     key_id: auth?.key.keyId,
-    route:
-      c.get("route")?.prefix ?? (matched && matched !== "*" && !matched.endsWith("/*") ? matched : undefined),
+    route: c.get("route")?.prefix ?? gatewayRoute(c),
     method: c.req.method,
     status: c.res.status,
     code,
