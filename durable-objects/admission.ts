@@ -52,8 +52,14 @@ export interface AdmitInput {
   clientIp?: string | null;
   /** Units this request costs (the route's cost). */
   cost: number;
-  /** The edge's view of the tenant (from KV); used if newer than what the object holds. */
-  config: TenantConfig;
+  /**
+   * The edge's view of the tenant (from KV); used if newer than what the object holds. Left out
+   * (a smaller call) once the object is known to hold `configVersion` or newer: the object then
+   * answers `config_needed` if it does not, and the caller sends it again with the config.
+   */
+  config?: TenantConfig;
+  /** The version of the edge's view; required when `config` is left out. */
+  configVersion?: number;
   idempotency: { key: string; fingerprint: string; leaseMs: number } | null;
   /** Default `proxy`. */
   door?: Door;
@@ -107,7 +113,9 @@ export type AdmitResult =
   | { outcome: "rate_limited" | "quota_exceeded"; retryAfter: number; limits: LimitState }
   | { outcome: "credits_exhausted"; balance: number; cost: number; limits: LimitState }
   | { outcome: "replay"; response: RecordedResponse; limits: LimitState }
-  | { outcome: Refusal; pastDue?: PastDue };
+  | { outcome: Refusal; pastDue?: PastDue }
+  /** The call left the config out, and the object holds an older one (or none): nothing was decided. */
+  | { outcome: "config_needed" };
 
 /** A read-only view of the object's storage. */
 export interface AdmissionStore {

@@ -208,7 +208,8 @@ export class TenantLimiter extends DurableObject {
 
   /** `admit` at an explicit time: load, decide, persist — synchronous. Tests drive the clock through here. */
   decide(input: AdmitInput, now: number): AdmitResult {
-    const config = this.adoptConfig(input.config);
+    const config = this.configFor(input);
+    if (!config) return { outcome: "config_needed" };
     const decision = decideAdmission(input, config, this.store, now);
     if (decision.outcome !== "admitted") return decision;
 
@@ -597,13 +598,27 @@ export class TenantLimiter extends DurableObject {
     return this.sql.exec<Row>(query, ...bindings).toArray()[0];
   }
 
+  /**
+   * The config to decide with: the newer of the stored one and the one the call brought; without
+   * one, the stored one if it is at least the version the caller holds, else null (`config_needed`).
+   */
+  private configFor(input: AdmitInput): TenantConfig | null {
+    if (input.config) return this.adoptConfig(input.config);
+    const stored = this.storedConfig();
+    return stored && stored.version >= (input.configVersion ?? Number.POSITIVE_INFINITY) ? stored : null;
+  }
+
+  private storedConfig(): TenantConfig | null {
+    if (this.cache.config === undefined) {
+      const row = this.one("SELECT body FROM config WHERE id = 1");
+      this.cache.config = row ? (JSON.parse(row.body as string) as TenantConfig) : null;
+    }
+    return this.cache.config;
+  }
+
   /** Keeps whichever config is newer: the stored one, or the one the request (or admin) brought. */
   private adoptConfig(incoming: TenantConfig): TenantConfig {
-    if (this.cache.config === undefined) {
-      const stored = this.one("SELECT body FROM config WHERE id = 1");
-      this.cache.config = stored ? (JSON.parse(stored.body as string) as TenantConfig) : null;
-    }
-    const stored = this.cache.config;
+    const stored = this.storedConfig();
     if (stored && stored.version >= incoming.version) return stored;
     this.sql.exec(
       "INSERT INTO config (id, version, body) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version, body = excluded.body",

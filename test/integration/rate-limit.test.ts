@@ -3,6 +3,7 @@ import { abortAllDurableObjects, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { parseList } from "structured-headers";
 import { describe, expect, it } from "vitest";
+import type { TenantConfig } from "../../durable-objects/limits";
 import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
 import { doCalls } from "../../workers/shared/tenant-client";
 import { controlledClock } from "../support/clock";
@@ -359,5 +360,40 @@ describe("windows over time (controlled clock)", () => {
       ];
     });
     expect(outcomes).toEqual(["admitted", "admitted", "admitted", "quota_exceeded", "admitted"]);
+  });
+
+  it("decides a call without the config by its own when that is as new, and asks for it — charging nothing — when it is not", async () => {
+    const stub = env.TENANT.getByName(`lean-${uniq()}`);
+    const t = at("2026-11-30T12:00:00Z");
+    const results = await runInDurableObject(stub, (o: TenantLimiter) => {
+      const lean = (version: number) =>
+        o.decide({ ...input(), config: undefined, configVersion: version }, t);
+      return [
+        lean(1).outcome, // a new object holds no config
+        o.decide(input(), t).outcome, // burst 2 → 1
+        lean(1).outcome, // burst 1 → 0, by the stored config
+        lean(2).outcome, // the edge has a newer one: asked for, nothing charged
+        o.decide(input({ config: { ...(input().config as TenantConfig), version: 2 } }), t).outcome, // empty
+      ];
+    });
+    expect(results).toEqual(["config_needed", "admitted", "admitted", "config_needed", "rate_limited"]);
+  });
+
+  it("decides from SQLite again after the object is evicted: the in-memory state is only a copy", async () => {
+    const name = `evict-${uniq()}`;
+    const t = at("2026-11-30T12:00:00Z");
+    const first = await runInDurableObject(env.TENANT.getByName(name), (o: TenantLimiter) =>
+      o.decide(input(), t),
+    );
+    await abortAllDurableObjects();
+    const [second, third] = await runInDurableObject(env.TENANT.getByName(name), (o: TenantLimiter) => [
+      o.decide({ ...input(), config: undefined, configVersion: 1 }, t),
+      o.decide(input(), t),
+    ]);
+    expect([first.outcome, second?.outcome, third?.outcome]).toEqual([
+      "admitted",
+      "admitted",
+      "rate_limited",
+    ]);
   });
 });

@@ -43,7 +43,7 @@ function memory(keys: Record<string, KeyState> = {}) {
     idempotency: (key) => idem.get(key) ?? null,
     creditBalance: () => 0,
   };
-  const run = (i: AdmitInput, cfg = i.config, now = NOW) => {
+  const run = (i: AdmitInput, cfg = i.config as TenantConfig, now = NOW) => {
     const d = decideAdmission(i, cfg, store, now);
     if (d.outcome === "admitted") {
       for (const b of d.writes.buckets) buckets.set(b.name, b.state);

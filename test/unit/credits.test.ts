@@ -44,7 +44,7 @@ function memory(balance: number) {
     idempotency: () => null,
     creditBalance: () => state.balance,
   };
-  const run = (i: AdmitInput, cfg: TenantConfig = i.config) => {
+  const run = (i: AdmitInput, cfg: TenantConfig = i.config as TenantConfig) => {
     const d = decideAdmission(i, cfg, store, NOW);
     if (d.outcome === "admitted") {
       for (const b of d.writes.buckets) buckets.set(b.name, b.state);

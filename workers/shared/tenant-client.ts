@@ -80,8 +80,43 @@ export function tenantConfig(tenant: TenantRecord): TenantConfig {
   };
 }
 
-export function admit(env: TenantEnv, tenantId: string, input: AdmitInput): Promise<AdmitResult> {
-  return call(env, tenantId, async (stub) => (await stub.admit(input)) as AdmitResult, false);
+/** What `admit` answers its callers: a `config_needed` is handled here. */
+export type Admission = Exclude<AdmitResult, { outcome: "config_needed" }>;
+
+/**
+ * Per tenant, the newest config version its object is known to hold (it answered a call that
+ * carried or required it). Bounded: cleared when it grows past MAX_KNOWN_CONFIGS tenants.
+ */
+const knownConfigs = new Map<string, number>();
+const MAX_KNOWN_CONFIGS = 10_000;
+
+/**
+ * The admission call. The tenant's config rides along only while the object may not hold its version
+ * yet (the first call from this isolate, or after a tenant change): the smaller call is most of what
+ * this isolate sends per request. If the object turns out to hold an older one (`config_needed`,
+ * nothing decided), the call is made again with it.
+ */
+export async function admit(
+  env: TenantEnv,
+  tenantId: string,
+  input: AdmitInput & { config: TenantConfig },
+): Promise<Admission> {
+  const { config, ...rest } = input;
+  const lean = (knownConfigs.get(tenantId) ?? -1) >= config.version;
+  let result = await call(
+    env,
+    tenantId,
+    async (stub) =>
+      (await stub.admit(lean ? { ...rest, configVersion: config.version } : input)) as AdmitResult,
+    false,
+  );
+  if (result.outcome === "config_needed") {
+    result = await call(env, tenantId, async (stub) => (await stub.admit(input)) as AdmitResult, false);
+    if (result.outcome === "config_needed") throw unavailable("config refused twice", tenantId);
+  }
+  if (knownConfigs.size >= MAX_KNOWN_CONFIGS) knownConfigs.clear();
+  if ((knownConfigs.get(tenantId) ?? -1) < config.version) knownConfigs.set(tenantId, config.version);
+  return result;
 }
 
 export function complete(
