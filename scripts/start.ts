@@ -97,6 +97,8 @@ async function main(): Promise<void> {
     ...mail.vars,
     // Local development: webhook endpoints may be http://localhost receivers on this machine.
     WEBHOOK_ALLOW_LOCALHOST: process.env.WEBHOOK_ALLOW_LOCALHOST ?? "true",
+    // Local development: a log line for every request (wrangler.toml samples 1 % in production).
+    LOG_SAMPLE_RATE: process.env.LOG_SAMPLE_RATE ?? "1",
   };
   assertConfig(vars); // the Worker's own schema (npm run check:config): a bad var stops here, not per request
   const args = [
