@@ -42,8 +42,14 @@ const STEPS: Array<{ step: string; files: RegExp }> = [
   },
   { step: "other gateway code", files: /^(workers|durable-objects)\// },
 ];
+/** Work in the same isolate that no request waits for: the queue consumers, cron, the Postgres side. */
+const OFF_PATH =
+  /^(workers\/(metering\/(consumer|postgres-sink|rollup|reconciliation|stripe-reporter|dead-letters|report-message|usage-queries)|events\/|audit\/|billing\/|retention\/|index\.ts$)|durable-objects\/usage-spool\.ts$)/;
+/^workers\/(metering\/(consumer|sink|rollups|reconcile|reporter|spool)|events\/|audit\/|billing\/|retention\/|index\.ts$)/;
+const OFF = "off the request path (queue consumers, cron: Postgres writes)";
 const FRAMEWORK = "framework (Hono routing, context, entry)";
-const RUNTIME = "runtime, outside JavaScript (`(program)`: I/O, RPC, HTTP)";
+const RUNTIME =
+  "runtime, outside JavaScript (`(program)` and native calls no gateway code made: I/O, RPC, HTTP)";
 const GC = "garbage collection";
 
 interface CallFrame {
@@ -152,7 +158,7 @@ export async function profileGateway(
       perTarget.push({ title: (targets[i] as Target).title, ms });
     });
     const all = [...totals.values()].reduce((a, b) => a + b, 0);
-    const order = [...STEPS.map((s) => s.step), FRAMEWORK, GC, RUNTIME];
+    const order = [...STEPS.map((s) => s.step), FRAMEWORK, GC, RUNTIME, OFF];
     const rows = order
       .filter((step) => totals.has(step))
       .map((step) => ({
@@ -174,22 +180,47 @@ function charge(profile: CpuProfile, fileAt: (line: number) => string, totals: M
     byId.set(node.id, node);
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
-  const stepOfNode = new Map<number, string | null>();
-  const classify = (id: number): string | null => {
-    if (stepOfNode.has(id)) return stepOfNode.get(id) ?? null;
-    const node = byId.get(id) as ProfileNode;
-    const name = node.callFrame.functionName;
-    let step: string | null;
-    if (name === "(idle)") step = null;
-    else if (name === "(program)") step = RUNTIME;
-    else if (name === "(garbage collector)") step = GC;
-    else {
-      const own = node.callFrame.url ? stepOfFile(fileAt(node.callFrame.lineNumber)) : null;
+  const fileOf = (id: number) => {
+    const frame = (byId.get(id) as ProfileNode).callFrame;
+    return frame.url ? fileAt(frame.lineNumber) : "";
+  };
+  // Whether a node runs under an entry no request waits for (its own file or any caller's).
+  const offPath = new Map<number, boolean>();
+  const isOff = (id: number): boolean => {
+    let off = offPath.get(id);
+    if (off === undefined) {
       const up = parent.get(id);
-      step = own ?? (up === undefined ? FRAMEWORK : (classify(up) ?? FRAMEWORK));
+      off = OFF_PATH.test(fileOf(id)) || (up !== undefined && isOff(up));
+      offPath.set(id, off);
     }
-    stepOfNode.set(id, step);
+    return off;
+  };
+  // The innermost gateway file on the stack; a library frame counts for its caller; a native frame
+  // (no script) for its JavaScript caller, or for the runtime when no JavaScript called it.
+  const stepOfNode = new Map<number, string>();
+  const innermost = (id: number): string => {
+    let step = stepOfNode.get(id);
+    if (step === undefined) {
+      const node = byId.get(id) as ProfileNode;
+      const up = parent.get(id);
+      const file = fileOf(id);
+      const own = file ? stepOfFile(file) : null;
+      if (own) step = own;
+      else if (up === undefined) step = RUNTIME;
+      else {
+        const above = innermost(up);
+        step = above === RUNTIME && node.callFrame.url ? FRAMEWORK : above;
+      }
+      stepOfNode.set(id, step);
+    }
     return step;
+  };
+  const classify = (id: number): string | null => {
+    const name = (byId.get(id) as ProfileNode).callFrame.functionName;
+    if (name === "(idle)") return null;
+    if (name === "(program)") return RUNTIME;
+    if (name === "(garbage collector)") return GC;
+    return isOff(id) ? OFF : innermost(id);
   };
   let ms = 0;
   profile.samples.forEach((id, i) => {
