@@ -45,7 +45,6 @@ const STEPS: Array<{ step: string; files: RegExp }> = [
 /** Work in the same isolate that no request waits for: the queue consumers, cron, the Postgres side. */
 const OFF_PATH =
   /^(workers\/(metering\/(consumer|postgres-sink|rollup|reconciliation|stripe-reporter|dead-letters|report-message|usage-queries)|events\/|audit\/|billing\/|retention\/|index\.ts$)|durable-objects\/usage-spool\.ts$)/;
-/^workers\/(metering\/(consumer|sink|rollups|reconcile|reporter|spool)|events\/|audit\/|billing\/|retention\/|index\.ts$)/;
 const OFF = "off the request path (queue consumers, cron: Postgres writes)";
 const FRAMEWORK = "framework (Hono routing, context, entry)";
 const RUNTIME =
