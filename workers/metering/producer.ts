@@ -128,12 +128,13 @@ function batcherFor(env: UsageProducerEnv): Batcher<QueuedItem> {
  * (that would lose its usage).
  */
 export function clientFields<T extends { clientIp?: string; userAgent?: string }>(record: T): T {
-  const { clientIp, userAgent, ...rest } = record;
-  return {
-    ...rest,
-    ...(clientIp !== undefined && clientIp.length <= MAX_CLIENT_IP ? { clientIp } : {}),
-    ...(userAgent !== undefined ? { userAgent: userAgent.slice(0, MAX_USER_AGENT) } : {}),
-  } as T;
+  const { clientIp, userAgent } = record;
+  if (clientIp === undefined && userAgent === undefined) return record;
+  const kept = { ...record };
+  if (clientIp === undefined || clientIp.length > MAX_CLIENT_IP) delete kept.clientIp;
+  if (userAgent === undefined) delete kept.userAgent;
+  else if (userAgent.length > MAX_USER_AGENT) kept.userAgent = userAgent.slice(0, MAX_USER_AGENT);
+  return kept;
 }
 
 /**

@@ -54,7 +54,8 @@ async function call<T>(
   retry = true,
 ): Promise<T> {
   doCalls.count++;
-  // A stub that has thrown is broken: the retry needs a fresh one.
+  // A stub that has thrown is broken: the retry needs a fresh one. (Stubs are not kept across
+  // requests: like every I/O object, a stub belongs to the request that made it.)
   try {
     return await fn(env.TENANT.getByName(tenantId));
   } catch (error) {
@@ -67,8 +68,20 @@ async function call<T>(
   }
 }
 
+/** Built once per tenant record: the isolate cache hands the same record to every request. */
+const configs = new WeakMap<TenantRecord, TenantConfig>();
+
 /** The tenant's limit config as the edge knows it (from KV). */
 export function tenantConfig(tenant: TenantRecord): TenantConfig {
+  let config = configs.get(tenant);
+  if (!config) {
+    config = buildConfig(tenant);
+    configs.set(tenant, config);
+  }
+  return config;
+}
+
+function buildConfig(tenant: TenantRecord): TenantConfig {
   return {
     version: tenant.version,
     status: tenant.status,
