@@ -341,5 +341,8 @@ describe("shadow traffic", () => {
     }
     const anonymous = await gateway(`/admin/v1/routes/${encoded("/v1/mirror/")}/shadow`);
     expect(anonymous.status).toBe(401);
+    const wrongMethod = await admin("POST", "/admin/v1/routes/v1/mirror/shadow", {});
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get("allow")).toBe("GET, HEAD");
   });
 });
