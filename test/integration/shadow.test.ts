@@ -7,7 +7,11 @@
 import { env } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { shadowMismatches, shadowResults } from "../../schema";
+import { DEFAULT_RETENTION } from "../../workers/config";
 import { verifyGatewayClaims } from "../../workers/edge/claims";
+import { cutoffs } from "../../workers/retention/policies";
+import { pruneExpired } from "../../workers/retention/run";
 import { newId } from "../../workers/shared/ids";
 import { withDb } from "../support/db";
 import { admin, bearer, expectJson, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
@@ -344,5 +348,48 @@ describe("shadow traffic", () => {
     const wrongMethod = await admin("POST", "/admin/v1/routes/v1/mirror/shadow", {});
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.get("allow")).toBe("GET, HEAD");
+  });
+
+  it("is pruned by the retention cron: counters with the rollups, mismatch samples with the raw usage", async () => {
+    const t = await seedTenant();
+    const route = `/retention-${uniq()}/`;
+    const now = Date.now();
+    const cut = cutoffs(now, DEFAULT_RETENTION);
+    const HOUR = 3_600_000;
+    const hourBefore = (d: Date) => new Date(Math.floor(d.getTime() / HOUR) * HOUR - HOUR);
+    const hourAfter = (d: Date) => new Date(Math.ceil(d.getTime() / HOUR) * HOUR + HOUR);
+    const sample = (at: Date) => ({
+      requestId: newId("req"),
+      route,
+      tenantId: t.tenantId,
+      method: "GET",
+      path: route,
+      diff: { status: { primary: 200, shadow: 500 } },
+      primaryLatencyMs: 1,
+      shadowLatencyMs: 2,
+      at,
+    });
+    const [oldSample, youngSample] = [
+      sample(new Date(cut.shadow_mismatches.getTime() - 1000)),
+      sample(new Date(now)),
+    ];
+    await withDb(async (db) => {
+      await db.insert(shadowResults).values([
+        { route, hour: hourBefore(cut.shadow_results), compared: 1, matched: 1 },
+        { route, hour: hourAfter(cut.shadow_results), compared: 1, matched: 1 },
+      ]);
+      await db.insert(shadowMismatches).values([oldSample, youngSample]);
+      await pruneExpired(db, DEFAULT_RETENTION, now);
+      const hours = await db
+        .select({ hour: shadowResults.hour })
+        .from(shadowResults)
+        .where(sql`route = ${route}`);
+      expect(hours.map((h) => h.hour.getTime())).toEqual([hourAfter(cut.shadow_results).getTime()]);
+      const samples = await db
+        .select({ id: shadowMismatches.requestId })
+        .from(shadowMismatches)
+        .where(sql`route = ${route}`);
+      expect(samples.map((m) => m.id)).toEqual([youngSample.requestId]);
+    });
   });
 });
