@@ -49,7 +49,8 @@ const MismatchSchema = z
       "What differed: status, the SHA-256 (hex) of each body, compared headers as [primary, shadow].",
   });
 
-const ReportSchema = z
+/** The answer of the shadow report (the CLI reads its type from here). */
+export const ShadowReportSchema = z
   .object({
     route: z.string(),
     shadow: ShadowConfigSchema.nullable().openapi({ description: "The route's shadow now; null: none." }),
@@ -93,7 +94,7 @@ const report = createRoute({
   description: `Shadow traffic of one route (the prefix URL-encoded, \`%2Fv1%2Freports%2F\`, or plain: \`/admin/v1/routes/v1/reports/shadow\`): copies compared, matched, mismatched and failed, the match rate, the average latency of the primary and of the shadow and their difference, and the newest mismatches (\`samples\`, at most ${MAX_SAMPLES}; at most 20 are kept per route and hour). Over the last \`hours\` (default ${DEFAULT_HOURS}), or \`from\`/\`to\` (both, at most 31 days), counted by the hour of the requests.`,
   request: { params: z.object({ prefix: text().min(1).max(512) }), query: Query },
   responses: {
-    200: { description: "The route's shadow report", ...json(ReportSchema) },
+    200: { description: "The route's shadow report", ...json(ShadowReportSchema) },
     ...problemResponses(400, 401, 404),
   },
 });
