@@ -345,6 +345,11 @@ describe("shadow traffic", () => {
     }
     const anonymous = await gateway(`/admin/v1/routes/${encoded("/v1/mirror/")}/shadow`);
     expect(anonymous.status).toBe(401);
+    const doc = await (await gateway("/gateway/openapi.json")).json<{
+      paths: Record<string, { get?: unknown }>;
+    }>();
+    expect(doc.paths["/admin/v1/routes/{prefix}/shadow"]?.get).toBeDefined();
+    expect(Object.keys(doc.paths).filter((p) => p.includes(":prefix"))).toEqual([]);
     const wrongMethod = await admin("POST", "/admin/v1/routes/v1/mirror/shadow", {});
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.get("allow")).toBe("GET, HEAD");
