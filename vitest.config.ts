@@ -11,7 +11,7 @@ export default defineConfig({
       const originUrl = inject("originUrl");
       const deadOriginUrl = inject("deadOriginUrl");
       // Shadow traffic (test/integration/shadow.test.ts): the test origin answers `/shadow/…/mirror/…` as the shadow.
-      const shadow = { origin: `${originUrl}/shadow`, sampleRate: 1, timeoutMs: 2000 };
+      const shadow = { origin: `${originUrl}/shadow`, sampleRate: 1, timeoutMs: 3000 };
       const routes = [
         { prefix: "/v1/", cost: 1, billable: true, entitlement: "api" },
         { prefix: "/v1/reports/", cost: 5, billable: true, entitlement: "reports" },
