@@ -156,7 +156,7 @@ describe("shadow traffic", () => {
       async () => {
         for (const [i, credential] of [bearer(t.key), { "x-api-key": t.key }].entries()) {
           const res = await gateway(`/v1/mirror/same/${run}/${i}`, {
-            headers: { ...credential, cookie: "session=secret-session" },
+            headers: { ...credential, cookie: "session=secret-session", "x-gateway-shadow": "1" },
           });
           expect(res.status).toBe(200);
           await res.arrayBuffer();
