@@ -10,6 +10,8 @@ export default defineConfig({
     cloudflareTest(async ({ inject }) => {
       const originUrl = inject("originUrl");
       const deadOriginUrl = inject("deadOriginUrl");
+      // Shadow traffic (test/integration/shadow.test.ts): the test origin answers `/shadow/…/mirror/…` as the shadow.
+      const shadow = { origin: `${originUrl}/shadow`, sampleRate: 1, timeoutMs: 3000 };
       const routes = [
         { prefix: "/v1/", cost: 1, billable: true, entitlement: "api" },
         { prefix: "/v1/reports/", cost: 5, billable: true, entitlement: "reports" },
@@ -21,6 +23,21 @@ export default defineConfig({
           entitlement: "api",
           deprecation: "2026-01-01T00:00:00Z",
           sunset: "2027-01-01T00:00:00Z",
+        },
+        {
+          prefix: "/v1/mirror/",
+          cost: 1,
+          billable: true,
+          entitlement: "api",
+          shadow: { ...shadow, methods: ["GET", "PUT"], compareHeaders: ["content-type", "x-variant"] },
+        },
+        { prefix: "/v1/mirror/get-only/", cost: 1, billable: true, entitlement: "api", shadow },
+        {
+          prefix: "/v1/mirror/unsampled/",
+          cost: 1,
+          billable: true,
+          entitlement: "api",
+          shadow: { ...shadow, sampleRate: 0 },
         },
         {
           prefix: "/dead/",

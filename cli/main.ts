@@ -10,6 +10,7 @@ import { loginCommand } from "./commands/login";
 import { plansCommand } from "./commands/plans";
 import { portalLinkCommand } from "./commands/portal-link";
 import { reconcileCommand } from "./commands/reconcile";
+import { routesCommand } from "./commands/routes";
 import { tenantsCommand } from "./commands/tenants";
 import { usageCommand } from "./commands/usage";
 import { webhooksCommand } from "./commands/webhooks";
@@ -62,6 +63,7 @@ export function program(): Command {
     portalLinkCommand(),
     auditCommand(),
     webhooksCommand(),
+    routesCommand(),
   ])
     gw.addCommand(command);
   // Commands made with `new Command()` inherit nothing: set, on every one, that a parse error throws

@@ -12,6 +12,7 @@ import { registerAdminKeys } from "./api/admin/keys";
 import { registerAdminPlans } from "./api/admin/plans";
 import { registerAdminPortalSessions } from "./api/admin/portal-sessions";
 import { registerAdminReconciliation } from "./api/admin/reconciliation";
+import { registerAdminShadow } from "./api/admin/shadow";
 import { registerAdminTenants } from "./api/admin/tenants";
 import { registerAdminWebhooks } from "./api/admin/webhooks";
 import { adminAuth } from "./api/admin-auth";
@@ -94,6 +95,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerAdminPortalSessions(app);
   registerAdminWebhooks(app);
   registerAdminAudit(app);
+  registerAdminShadow(app);
 
   // Every tenant API call the key gets through authentication for is in the request audit log.
   app.use(

@@ -37,7 +37,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts the stack with this admin token; a failure part-way stops what had started, then throws. */
-export async function startLocalStack(options: { adminToken: string; name: string }): Promise<LocalStack> {
+export async function startLocalStack(options: {
+  adminToken: string;
+  name: string;
+  /** A route table of the test's own (`ROUTES`), given the test origin's URL; default wrangler.toml's. */
+  routes?: (originUrl: string) => unknown[];
+}): Promise<LocalStack> {
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const s of stops.splice(0).reverse()) await s().catch((error) => console.error("teardown:", error));
@@ -63,6 +68,7 @@ export async function startLocalStack(options: { adminToken: string; name: strin
       ADMIN_TOKEN: options.adminToken,
       CLAIMS_SECRET: `${options.name}-test-claims-secret`,
       LOG_LEVEL: "warn",
+      ...(options.routes ? { ROUTES: JSON.stringify(options.routes(origin.url)) } : {}),
     };
     const args = ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", `${tmp}/state`];
     args.push("--inspector-port", String(await freePort()), "--log-level", "warn");

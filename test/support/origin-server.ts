@@ -1,7 +1,8 @@
 /**
  * The origin the gateway proxies to in tests: a Node HTTP server that records every request (except the
  * `/__` control paths) and answers by path: `/slow`, `/stream`, `/openapi.json` (the operator's API
- * reference for the portal's Docs, `?variant=`), `/redirect`, else a JSON echo.
+ * reference for the portal's Docs, `?variant=`), `/redirect`, `/mirror/` (a fixed answer, which under
+ * `/shadow/` — the shadow origin of test routes — differs on some paths), else a JSON echo.
  * Paths match anywhere, since the gateway may prepend a base such as `/sandbox`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -100,6 +101,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, calls: OriginCa
     openApiDocument(res, url.searchParams.get("variant") ?? "");
     return;
   }
+  if (path.includes("/mirror/")) {
+    await mirror(res, path, url);
+    return;
+  }
   if (path.includes("/redirect")) {
     res.writeHead(302, { location: "http://127.0.0.1:1/elsewhere" }).end();
     return;
@@ -109,6 +114,25 @@ async function handle(req: IncomingMessage, res: ServerResponse, calls: OriginCa
     "keep-alive": "timeout=5",
     "proxy-authenticate": "Basic",
   });
+}
+
+/**
+ * A fixed answer, the same from the primary and the shadow (`/shadow/…`) except: `/mirror/status`
+ * (the shadow answers 503), `/mirror/body` (another body), `/mirror/header` (another `x-variant`),
+ * `/mirror/hang` (the shadow answers only after `?ms=`, default 10 s).
+ */
+async function mirror(res: ServerResponse, path: string, url: URL): Promise<void> {
+  const shadow = path.startsWith("/shadow/");
+  const differs = (what: string) => shadow && path.includes(`/mirror/${what}`);
+  if (differs("hang"))
+    await new Promise((resolve) => setTimeout(resolve, Number(url.searchParams.get("ms") ?? 10_000)));
+  if (res.destroyed) return;
+  res
+    .writeHead(differs("status") ? 503 : 200, {
+      "content-type": "application/json",
+      "x-variant": differs("header") ? "b" : "a",
+    })
+    .end(JSON.stringify({ mirror: differs("body") ? 2 : 1 }));
 }
 
 function headersOf(req: IncomingMessage): Record<string, string> {

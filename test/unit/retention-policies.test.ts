@@ -44,6 +44,8 @@ describe("retention cutoffs", () => {
       webhook_events: "2026-11-01T00:00:00.000Z",
       web_sessions: "2026-11-01T00:00:00.000Z",
       portal_codes: "2026-11-01T00:00:00.000Z",
+      shadow_results: "2024-11-01T00:00:00.000Z",
+      shadow_mismatches: "2026-09-02T00:00:00.000Z",
     });
     expect(HOUSEKEEPING_DAYS).toBe(30);
     const custom = cutoffs(now, { ...DEFAULT_RETENTION, usageEventsDays: 7, rollupsMonths: 1 });

@@ -1,6 +1,7 @@
 /**
  * Signed tenant claims the gateway sends to the origin in `X-Gateway-Claims`: a compact HS256 JWT
- * (RFC 7519) over the tenant id, key id, plan, role, env and request id, valid for 5 minutes.
+ * (RFC 7519) over the tenant id, key id, plan, role, env and request id, valid for 5 minutes; a
+ * shadow copy's claims also say `shadow: true`.
  *
  * The origin verifies with the shared `CLAIMS_SECRET` — with any JWT library, or with
  * `verifyGatewayClaims` below, which runs on Workers and on Node ≥ 20 (WebCrypto only):
@@ -25,6 +26,8 @@ export interface GatewayClaims {
   role: "admin" | "member";
   env: "live" | "test";
   request_id: string;
+  /** Present (true) only on a shadow copy (workers/edge/shadow.ts): the client is not waiting for it; act on nothing. */
+  shadow?: true;
   iss: string;
   aud: string;
   iat: number;

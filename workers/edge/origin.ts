@@ -7,6 +7,7 @@ import type { Bindings } from "../env";
 import { GatewayError } from "../errors";
 import { CLAIMS_HEADER } from "./claims";
 import type { Route } from "./route-table";
+import { SHADOW_HEADER } from "./shadow";
 
 /**
  * Time to the origin's response headers before a 504: the route's own, else `ORIGIN_TIMEOUT_MS`.
@@ -40,6 +41,8 @@ const CLIENT_ONLY = [
   "authorization",
   "x-api-key",
   CLAIMS_HEADER,
+  // Only the gateway marks a shadow copy; a client's own marker never reaches an origin.
+  SHADOW_HEADER,
   "x-request-id",
   "host",
   "content-length",

@@ -16,7 +16,7 @@ import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 import { log } from "../log";
 import { sendUsageEvent } from "../metering/producer";
-import { isBillable } from "../metering/usage-event";
+import { isBillable, type ShadowComparison } from "../metering/usage-event";
 import { complete, releaseCredits } from "../shared/tenant-client";
 import { admit } from "./admit";
 import { authenticate } from "./authenticate";
@@ -29,6 +29,7 @@ import { requestAudit } from "./request-audit";
 import { recordOriginTime, timed } from "./request-id";
 import { requestShape } from "./request-shape";
 import { resolveRoute } from "./resolve-route";
+import { sampleShadow, shadowRequest } from "./shadow";
 
 /** RFC 9745 `Deprecation` is a structured-field date (`@<unix seconds>`); RFC 8594 `Sunset` is an HTTP-date. */
 function lifecycleHeaders(headers: Headers, route: { deprecation?: string; sunset?: string }): void {
@@ -47,6 +48,7 @@ function meter(
   answeredBy: "origin" | "gateway",
   bytesIn: Promise<number>,
   bytesOut: Promise<number>,
+  shadow?: Promise<ShadowComparison | undefined>,
 ): void {
   const { key } = c.get("auth");
   const route = c.get("route");
@@ -58,8 +60,11 @@ function meter(
   const ip = clientIp(c) ?? undefined;
   const userAgent = c.req.header("user-agent");
   c.executionCtx.waitUntil(
-    Promise.all([bytesIn, bytesOut]).then(([inBytes, outBytes]) =>
-      sendUsageEvent(c.env, {
+    Promise.all([bytesIn, bytesOut]).then(async ([inBytes, outBytes]) => {
+      const latencyMs = Math.round(performance.now() - c.get("startedAt"));
+      // A sampled request's event waits for its shadow comparison (bounded: workers/edge/shadow.ts).
+      const compared = await shadow;
+      return sendUsageEvent(c.env, {
         id: c.get("requestId"),
         tenantId: key.tenantId,
         keyId: key.keyId,
@@ -71,13 +76,14 @@ function meter(
         units: route.cost,
         bytesIn: inBytes,
         bytesOut: outBytes,
-        latencyMs: Math.round(performance.now() - c.get("startedAt")),
+        latencyMs,
         // The tenant object's clock, so the event lands in the same hour as its ledger entry.
         ts: new Date(c.get("admission").admittedAt).toISOString(),
         clientIp: ip,
         userAgent,
-      }),
-    ),
+        ...(compared ? { shadow: compared } : {}),
+      });
+    }),
   );
 }
 
@@ -141,18 +147,16 @@ export function registerProxy(app: Hono<AppEnv>): void {
     const counted = stream && declared === undefined ? countBytes(stream, maxBody) : undefined;
     const bytesIn = counted?.done ?? Promise.resolve(buffered?.byteLength ?? Number(declared ?? 0));
 
-    const claims = await signGatewayClaims(
-      {
-        sub: tenant.id,
-        tenant: tenant.slug,
-        key_id: key.keyId,
-        plan: tenant.plan.name,
-        role: key.role,
-        env: key.env,
-        request_id: c.get("requestId"),
-      },
-      c.env.CLAIMS_SECRET,
-    );
+    const claimsInput = {
+      sub: tenant.id,
+      tenant: tenant.slug,
+      key_id: key.keyId,
+      plan: tenant.plan.name,
+      role: key.role,
+      env: key.env,
+      request_id: c.get("requestId"),
+    };
+    const claims = await signGatewayClaims(claimsInput, c.env.CLAIMS_SECRET);
     const url = new URL(c.req.url);
     const target = originUrl(
       route,
@@ -165,12 +169,18 @@ export function registerProxy(app: Hono<AppEnv>): void {
       [CLAIMS_HEADER]: claims,
     });
 
+    const body = buffered ?? counted?.readable ?? stream;
+    // Shadow traffic (workers/edge/shadow.ts): at most one Math.random() on a route with a shadow.
+    const sampled = route.shadow
+      ? sampleShadow(route.shadow, { method: c.req.method, env: key.env, body, contentLength: declared })
+      : undefined;
+
     let upstream: Response;
     const originStart = performance.now();
     try {
       upstream = await fetchOrigin(
         target,
-        { method: c.req.method, headers, body: buffered ?? counted?.readable ?? stream },
+        { method: c.req.method, headers, body: sampled ? sampled.primaryBody : body },
         route.timeoutMs ?? config.originTimeoutMs,
         counted?.overLimit,
       );
@@ -198,6 +208,23 @@ export function registerProxy(app: Hono<AppEnv>): void {
     const responseHeaders = forwardableHeaders(upstream.headers);
     lifecycleHeaders(responseHeaders, route);
     let clientBody = upstream.body;
+    const shadow =
+      route.shadow && sampled
+        ? shadowRequest(c.executionCtx, {
+            shadow: route.shadow,
+            copy: sampled,
+            method: c.req.method,
+            pathAndQuery: url.pathname + url.search,
+            headers,
+            claims: claimsInput,
+            secret: c.env.CLAIMS_SECRET,
+            status: upstream.status,
+            responseHeaders: upstream.headers,
+            body: clientBody,
+            primaryStartedAt: originStart,
+          })
+        : undefined;
+    if (shadow) clientBody = shadow.clientBody;
     if (c.get("admission").leaseToken) {
       const status = upstream.status;
       const record = (body: ArrayBuffer | null) =>
@@ -218,12 +245,12 @@ export function registerProxy(app: Hono<AppEnv>): void {
     if (!clientBody || (length !== null && /^\d+$/.test(length))) {
       const bytesOut = Promise.resolve(clientBody ? Number(length) : 0);
       c.set("bytes", { in: bytesIn, out: bytesOut });
-      meter(c, upstream.status, "origin", bytesIn, bytesOut);
+      meter(c, upstream.status, "origin", bytesIn, bytesOut, shadow?.comparison);
       return new Response(clientBody, { status: upstream.status, headers: responseHeaders });
     }
     const counter = countBytes(clientBody);
     c.set("bytes", { in: bytesIn, out: counter.done });
-    meter(c, upstream.status, "origin", bytesIn, counter.done);
+    meter(c, upstream.status, "origin", bytesIn, counter.done, shadow?.comparison);
     return new Response(counter.readable, { status: upstream.status, headers: responseHeaders });
   });
 }

@@ -5,6 +5,39 @@
  */
 import { z } from "zod";
 
+/** Longest a shadow copy may take (headers and body); a sampled request's usage event waits for it. */
+export const MAX_SHADOW_TIMEOUT_MS = 10_000;
+export const DEFAULT_SHADOW_TIMEOUT_MS = 2_000;
+
+const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+
+/**
+ * Shadow traffic (workers/edge/shadow.ts): a copy of a sample of the route's admitted live requests
+ * goes to `origin` after the primary answered, and the two answers are compared.
+ */
+const ShadowSchema = z
+  .object({
+    /** Base URL of the shadow origin; the request's path and query are appended as for `origin`. */
+    origin: z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" }),
+    /** Share of the admitted requests copied, 0..1. */
+    sampleRate: z.number().min(0).max(1),
+    /**
+     * Methods copied. Only GET by default: listing another method marks it safe to send twice for
+     * this route (the shadow must not act on it: its claims say `shadow: true`).
+     */
+    methods: z.array(z.enum(HTTP_METHODS)).min(1).default(["GET"]),
+    /** Response headers compared, besides status and body hash (lower-case names). */
+    compareHeaders: z
+      .array(z.string().regex(/^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$/, "must be a lower-case header name"))
+      .max(10)
+      .default(["content-type"]),
+    /** Time the shadow has to answer in full; past it the copy counts as failed. */
+    timeoutMs: z.number().int().min(1).max(MAX_SHADOW_TIMEOUT_MS).default(DEFAULT_SHADOW_TIMEOUT_MS),
+  })
+  .strict();
+
+export type RouteShadow = z.infer<typeof ShadowSchema>;
+
 const RouteSchema = z
   .object({
     /** Path prefix, starting and ending with `/` (e.g. `/v1/reports/`). */
@@ -24,6 +57,8 @@ const RouteSchema = z
     /** RFC 9745 `Deprecation` and RFC 8594 `Sunset` dates (ISO 8601). */
     deprecation: z.iso.datetime({ offset: true }).optional(),
     sunset: z.iso.datetime({ offset: true }).optional(),
+    /** Shadow traffic: a shadow origin, a sample rate and what to compare (see ShadowSchema). */
+    shadow: ShadowSchema.optional(),
   })
   .strict();
 

@@ -3,13 +3,15 @@
  * (one row per event id, ON CONFLICT DO NOTHING), then the rollups and the billing outbox units
  * (added to each tenant-hour's open row) for exactly the events that statement inserted, then the
  * request audit log (workers/audit/request-log.ts): one entry per inserted event and per audit
- * record of an unmetered request, never a usage row for the latter. A redelivered batch inserts
+ * record of an unmetered request, never a usage row for the latter; and the shadow comparisons the
+ * inserted events carry (workers/metering/shadow-sink.ts). A redelivered batch inserts
  * nothing and adds nothing.
  */
 import { sql } from "drizzle-orm";
 import { logRequests } from "../audit/request-log";
 import type { Db } from "../shared/db";
 import { rollUp } from "./rollup";
+import { writeShadowResults } from "./shadow-sink";
 import type { RequestAuditRecord, UsageEvent } from "./usage-event";
 
 export interface SinkResult {
@@ -62,7 +64,8 @@ export async function writeUsageBatch(
 
     const inserted = new Set(result.rows.filter((r) => r.outcome === "inserted").map((r) => r.id));
     const unknownTenant = result.rows.filter((r) => r.outcome === "unknown_tenant").map((r) => r.id);
-    const { rollups, outbox } = rollUp(events.filter((e) => inserted.has(e.id)));
+    const fresh = events.filter((e) => inserted.has(e.id));
+    const { rollups, outbox } = rollUp(fresh);
 
     if (rollups.length > 0) {
       await tx.execute(sql`
@@ -99,6 +102,8 @@ export async function writeUsageBatch(
         ON CONFLICT (tenant_id, hour) WHERE closed_at IS NULL
         DO UPDATE SET units = billing_outbox.units + excluded.units`);
     }
+    // Shadow comparisons ride on their request's event: counted when it is first stored, never again.
+    await writeShadowResults(tx, fresh);
     // Audit records of tenants that do not exist are poison like their events.
     const auditTenants = [...new Set(audit.map((r) => r.tenantId))];
     const knownAudit =
@@ -111,10 +116,7 @@ export async function writeUsageBatch(
               )
             ).rows.map((r) => r.id),
           );
-    const logged = await logRequests(tx, [
-      ...events.filter((e) => inserted.has(e.id)),
-      ...audit.filter((r) => knownAudit.has(r.tenantId)),
-    ]);
+    const logged = await logRequests(tx, [...fresh, ...audit.filter((r) => knownAudit.has(r.tenantId))]);
     unknownTenant.push(...audit.filter((r) => !knownAudit.has(r.tenantId)).map((r) => r.id));
     const unknown = new Set(unknownTenant);
     const duplicates = batch.map((e) => e.id).filter((id) => !inserted.has(id) && !unknown.has(id));

@@ -12,6 +12,37 @@ export const MAX_CLIENT_IP = 64;
 /** User-Agent headers are cut to this many characters. */
 export const MAX_USER_AGENT = 256;
 
+/** Longest path kept with a shadow mismatch sample (the `shadow_mismatches.path` column's bound). */
+export const MAX_SHADOW_PATH = 512;
+/** Longest header value kept in a shadow diff. */
+export const MAX_SHADOW_HEADER_VALUE = 256;
+
+const headerValue = z.string().max(MAX_SHADOW_HEADER_VALUE).nullable();
+
+/**
+ * A shadow copy's comparison (workers/edge/shadow.ts), carried by the sampled request's own usage
+ * event so that the consumer counts it exactly when it stores that event (once per request id,
+ * whatever the redeliveries). Latencies: to the end of each body (or the body bound).
+ */
+export const ShadowComparisonSchema = z.object({
+  outcome: z.enum(["matched", "mismatched", "failed"]),
+  /** Path and query as proxied, cut to MAX_SHADOW_PATH. */
+  path: z.string().max(MAX_SHADOW_PATH),
+  primaryMs: z.number().int().min(0),
+  /** 0 when the copy failed. */
+  shadowMs: z.number().int().min(0),
+  /** What differed (a mismatch only). */
+  diff: z
+    .object({
+      status: z.object({ primary: z.number().int(), shadow: z.number().int() }).optional(),
+      body: z.object({ primary: z.string().max(64), shadow: z.string().max(64) }).optional(),
+      headers: z.record(z.string().max(64), z.tuple([headerValue, headerValue])).optional(),
+    })
+    .optional(),
+});
+
+export type ShadowComparison = z.infer<typeof ShadowComparisonSchema>;
+
 export const UsageEventSchema = z.object({
   /** = the request id; the consumer's idempotency key. */
   id: z.string().regex(/^req_[0-9a-z]{26}$/),
@@ -34,6 +65,8 @@ export const UsageEventSchema = z.object({
   clientIp: z.string().max(MAX_CLIENT_IP).optional(),
   /** The client's User-Agent, cut to MAX_USER_AGENT characters by the producer. Absent in older messages. */
   userAgent: z.string().max(MAX_USER_AGENT).optional(),
+  /** A sampled request's shadow comparison (route with a `shadow`); absent otherwise. */
+  shadow: ShadowComparisonSchema.optional(),
 });
 
 export type UsageEvent = z.infer<typeof UsageEventSchema>;

@@ -30,6 +30,8 @@ export const RETENTION_KINDS = [
   "webhook_events",
   "web_sessions",
   "portal_codes",
+  "shadow_results",
+  "shadow_mismatches",
 ] as const;
 
 export type RetentionKind = (typeof RETENTION_KINDS)[number];
@@ -48,9 +50,11 @@ export function monthsBefore(now: number, months: number): Date {
 export function cutoffs(now: number, retention: Config["retention"]): Record<RetentionKind, Date> {
   const webhooks = daysBefore(now, retention.webhookDays);
   const housekeeping = daysBefore(now, HOUSEKEEPING_DAYS);
+  const usageEvents = daysBefore(now, retention.usageEventsDays);
+  const rollups = monthsBefore(now, retention.rollupsMonths);
   return {
-    usage_events: daysBefore(now, retention.usageEventsDays),
-    usage_rollups: monthsBefore(now, retention.rollupsMonths),
+    usage_events: usageEvents,
+    usage_rollups: rollups,
     audit_requests: daysBefore(now, retention.requestAuditDays),
     audit_actions: daysBefore(now, retention.actionAuditDays),
     webhook_attempts: webhooks,
@@ -58,6 +62,10 @@ export function cutoffs(now: number, retention: Config["retention"]): Record<Ret
     webhook_events: webhooks,
     web_sessions: housekeeping,
     portal_codes: housekeeping,
+    // Shadow traffic: the hourly counters live as long as the usage rollups, the per-request
+    // mismatch samples as long as the raw usage events.
+    shadow_results: rollups,
+    shadow_mismatches: usageEvents,
   };
 }
 

@@ -94,6 +94,22 @@ export const pruneWebSessions: PruneBatch = (db, cutoff, limit) =>
     sql`SELECT ctid FROM web_sessions WHERE expires_at < ${cutoff} OR revoked_at < ${cutoff} LIMIT ${limit}`,
   );
 
+/** Shadow traffic's hourly counters, by `hour`: a few rows per route and hour, no index needed. */
+export const pruneShadowResults: PruneBatch = (db, cutoff, limit) =>
+  deleteRows(
+    db,
+    "shadow_results",
+    sql`SELECT ctid FROM shadow_results WHERE hour < ${cutoff} LIMIT ${limit}`,
+  );
+
+/** Shadow traffic's mismatch samples, by `at` (at most 20 per route and hour). */
+export const pruneShadowMismatches: PruneBatch = (db, cutoff, limit) =>
+  deleteRows(
+    db,
+    "shadow_mismatches",
+    sql`SELECT ctid FROM shadow_mismatches WHERE at < ${cutoff} LIMIT ${limit}`,
+  );
+
 /** Housekeeping: portal codes that expired before the cutoff (used or not, they sign nobody in). */
 export const prunePortalCodes: PruneBatch = (db, cutoff, limit) =>
   deleteRows(

@@ -18,6 +18,8 @@ import { cutoffs, RETENTION_KINDS, type RetentionKind } from "./policies";
 import {
   type PruneBatch,
   prunePortalCodes,
+  pruneShadowMismatches,
+  pruneShadowResults,
   pruneUsageEvents,
   pruneUsageRollups,
   pruneWebhookAttempts,
@@ -37,7 +39,7 @@ export interface PruneLimits {
 }
 
 /**
- * 5,000 rows per statement stays well under a second on Postgres; 20 statements × 9 kinds within
+ * 5,000 rows per statement stays well under a second on Postgres; 20 statements × 11 kinds within
  * 20 s leaves the cron's other steps and the next tick room.
  */
 export const DEFAULT_PRUNE_LIMITS: PruneLimits = {
@@ -67,6 +69,8 @@ const BATCHES: Record<Exclude<RetentionKind, "audit_requests" | "audit_actions">
   webhook_events: pruneWebhookEvents,
   web_sessions: pruneWebSessions,
   portal_codes: prunePortalCodes,
+  shadow_results: pruneShadowResults,
+  shadow_mismatches: pruneShadowMismatches,
 };
 
 /** Prunes one kind until it is drained or `take` refuses another statement; returns whether drained. */
