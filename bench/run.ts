@@ -2,12 +2,13 @@
  * `npm run bench`: the gateway against its floor and a C baseline, on loopback, in one command.
  *
  * Cases, all in front of the same origin (bench/origin.ts, a tiny Node server):
- *   (a) origin direct · (b) pass-through Worker on workerd · (c) the real gateway Worker on workerd
- *   (key auth + tenant Durable Object admission + proxy + usage event → queue → Postgres) ·
+ *   (a) origin direct · (b) pass-through Worker on workerd · (b2) the same plus one SQLite-backed
+ *   Durable Object RPC per request (the floor of an exact limiter) · (c) the real gateway Worker on
+ *   workerd (key auth + tenant Durable Object admission + proxy + usage event → queue → Postgres) ·
  *   (d) nginx with a key map, limit_req and proxy_pass.
  * Load: wrk, fixed threads and connections, every run bounded by -d, a warm-up per case, cases
  * interleaved a,b,c,d,a,b,c,d… for several rounds, medians reported. CPU per request from /proc.
- * Then: exact limits under load (token bucket and daily quota), usage rows = admitted, queue messages
+ * Then: a CPU profile of the gateway's request path by step (bench/lib/profile.ts), exact limits under load (token bucket and daily quota), usage rows = admitted, queue messages
  * per proxied request, a fault case (the usage queue refuses sends for a while, then recovers: every
  * event must still land, reconciliation zero-diff), and metering throughput and lag. The run FAILS
  * (exit 1) unless usage rows = proxied requests for all of its load. Writes bench/results/latest.json
@@ -15,7 +16,7 @@
  *
  * Options (flags or env): --rounds N (BENCH_ROUNDS, 4) --duration S (10) --warmup S (2)
  * --connections C (32) --threads T (2) --unloaded S (4; 0 = skip the 1-connection runs)
- * --limit N (200) --synthetic K (50000; 0 = skip) --fault S (4; 0 = skip) --do-storage tmpfs|disk
+ * --limit N (200) --synthetic K (50000; 0 = skip) --fault S (4; 0 = skip) --profile S (8) --do-storage tmpfs|disk
  * (tmpfs) --quick
  * --soak[=minutes] (10): instead of the rounds, load the gateway and the pass-through side by side for
  * that long and report workerd's memory after warm-up and at the end (bench/lib/soak.ts).
