@@ -5,6 +5,7 @@
  * calls per admitted request (one), so gateway ÷ (b2) is the cost of everything else it does.
  */
 import { DurableObject } from "cloudflare:workers";
+import passthrough from "./passthrough-worker.js";
 
 export class Counter extends DurableObject {
   /** @param {DurableObjectState} ctx @param {unknown} env */
@@ -31,12 +32,6 @@ export default {
   /** @param {Request} request @param {{ ORIGIN_URL: string, COUNTER: DurableObjectNamespace<Counter> }} env */
   async fetch(request, env) {
     await env.COUNTER.getByName("bench").hit("requests");
-    const url = new URL(request.url);
-    return fetch(`${env.ORIGIN_URL}${url.pathname}${url.search}`, {
-      method: request.method,
-      headers: request.headers,
-      body: request.body,
-      redirect: "manual",
-    });
+    return passthrough.fetch(request, env);
   },
 };

@@ -218,8 +218,12 @@ function passthroughDoWorker(): WorkerOptions & { name: string } {
     name: "passthrough-do",
     compatibilityDate: "2026-04-26",
     compatibilityFlags: ["nodejs_compat"],
-    modules: true,
-    scriptPath: `${ROOT}bench/passthrough-do-worker.js`,
+    // It imports the pass-through's fetch: both files as ES modules (Miniflare would parse the import as a script).
+    modules: ["passthrough-do-worker.js", "passthrough-worker.js"].map((file) => ({
+      type: "ESModule" as const,
+      path: `${ROOT}bench/${file}`,
+      contents: readFileSync(`${ROOT}bench/${file}`, "utf8"),
+    })),
     bindings: { ORIGIN_URL: config.originUrl },
     durableObjects: { COUNTER: { className: "Counter", useSQLite: true } },
   };
