@@ -123,6 +123,7 @@ const SCHEMA = `
     granted_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
   CREATE INDEX IF NOT EXISTS leases_expiry ON leases (expires_at);
   CREATE TABLE IF NOT EXISTS lease_lapses (hour INTEGER PRIMARY KEY, leases INTEGER NOT NULL, units INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS lease_totals (id INTEGER PRIMARY KEY CHECK (id = 1), calls INTEGER NOT NULL, requests INTEGER NOT NULL);
 `;
 
 /**
@@ -419,6 +420,7 @@ export class TenantLimiter extends DurableObject {
     let alerts = 0;
     this.ctx.storage.transactionSync(() => {
       this.lapseLeases(now);
+      this.countLeaseCall();
       this.settleLeases(input.holder, input.settle);
       const held = (where: string, ...bindings: SqlStorageValue[]) =>
         (this.one(
@@ -473,7 +475,20 @@ export class TenantLimiter extends DurableObject {
 
   /** A holder gives back leases it no longer admits from (its traffic stopped): settled as by `lease`. */
   async returnLeases(holder: string, reports: LeaseReport[]): Promise<void> {
-    this.ctx.storage.transactionSync(() => this.settleLeases(holder, reports));
+    this.ctx.storage.transactionSync(() => {
+      this.countLeaseCall();
+      this.settleLeases(holder, reports);
+    });
+  }
+
+  /**
+   * Lease-mode calls this object has served (grants and returns) and the requests admitted from
+   * leases, since it was created: with the ledger, what the benchmark divides by to get object
+   * calls per admitted request (the rest of the ledger's requests were each one `admit`).
+   */
+  async leaseTotals(): Promise<{ calls: number; requests: number }> {
+    const row = this.one("SELECT calls, requests FROM lease_totals WHERE id = 1");
+    return { calls: (row?.calls as number) ?? 0, requests: (row?.requests as number) ?? 0 };
   }
 
   /** Leases that lapsed unreported per hour of grant in [from, to): what reconciliation may miss. */
@@ -613,18 +628,26 @@ export class TenantLimiter extends DurableObject {
       if (!row) continue;
       const grantedAt = row.granted_at as number;
       const done = settle({ units: row.units as number, grantedAt }, report);
-      if (done.requests > 0)
+      if (done.requests > 0) {
+        this.sql.exec("UPDATE lease_totals SET requests = requests + ? WHERE id = 1", done.requests);
         this.sql.exec(
           "INSERT INTO ledger (hour, requests, units) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE SET requests = requests + excluded.requests, units = units + excluded.units",
           done.hour,
           done.requests,
           done.units,
         );
+      }
       for (const window of ["daily", "monthly"] as const) {
         const usage = refund(window, this.store.quota(window), done.unused, grantedAt);
         if (usage) this.sql.exec("UPDATE quotas SET used = ? WHERE name = ?", usage.used, window);
       }
     }
+  }
+
+  private countLeaseCall(): void {
+    this.sql.exec(
+      "INSERT INTO lease_totals (id, calls, requests) VALUES (1, 1, 0) ON CONFLICT (id) DO UPDATE SET calls = calls + 1",
+    );
   }
 
   /** Leases unreported past their grace lapse (inside a transaction): spent for good, counted per hour. */

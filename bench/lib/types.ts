@@ -1,4 +1,5 @@
 /** The shape of bench/results/latest.json. */
+import type { LeasedResult } from "./leased";
 import type { WrkResult } from "./wrk";
 
 export type CaseId = "origin" | "passthrough" | "gateway" | "nginx";
@@ -224,4 +225,6 @@ export interface BenchResults {
   ratios: Ratios;
   correctness: CorrectnessResult[];
   metering: MeteringResult;
+  /** The leased-tenant case (bench/lib/leased.ts); absent in results from before it. */
+  leased?: LeasedResult;
 }
