@@ -596,6 +596,7 @@ async function main(): Promise<void> {
     seed: admin.post,
     originCounts: () => originCounts(originUrl),
     log,
+    cpuMs: (server) => ticksToMs(treeTicks((server === "gateway" ? gateway : passthrough).pid, procTable())),
   });
   log(
     `  leased: ${fmt(leased.throughput.ratio, 2)}× pass-through, ${fmt(leased.throughput.callsPerRequest, 4)} object calls/request; ` +
