@@ -33,6 +33,11 @@ import type { BucketLimit } from "./token-bucket";
 export const MAX_LEASE_MS = 1_000;
 /** Share of each bucket's capacity that unexpired leases may hold at once: the bucket's overshoot bound. */
 export const BUCKET_SHARE = 0.01;
+/**
+ * The fewest requests a lease capped by a bucket's share is worth: below it, leasing would only add
+ * a call per few requests, so the request is admitted exactly (a budget's own end still leases what is left).
+ */
+export const MIN_SHARE_REQUESTS = 4;
 /** After its expiry, how long a lease waits for its holder's report before it counts as lapsed. */
 export const LAPSE_GRACE_MS = 30_000;
 const HOUR_MS = 3_600_000;
@@ -136,12 +141,16 @@ export function decideLease(
 
   // `remaining` is after the probe's charge: the room is what it took plus what is left.
   const { burst, key, daily, monthly } = probe.limits;
-  const caps = [Math.max(least, input.want), least + burst.remaining, bucketShare(burst, outstanding.tenant)];
-  if (key) caps.push(least + key.remaining, bucketShare(key, outstanding.key));
+  const share = Math.min(
+    bucketShare(burst, outstanding.tenant),
+    key ? bucketShare(key, outstanding.key) : Number.POSITIVE_INFINITY,
+  );
+  const caps = [Math.max(least, input.want), share, least + burst.remaining];
+  if (key) caps.push(least + key.remaining);
   if (daily) caps.push(least + daily.remaining);
   if (monthly) caps.push(least + monthly.remaining);
   const units = Math.min(...caps);
-  if (units < least) return { outcome: "exact" };
+  if (units < least || (units === share && share < MIN_SHARE_REQUESTS * least)) return { outcome: "exact" };
 
   const grant = decideAdmission(admission(units), config, view, now);
   if (grant.outcome !== "admitted") return { outcome: "exact" };

@@ -6,8 +6,8 @@
  *   reports req/s ÷ (b) (target ≥ 0.6×) and tenant-object calls per admitted request (target ≤ 0.05),
  *   counted in the object (lease grants and returns, plus one `admit` per request the ledger has
  *   that was not admitted from a lease), read over RPC through the bench's workers-server;
- * - overshoot: a leased tenant on a tight token bucket (burst B = half the leased req/s just
- *   measured, refill B/5 per second) flooded for the correctness duration: admitted against
+ * - overshoot: a leased tenant on a tight token bucket (burst B = the leased req/s just measured,
+ *   at least 400; refill B/10 per second) flooded for ≥ 3 B requests' worth of time: admitted against
  *   B + R × the time from its first to its last admission (usage rows' `ts`), what exact admission
  *   allows over that window. Lease mode's documented bound is 1 % of B above it.
  * Admitted = the tenant object's ledger (read once every lease is settled); both check usage rows = admitted.
@@ -185,10 +185,12 @@ export async function leasedCase(o: LeasedOptions): Promise<LeasedResult> {
     usageRows,
   };
 
-  // Overshoot: burst B, refill R/s, sized from the leased throughput just measured so that the
-  // flood (the full wrk load for `overshootS`) offers several times what the bucket allows.
-  const burst = Math.max(200, Math.round(throughput.rps / 2));
-  const refillPerS = Math.max(1, Math.round(burst / 5));
+  // Overshoot: burst B (at least 400, so that 1 % of it holds a lease of 4 requests), refill B/10 per
+  // second, flooded by the full wrk load long enough (≥ 3 B at the leased rate just measured, at most
+  // 15 s) to offer several times what the bucket allows.
+  const burst = Math.max(400, Math.round(throughput.rps));
+  const refillPerS = Math.max(1, Math.round(burst / 10));
+  const floodS = Math.min(15, Math.max(o.overshootS, Math.ceil((3 * burst) / Math.max(1, throughput.rps))));
   const tight = await leasedTenant(o, "bench-leased-bucket", {
     burstCapacity: burst,
     refillTokens: refillPerS,
@@ -198,7 +200,7 @@ export async function leasedCase(o: LeasedOptions): Promise<LeasedResult> {
     url: `${o.gatewayUrl}/v1/bench/leased-bucket`,
     threads: o.threads,
     connections: o.connections,
-    durationS: o.overshootS,
+    durationS: floodS,
     headers: { Authorization: `Bearer ${tight.key.key}` },
     script: o.lua.count,
   });
@@ -219,7 +221,7 @@ export async function leasedCase(o: LeasedOptions): Promise<LeasedResult> {
   const result: LeasedOvershoot = {
     burst,
     refillPerS,
-    durationS: o.overshootS,
+    durationS: floodS,
     windowS,
     sent,
     admitted,

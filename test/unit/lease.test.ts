@@ -7,6 +7,7 @@ import {
   type LeaseInput,
   lifetime,
   MAX_LEASE_MS,
+  MIN_SHARE_REQUESTS,
   refund,
   settle,
 } from "../../durable-objects/lease";
@@ -100,6 +101,18 @@ describe("lease sizing", () => {
     expect(m.grant(ask({ want: 5000 }))).toMatchObject({ outcome: "granted", units: share });
     expect(m.grant(ask({ want: 5000 }), { tenant: share - 30, key: 0 })).toMatchObject({ units: 30 });
     expect(m.grant(ask({ want: 5000 }), { tenant: share, key: 0 })).toEqual({ outcome: "exact" });
+    // A share left for fewer than 4 requests is not worth a lease; a quota's last units still are.
+    expect(m.grant(ask({ want: 5000 }), { tenant: share - MIN_SHARE_REQUESTS + 1, key: 0 })).toEqual({
+      outcome: "exact",
+    });
+    const last = memory();
+    last.quotas.set("daily", { period: "2026-11-30", used: 98 });
+    expect(
+      last.grant(ask({ config: config({ limits: { ...config().limits, dailyQuota: 100 } }) })),
+    ).toMatchObject({
+      outcome: "granted",
+      units: 2,
+    });
   });
 
   it("caps by the key's own bucket and its share too (the object's record of the key wins)", () => {
