@@ -200,7 +200,8 @@ function renew(pool: Pool, ask: Ask): Promise<LeaseResult> {
   pool.renewing = done;
   ctx.waitUntil(
     done.then(
-      () => (pool.current && !pool.current.over ? expire(pool, pool.current, ask) : undefined),
+      () =>
+        pool.current && !pool.current.over ? expire(pool, pool.current, ask) : forgetIdle(pool, lifetimeMs),
       () => {},
     ),
   );
@@ -226,7 +227,19 @@ async function expire(pool: Pool, lease: Held, ask: Ask): Promise<void> {
     log.warn("lease return failed", { tenant_id: ask.tenantId, error: String(error) });
     return;
   }
-  if (!pool.current && !pool.renewing && pool.retired.length === 0) pools.delete(pool.name);
+  forget(pool);
+}
+
+/** Drops a pool with nothing in it (no lease, no report, no call), so the map holds only keys in use. */
+function forget(pool: Pool): void {
+  if (!pool.current && !pool.renewing && pool.retired.length === 0 && pools.get(pool.name) === pool)
+    pools.delete(pool.name);
+}
+
+/** After an answer without a lease (exact, or a refusal): the pool is dropped once that answer is stale. */
+async function forgetIdle(pool: Pool, lifetimeMs: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, lifetimeMs));
+  forget(pool);
 }
 
 /** The lease's snapshot, plus what this isolate has not used of it (capped at each limit). */
