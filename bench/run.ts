@@ -41,6 +41,7 @@ import pg from "pg";
 import { CLK_TCK, machineTicks, procTable, selfTicks, treeTicks, treeTicksByCommand } from "./lib/cpu";
 import { type BenchDatabase, openBenchDatabase } from "./lib/database";
 import { isolateHeaps } from "./lib/heap";
+import { leasedCase } from "./lib/leased";
 import { rowTimings, SnapshotPoller, waitForRows } from "./lib/metering";
 import { startNginx } from "./lib/nginx";
 import { run, type Server, startServer } from "./lib/processes";
@@ -215,6 +216,7 @@ async function main(): Promise<void> {
     plan("profile: where the gateway's CPU goes", CFG.profileS + 3);
     plan("correctness: token bucket", CORRECTNESS_S + 5);
     plan("correctness: daily quota", CORRECTNESS_S + 5);
+    plan("leased tenant", CFG.rounds * (2 * CFG.durationS + CFG.warmupS) + CORRECTNESS_S + 15);
     if (CFG.faultS > 0) plan("fault: usage queue refuses sends, then recovers", CFG.faultS + 25);
     if (CFG.syntheticEvents > 0) plan("metering: synthetic events", 15);
     plan("cleanup", 5);
@@ -620,6 +622,31 @@ async function main(): Promise<void> {
     endStep(l.step);
   }
 
+  beginStep("leased tenant");
+  const leased = await leasedCase({
+    gatewayUrl,
+    passthroughUrl: passthrough.ready.url,
+    controlUrl: control,
+    pool,
+    rounds: CFG.rounds,
+    threads: CFG.threads,
+    connections: CFG.connections,
+    durationS: CFG.durationS,
+    warmupS: CFG.warmupS,
+    overshootS: CORRECTNESS_S,
+    lua,
+    seed: admin.post,
+    originCounts: () => originCounts(originUrl),
+    log,
+    cpuMs: (server) => ticksToMs(treeTicks((server === "gateway" ? gateway : passthrough).pid, procTable())),
+  });
+  log(
+    `  leased: ${fmt(leased.throughput.ratio, 2)}× pass-through, ${fmt(leased.throughput.callsPerRequest, 4)} object calls/request; ` +
+      `tight bucket overshoot ${fmt(leased.overshoot.overshoot)} (${fmt(leased.overshoot.overshootPct, 2)} % of the burst) → ` +
+      `${leased.overshoot.pass ? "PASS" : "FAIL"}`,
+  );
+  endStep("leased tenant");
+
   // ----------------------------------------------------------------------------------- metering
   const gatewayRuns = runs.filter((r) => r.case === "gateway");
   const loadTimings = (
@@ -759,6 +786,7 @@ async function main(): Promise<void> {
     profile,
     correctness,
     metering,
+    leased,
   };
 
   beginStep("cleanup");
@@ -785,6 +813,10 @@ async function main(): Promise<void> {
     console.error(
       `metering: FAIL: ${fmt(metering.underLoad.rows)} usage rows for ${fmt(metering.underLoad.requests)} proxied requests`,
     );
+    process.exitCode = 1;
+  }
+  if (!leased.overshoot.pass) {
+    console.error("leased tenant: FAIL (overshoot over 1 % of the burst, or usage rows ≠ admitted)");
     process.exitCode = 1;
   }
   if (metering.fault && !metering.fault.pass) {

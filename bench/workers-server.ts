@@ -125,10 +125,31 @@ async function queueControl(request: MfRequest): Promise<MfResponse> {
   return MfResponse.json({ fail: queueStats.failing });
 }
 
-/** Loopback control server for the bench: `GET /stats`, `POST /fault?on=1|0`. */
-async function startControl(): Promise<string> {
+/**
+ * A tenant object's lease-mode totals and its ledger's admitted requests (bench/lib/leased.ts: object
+ * calls per admitted request), read over RPC through Miniflare.
+ */
+async function tenantCalls(mf: Miniflare, tenantId: string) {
+  const ns = await mf.getDurableObjectNamespace("TENANT", "gateway");
+  const stub = ns.get(ns.idFromName(tenantId)) as unknown as {
+    leaseTotals(): Promise<{ calls: number; requests: number }>;
+    ledger(from: number, to: number): Promise<Array<{ requests: number }>>;
+  };
+  const [totals, hours] = await Promise.all([stub.leaseTotals(), stub.ledger(0, Date.now() + 3_600_000)]);
+  return { ...totals, ledgerRequests: hours.reduce((n, h) => n + h.requests, 0) };
+}
+
+/** Loopback control server for the bench: `GET /stats`, `POST /fault?on=1|0`, `GET /tenant-calls?tenant=…`. */
+async function startControl(mf: Miniflare): Promise<string> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://control");
+    if (req.method === "GET" && url.pathname === "/tenant-calls") {
+      tenantCalls(mf, url.searchParams.get("tenant") ?? "").then(
+        (calls) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(calls)),
+        (error: unknown) => res.writeHead(500).end(String(error)),
+      );
+      return;
+    }
     if (req.method === "POST" && url.pathname === "/fault")
       queueStats.failing = url.searchParams.get("on") === "1";
     else if (!(req.method === "GET" && url.pathname === "/stats")) {
@@ -170,7 +191,7 @@ async function main(): Promise<void> {
   await mf.ready;
   const url = (await mf.unsafeGetDirectURL(worker.name)).origin;
   const producerUrl = config.mode === "gateway" ? (await mf.unsafeGetDirectURL("producer")).origin : null;
-  const controlUrl = config.mode === "gateway" ? await startControl() : null;
+  const controlUrl = config.mode === "gateway" ? await startControl(mf) : null;
   process.stdout.write(`${JSON.stringify({ url, producerUrl, controlUrl })}\n`);
 }
 

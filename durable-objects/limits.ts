@@ -31,6 +31,11 @@ export interface TenantConfig {
   sandbox?: WindowLimits;
   /** The plan is prepaid: live API traffic spends the object's credit balance (credits.ts). */
   credits?: boolean;
+  /**
+   * `leased`: the object lends isolates short leases of live traffic's units (lease.ts). Absent or
+   * `exact`: every request is one admission.
+   */
+  admissionMode?: "exact" | "leased";
 }
 
 /**

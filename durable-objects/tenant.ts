@@ -29,6 +29,7 @@ import {
   decideAdmission,
   mergeKeyState,
   periodUsage,
+  type Writes,
 } from "./admission";
 import {
   balanceAfterGrant,
@@ -38,6 +39,16 @@ import {
   type GrantResult,
 } from "./credits";
 import { type IdempotencyRecord, MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "./idempotency";
+import {
+  decideLease,
+  LAPSE_GRACE_MS,
+  type LeaseInput,
+  type LeaseReport,
+  type LeaseResult,
+  lifetime,
+  refund,
+  settle,
+} from "./lease";
 import type { KeyState, TenantConfig } from "./limits";
 import type { QuotaUsage } from "./quota";
 import {
@@ -56,6 +67,7 @@ import type { BucketState as Bucket } from "./token-bucket";
 
 export type { AdmitInput, AdmitResult, CurrentUsage, PastDue } from "./admission";
 export type { CreditBalance, CreditGrant, CreditHour, GrantResult } from "./credits";
+export type { Lease, LeaseInput, LeaseReport, LeaseResult } from "./lease";
 
 /** Dead keys are kept until KV and isolate caches have long converged on the key's end. */
 const KEY_RETENTION_MS = 2 * 86_400_000;
@@ -69,6 +81,14 @@ const MAX_OUTBOX_RETRY_MS = 300_000;
 /** Delay before the next outbox send after `failures` consecutive failed ones: 1 s, 2 s, 4 s … capped at 5 min. */
 export function outboxRetryDelayMs(failures: number): number {
   return Math.min(MAX_OUTBOX_RETRY_MS, 1_000 * 2 ** Math.max(0, failures - 1));
+}
+
+/** One hour of leases whose holder never reported them (lease.ts): their units stay charged. */
+export interface LapsedHour {
+  /** Epoch ms of the hour the leases were granted in. */
+  hour: number;
+  leases: number;
+  units: number;
 }
 
 /** One hour of admitted requests, as counted at admission. */
@@ -100,6 +120,12 @@ const SCHEMA = `
     PRIMARY KEY ("window", env, period, threshold));
   CREATE TABLE IF NOT EXISTS event_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS outbox_retry (id INTEGER PRIMARY KEY CHECK (id = 1), failures INTEGER NOT NULL, retry_at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY, holder TEXT NOT NULL, key_id TEXT NOT NULL, units INTEGER NOT NULL,
+    granted_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+  CREATE INDEX IF NOT EXISTS leases_expiry ON leases (expires_at);
+  CREATE TABLE IF NOT EXISTS lease_lapses (hour INTEGER PRIMARY KEY, leases INTEGER NOT NULL, units INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS lease_totals (id INTEGER PRIMARY KEY CHECK (id = 1), calls INTEGER NOT NULL, requests INTEGER NOT NULL);
 `;
 
 /**
@@ -219,26 +245,7 @@ export class TenantLimiter extends DurableObject {
     let creditHold: { id: string; units: number; balance: number } | null = null;
     let alerts = 0;
     this.transaction(() => {
-      // One statement per table, however many windows the request spends.
-      if (writes.buckets.length > 0) {
-        this.sql.exec(
-          `INSERT INTO buckets (name, tokens, updated_at, capacity) VALUES ${rows(writes.buckets.length, 4)} ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, capacity = excluded.capacity`,
-          ...writes.buckets.flatMap(({ name, state }) => [
-            name,
-            state.tokens,
-            state.updatedAt,
-            state.capacity,
-          ]),
-        );
-        for (const { name, state } of writes.buckets) this.cache.buckets.set(name, state);
-      }
-      if (writes.quotas.length > 0) {
-        this.sql.exec(
-          `INSERT INTO quotas (name, period, used) VALUES ${rows(writes.quotas.length, 3)} ON CONFLICT (name) DO UPDATE SET period = excluded.period, used = excluded.used`,
-          ...writes.quotas.flatMap(({ name, usage }) => [name, usage.period, usage.used]),
-        );
-        for (const { name, usage } of writes.quotas) this.cache.quotas.set(name, usage);
-      }
+      this.writeWindows(writes.buckets, writes.quotas);
       if (writes.ledgerUnits !== null) {
         this.sql.exec(
           "INSERT INTO ledger (hour, requests, units) VALUES (?, 1, ?) ON CONFLICT (hour) DO UPDATE SET requests = requests + 1, units = units + excluded.units",
@@ -422,6 +429,106 @@ export class TenantLimiter extends DurableObject {
       .toArray();
   }
 
+  /**
+   * Lease mode (lease.ts): settles the leases the holder reports, then grants it a new one — or
+   * refuses as the asking request would be refused, or answers `exact` (the plan is not leased, or
+   * leases hold their whole share of a bucket). Steady state: one call per holder per lifetime.
+   */
+  async lease(input: LeaseInput): Promise<LeaseResult> {
+    const result = this.leaseAt(input, Date.now());
+    if (result.outcome === "granted") await this.scheduleCleanup();
+    return result;
+  }
+
+  /** `lease` at an explicit time: settle, decide, charge — synchronous, like `decide`. */
+  leaseAt(input: LeaseInput, now: number): LeaseResult {
+    const config = this.adoptConfig(input.config);
+    let result: LeaseResult = { outcome: "exact" };
+    let alerts = 0;
+    this.transaction(() => {
+      this.lapseLeases(now);
+      this.countLeaseCall();
+      this.settleLeases(input.holder, input.settle);
+      const held = (where: string, ...bindings: SqlStorageValue[]) =>
+        (this.one(
+          `SELECT coalesce(sum(units), 0) AS n FROM leases WHERE expires_at > ?${where}`,
+          now,
+          ...bindings,
+        )?.n as number) ?? 0;
+      const decision = decideLease(
+        input,
+        config,
+        this.store,
+        { tenant: held(""), key: held(" AND key_id = ?", input.keyId) },
+        now,
+      );
+      if (decision.outcome !== "granted") {
+        result = decision;
+        return;
+      }
+      const { writes, units } = decision;
+      this.writeWindows(writes.buckets, writes.quotas);
+      const leaseId = crypto.randomUUID();
+      const expiresAt = now + lifetime(input.lifetimeMs);
+      this.sql.exec(
+        "INSERT INTO leases (id, holder, key_id, units, granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        leaseId,
+        input.holder,
+        input.keyId,
+        units,
+        now,
+        expiresAt,
+      );
+      // Usage alerts fire on what the lease draws: at most one lease early.
+      alerts = this.fire(
+        crossings(writes.quotas.map((q) => quotaGauge(q.window, q.usage, units, q.quota))),
+        "live",
+        now,
+      );
+      result = {
+        outcome: "granted",
+        leaseId,
+        units,
+        grantedAt: now,
+        expiresAt,
+        limits: decision.limits,
+        ipAllowlist: decision.ipAllowlist,
+        ...(decision.pastDue ? { pastDue: decision.pastDue } : {}),
+      };
+    });
+    if (alerts > 0) this.sendOutboxSoon();
+    return result;
+  }
+
+  /** A holder gives back leases it no longer admits from (its traffic stopped): settled as by `lease`. */
+  async returnLeases(holder: string, reports: LeaseReport[]): Promise<void> {
+    this.transaction(() => {
+      this.countLeaseCall();
+      this.settleLeases(holder, reports);
+    });
+  }
+
+  /**
+   * Lease-mode calls this object has served (grants and returns) and the requests admitted from
+   * leases, since it was created: with the ledger, what the benchmark divides by to get object
+   * calls per admitted request (the rest of the ledger's requests were each one `admit`).
+   */
+  async leaseTotals(): Promise<{ calls: number; requests: number }> {
+    const row = this.one("SELECT calls, requests FROM lease_totals WHERE id = 1");
+    return { calls: (row?.calls as number) ?? 0, requests: (row?.requests as number) ?? 0 };
+  }
+
+  /** Leases that lapsed unreported per hour of grant in [from, to): what reconciliation may miss. */
+  async leaseLapses(from: number, to: number): Promise<LapsedHour[]> {
+    return this.sql
+      .exec<{ hour: number; leases: number; units: number }>(
+        "SELECT hour, leases, units FROM lease_lapses WHERE hour >= ? AND hour < ? ORDER BY hour",
+        from,
+        to,
+      )
+      .toArray();
+  }
+
   /** Usage alerts decided but not yet accepted by the events queue. */
   async pendingEvents(): Promise<number> {
     return this.one("SELECT count(*) AS n FROM event_outbox")?.n as number;
@@ -434,6 +541,7 @@ export class TenantLimiter extends DurableObject {
     this.sql.exec("DELETE FROM keys WHERE end_at <= ?", now - KEY_RETENTION_MS);
     this.cache.keys.clear();
     this.sql.exec("DELETE FROM thresholds_fired WHERE fired_at < ?", now - LEDGER_RETENTION_MS);
+    this.transaction(() => this.lapseLeases(now));
     await this.sendOutbox(now);
     await this.scheduleCleanup(true);
   }
@@ -444,6 +552,7 @@ export class TenantLimiter extends DurableObject {
     const next = this.one(
       `SELECT min(t) AS t FROM (SELECT min(expires_at) AS t FROM idempotency
          UNION ALL SELECT min(end_at) + ${KEY_RETENTION_MS} FROM keys
+         UNION ALL SELECT min(expires_at) + ${LAPSE_GRACE_MS} FROM leases
          UNION ALL SELECT CASE WHEN EXISTS (SELECT 1 FROM event_outbox)
            THEN coalesce((SELECT retry_at FROM outbox_retry WHERE id = 1), ?) END)`,
       Date.now(),
@@ -530,6 +639,83 @@ export class TenantLimiter extends DurableObject {
       this.sql.exec("DELETE FROM event_outbox WHERE id <= ?", last.id);
     }
     this.sql.exec("DELETE FROM outbox_retry");
+  }
+
+  /**
+   * Settles the holder's reported leases (inside a transaction): the ledger counts the requests
+   * they admitted, in the hour of their grant; the quotas get back the units they did not use.
+   * A lease already settled, or lapsed, is not found and changes nothing (a report is never counted twice).
+   */
+  private settleLeases(holder: string, reports: LeaseReport[]): void {
+    for (const report of reports) {
+      const row = this.one(
+        "DELETE FROM leases WHERE id = ? AND holder = ? RETURNING units, granted_at",
+        report.leaseId,
+        holder,
+      );
+      if (!row) continue;
+      const grantedAt = row.granted_at as number;
+      const done = settle({ units: row.units as number, grantedAt }, report);
+      if (done.requests > 0) {
+        this.sql.exec("UPDATE lease_totals SET requests = requests + ? WHERE id = 1", done.requests);
+        this.sql.exec(
+          "INSERT INTO ledger (hour, requests, units) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE SET requests = requests + excluded.requests, units = units + excluded.units",
+          done.hour,
+          done.requests,
+          done.units,
+        );
+      }
+      for (const window of ["daily", "monthly"] as const) {
+        const usage = refund(window, this.store.quota(window), done.unused, grantedAt);
+        if (usage) {
+          this.sql.exec("UPDATE quotas SET used = ? WHERE name = ?", usage.used, window);
+          this.cache.quotas.set(window, usage);
+        }
+      }
+    }
+  }
+
+  private countLeaseCall(): void {
+    this.sql.exec(
+      "INSERT INTO lease_totals (id, calls, requests) VALUES (1, 1, 0) ON CONFLICT (id) DO UPDATE SET calls = calls + 1",
+    );
+  }
+
+  /** Leases unreported past their grace lapse (inside a transaction): spent for good, counted per hour. */
+  private lapseLeases(now: number): void {
+    const lapsed = this.sql
+      .exec<{ units: number; granted_at: number }>(
+        "DELETE FROM leases WHERE expires_at <= ? RETURNING units, granted_at",
+        now - LAPSE_GRACE_MS,
+      )
+      .toArray();
+    for (const lease of lapsed)
+      this.sql.exec(
+        "INSERT INTO lease_lapses (hour, leases, units) VALUES (?, 1, ?) ON CONFLICT (hour) DO UPDATE SET leases = leases + 1, units = units + excluded.units",
+        Math.floor(lease.granted_at / HOUR_MS) * HOUR_MS,
+        lease.units,
+      );
+  }
+
+  /**
+   * Persists the windows an admission (or a lease) charged, one statement per table however many
+   * windows, and keeps the in-memory copy in step (inside the caller's transaction).
+   */
+  private writeWindows(buckets: Writes["buckets"], quotas: Writes["quotas"]): void {
+    if (buckets.length > 0) {
+      this.sql.exec(
+        `INSERT INTO buckets (name, tokens, updated_at, capacity) VALUES ${rows(buckets.length, 4)} ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, capacity = excluded.capacity`,
+        ...buckets.flatMap(({ name, state }) => [name, state.tokens, state.updatedAt, state.capacity]),
+      );
+      for (const { name, state } of buckets) this.cache.buckets.set(name, state);
+    }
+    if (quotas.length > 0) {
+      this.sql.exec(
+        `INSERT INTO quotas (name, period, used) VALUES ${rows(quotas.length, 3)} ON CONFLICT (name) DO UPDATE SET period = excluded.period, used = excluded.used`,
+        ...quotas.flatMap(({ name, usage }) => [name, usage.period, usage.used]),
+      );
+      for (const { name, usage } of quotas) this.cache.quotas.set(name, usage);
+    }
   }
 
   private balance(): number {

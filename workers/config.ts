@@ -21,6 +21,8 @@ export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_METER_EVENT_NAME = "gateway_units";
 /** How long after an hour ends its usage is reported to Stripe (late units become a delta). */
 export const DEFAULT_REPORT_LATENESS_S = 600;
+/** Lease mode: how long an isolate admits from one lease (durable-objects/lease.ts caps it at 1 s). */
+export const DEFAULT_LEASE_MS = 1_000;
 /** Dunning: how long a past-due tenant's requests still pass before 402 (7 days). */
 export const DEFAULT_GRACE_PERIOD_S = 7 * 86_400;
 /** The mail API's base URL when `MAIL_API_URL` is unset: Resend's (workers/shared/mail.ts). */
@@ -90,6 +92,12 @@ export const VarsSchema = z.object({
     DEFAULT_MAX_BODY_BYTES,
   ),
   ROUTES: RouteTableSchema,
+  LEASE_MS: wholeNumber(
+    "must be a whole number of milliseconds from 10 to 1000 (e.g. 1000)",
+    10,
+    1_000,
+    DEFAULT_LEASE_MS,
+  ),
   STRIPE_METER_EVENT_NAME: z
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,100}$/, "must be 1-100 letters, digits or _ . : -")
@@ -233,6 +241,7 @@ export function parseConfig(raw: Record<string, unknown>, options: { secrets?: b
       originTimeoutMs: v.ORIGIN_TIMEOUT_MS,
       maxBodyBytes: v.MAX_BODY_BYTES,
       routes: v.ROUTES,
+      leaseMs: v.LEASE_MS,
       stripeMeterEventName: v.STRIPE_METER_EVENT_NAME,
       stripeReportLatenessS: v.STRIPE_REPORT_LATENESS_S,
       stripeWebhookSecret: v.STRIPE_WEBHOOK_SECRET ?? null,

@@ -62,6 +62,8 @@ export interface Bindings {
   ORIGIN_TIMEOUT_MS?: string;
   /** JSON route table; see workers/edge/route-table.ts. */
   ROUTES: string;
+  /** Lease mode: the lifetime of an isolate's lease in ms, 10–1000 (default 1000): the bound on a revocation's delay. */
+  LEASE_MS?: string;
   /** Largest request body proxied, in bytes (default 10 MiB). */
   MAX_BODY_BYTES?: string;
   /** Lowest log level written: debug, info (default), warn, error. */
@@ -108,6 +110,8 @@ export interface Config {
   maxBodyBytes: number;
   /** Longest prefix first. */
   routes: Route[];
+  /** Lease mode: the lifetime of one lease, in ms (10–1000). */
+  leaseMs: number;
   stripeMeterEventName: string;
   /** Seconds after an hour ends before its usage is reported to Stripe. */
   stripeReportLatenessS: number;

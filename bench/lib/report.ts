@@ -2,7 +2,9 @@
  * Markdown for the results: printed at the end of `npm run bench` and written into docs/BENCHMARKS.md
  * between the GENERATED markers (the rest of that page — method, caveats — is prose kept by hand).
  */
+
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { renderLeased } from "./leased";
 import type { SoakResult, SoakSide } from "./soak";
 import { fmt, fmtDuration, fmtMs } from "./stats";
 import type { BenchResults, CaseSummary, ConsumerStats } from "./types";
@@ -137,6 +139,8 @@ export function renderMarkdown(r: BenchResults): string {
         )
         .join("; ")}.`,
   );
+
+  if (r.leased) out.push(...renderLeased(r.leased));
 
   const m = r.metering;
   const u = m.underLoad;

@@ -1,5 +1,6 @@
 import type { ProfileResult } from "./profile";
 /** The shape of bench/results/latest.json. */
+import type { LeasedResult } from "./leased";
 import type { WrkResult } from "./wrk";
 
 export type CaseId = "origin" | "passthrough" | "passthroughDo" | "gateway" | "nginx";
@@ -232,4 +233,6 @@ export interface BenchResults {
   profile: ProfileResult;
   correctness: CorrectnessResult[];
   metering: MeteringResult;
+  /** The leased-tenant case (bench/lib/leased.ts); absent in results from before it. */
+  leased?: LeasedResult;
 }

@@ -30,6 +30,7 @@ interface PlanFlags {
   entitlements?: string[];
   pricing?: unknown;
   sandboxLimits?: unknown;
+  admissionMode?: "exact" | "leased";
   applyPricing?: "now" | "period_end";
 }
 
@@ -58,6 +59,7 @@ function body(flags: PlanFlags): Record<string, unknown> {
     entitlements: flags.entitlements,
     pricing: flags.pricing,
     sandboxLimits: flags.sandboxLimits,
+    admissionMode: flags.admissionMode,
     applyPricing: flags.applyPricing,
   };
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
@@ -75,7 +77,12 @@ function planFlags(command: Command, create: boolean): Command {
     .option("--monthly <n|none>", "monthly quota (UTC month), none = unlimited", quota)
     .option("--entitlements <list>", "comma-separated entitlements (route groups the plan may call)", list)
     .option("--pricing <json>", 'pricing, e.g. \'{"model":"free"}\' (see README: Billing)', json)
-    .option("--sandbox-limits <json>", "test-key limits, e.g. '{\"dailyQuota\":100}'", json);
+    .option("--sandbox-limits <json>", "test-key limits, e.g. '{\"dailyQuota\":100}'", json)
+    .addOption(
+      new Option("--admission-mode <mode>", "exact, or leased (hot tenants; see README: Lease mode)").choices(
+        ["exact", "leased"],
+      ),
+    );
 }
 
 /** The `plans` command group. */

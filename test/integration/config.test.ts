@@ -159,6 +159,7 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         originTimeoutMs: 30_000,
         maxBodyBytes: 10 * 1024 * 1024,
         routes: [{ prefix: "/v1/", cost: 1, billable: true }],
+        leaseMs: 1000,
         stripeMeterEventName: "gateway_units",
         stripeReportLatenessS: 600,
         stripeWebhookSecret: null,
@@ -227,6 +228,25 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         "CLAIMS_SECRET: is required (the HMAC key of the origin claims); " +
         "DATABASE_URL: is required (the Postgres connection string).",
     });
+  });
+
+  it("takes LEASE_MS from 10 to 1000 ms (a lease never outlives 1 s), and refuses anything else", () => {
+    const base = {
+      ORIGIN_URL: "https://api.example.com",
+      SANDBOX_ORIGIN_URL: "https://sandbox.example.com",
+      ROUTES: "[]",
+      CLAIMS_SECRET: "0123456789abcdef",
+      DATABASE_URL: "postgres://u@h/db",
+    };
+    const lease = (value: string) => {
+      const result = parseConfig({ ...base, LEASE_MS: value });
+      return result.ok ? result.config.leaseMs : result.message;
+    };
+    expect(lease("250")).toBe(250);
+    expect(lease("1000")).toBe(1000);
+    const refused =
+      "The gateway is misconfigured: LEASE_MS: must be a whole number of milliseconds from 10 to 1000 (e.g. 1000).";
+    for (const bad of ["1001", "5", "1s", ""]) expect(lease(bad), bad).toBe(refused);
   });
 
   it("STRIPE_WEBHOOK_SECRET is optional; when set it must be a whsec_ secret", () => {

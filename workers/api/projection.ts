@@ -40,6 +40,7 @@ export function tenantRecord(tenant: Tenant, plan: Plan): TenantRecord {
     // Test traffic: the plan's sandbox limits; what they leave out takes the live numbers.
     sandbox: { ...limits, ...plan.sandboxLimits },
     ...prepaid(plan),
+    ...(plan.admissionMode === "leased" ? { admissionMode: "leased" as const } : {}),
   };
 }
 

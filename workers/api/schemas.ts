@@ -74,6 +74,12 @@ const planFields = {
   pricing: PlanPricingInput,
   /** Test-key limits, spent in their own bucket and quotas; fields left out take the live limits' numbers. */
   sandboxLimits: SandboxLimitsInput.nullable(),
+  /**
+   * How live traffic is admitted: `exact` (one tenant-object call per request, every limit exact) or
+   * `leased` (isolates admit from short leases: quotas stay exact, the token bucket may overshoot
+   * by at most 1 % of its capacity, a revocation or suspension applies within 1 s). README "Lease mode".
+   */
+  admissionMode: z.enum(["exact", "leased"]),
 };
 
 export const PlanInput = z
@@ -84,6 +90,7 @@ export const PlanInput = z
     entitlements: planFields.entitlements.default([]),
     pricing: planFields.pricing.default({ model: "free" }),
     sandboxLimits: planFields.sandboxLimits.default(null),
+    admissionMode: planFields.admissionMode.default("exact"),
   })
   .strict()
   .openapi("PlanInput");
@@ -115,6 +122,7 @@ export const PlanSchema = z
     pricing: PlanPricingInput,
     pricingVersion: z.number().int(),
     sandboxLimits: SandboxLimitsInput.nullable(),
+    admissionMode: z.enum(["exact", "leased"]),
     createdAt: isoDate,
     updatedAt: isoDate,
   })

@@ -22,6 +22,7 @@ export const AUDITED_FIELDS = {
     "pricing",
     "pricingVersion",
     "sandboxLimits",
+    "admissionMode",
   ],
   tenant: ["slug", "name", "email", "planId", "status", "statusReason", "overrides"],
   key: [

@@ -1,5 +1,6 @@
 /**
- * Admission: the one call to the tenant's Durable Object per request, which decides revocation,
+ * Admission: the one call to the tenant's Durable Object per request (on a leased plan, most live
+ * requests are admitted from this isolate's lease instead: lease-pool.ts), which decides revocation,
  * tenant status, idempotency, token buckets, quotas and prepaid credits atomically. Stamps the rate-limit headers
  * on every response it lets through (and on its 429s), and answers idempotent replays itself
  * without calling the origin.
@@ -14,6 +15,7 @@ import { idempotencyRefusal, requireIdempotencyKey } from "../shared/idempotency
 import { admit as admitRequest, tenantConfig } from "../shared/tenant-client";
 import { reject } from "./authenticate";
 import { clientIp, ipRefused, pastDueWarning, paymentRequired, suspended } from "./authorize";
+import { admitFromLease, leaseable } from "./lease-pool";
 import { maxBodyBytes, originTimeoutMs } from "./origin";
 import { rateLimitHeaders } from "./rate-limit-headers";
 import { readUpTo } from "./read-body";
@@ -76,7 +78,7 @@ export const admit = () =>
       };
     }
 
-    const result = await admitRequest(c.env, tenant.id, {
+    const input = {
       keyId: key.keyId,
       keyLimit: key.rateLimit,
       env: key.env,
@@ -87,7 +89,12 @@ export const admit = () =>
       idempotency,
       // A billable route holds a prepaid tenant's credits until the origin has answered (or lost the lease).
       ...(route.billable ? { creditHoldMs: originTimeoutMs(c.env, route) + LEASE_MARGIN_MS } : {}),
-    });
+    };
+    // A leased plan's live traffic is admitted from this isolate's lease when it can be (lease-pool.ts).
+    const leased = leaseable(tenant, key.env, route.billable, idempotency !== null)
+      ? await admitFromLease(c.env, c.executionCtx, tenant.id, input, c.var.config.leaseMs)
+      : null;
+    const result = leased ?? (await admitRequest(c.env, tenant.id, input));
     const labels = { slug: tenant.slug, planName: tenant.plan.name };
 
     switch (result.outcome) {

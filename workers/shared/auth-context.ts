@@ -50,6 +50,8 @@ export const TenantRecordSchema = z.object({
   sandbox: WindowLimitsSchema.optional(),
   /** The plan is prepaid: live traffic spends credits (absent in records from before credits: false). */
   credits: z.boolean().optional(),
+  /** The plan's admission mode: `leased` admits live traffic from leases (workers/edge/lease-pool.ts); absent = exact. */
+  admissionMode: z.enum(["exact", "leased"]).optional(),
 });
 export type TenantRecord = z.infer<typeof TenantRecordSchema>;
 

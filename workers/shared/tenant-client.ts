@@ -4,7 +4,8 @@
  * check the budget: one `admit` per request through a tenant door — the proxy (+1 `complete` when
  * an Idempotency-Key response is recorded or released) or the tenant API (whose usage endpoint
  * reads from that same call) — none for requests rejected before admission; +1 `releaseCredits`
- * only when a prepaid request that held credits turns out not billable.
+ * only when a prepaid request that held credits turns out not billable. A leased plan's live traffic
+ * makes one `lease` per isolate and lease lifetime instead (+1 `returnLeases` when its traffic stops).
  */
 import type { RecordedResponse } from "../../durable-objects/idempotency";
 import type { KeyState, TenantConfig } from "../../durable-objects/limits";
@@ -16,6 +17,9 @@ import type {
   CreditHour,
   CurrentUsage,
   GrantResult,
+  LeaseInput,
+  LeaseReport,
+  LeaseResult,
   LedgerHour,
   TenantLimiter,
 } from "../../durable-objects/tenant";
@@ -90,6 +94,7 @@ function buildConfig(tenant: TenantRecord): TenantConfig {
     limits: tenant.limits,
     ...(tenant.sandbox ? { sandbox: tenant.sandbox } : {}),
     ...(tenant.credits ? { credits: true } : {}),
+    ...(tenant.admissionMode === "leased" ? { admissionMode: "leased" as const } : {}),
   };
 }
 
@@ -130,6 +135,23 @@ export async function admit(
   if (knownConfigs.size >= MAX_KNOWN_CONFIGS) knownConfigs.clear();
   if ((knownConfigs.get(tenantId) ?? -1) < config.version) knownConfigs.set(tenantId, config.version);
   return result;
+}
+
+/** Lease mode (workers/edge/lease-pool.ts): settles the holder's finished leases and asks for a new one. Not retried, like `admit`. */
+export function lease(env: TenantEnv, tenantId: string, input: LeaseInput): Promise<LeaseResult> {
+  return call(env, tenantId, async (stub) => (await stub.lease(input)) as LeaseResult, false);
+}
+
+/** Lease mode: gives back leases the holder no longer admits from. A retry cannot count one twice. */
+export function returnLeases(
+  env: TenantEnv,
+  tenantId: string,
+  holder: string,
+  reports: LeaseReport[],
+): Promise<void> {
+  return call(env, tenantId, async (stub) => {
+    await stub.returnLeases(holder, reports);
+  });
 }
 
 export function complete(
