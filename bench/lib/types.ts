@@ -1,6 +1,6 @@
-import type { ProfileResult } from "./profile";
 /** The shape of bench/results/latest.json. */
 import type { LeasedResult } from "./leased";
+import type { ProfileResult } from "./profile";
 import type { WrkResult } from "./wrk";
 
 export type CaseId = "origin" | "passthrough" | "passthroughDo" | "gateway" | "nginx";
