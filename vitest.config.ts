@@ -76,7 +76,7 @@ export default defineConfig({
     // (`seedTenant()`, `uniq()`); a test that needs a cold cache makes its own cold key (see
     // test/README.md). Vitest restores spies after each file; controlledClock() the clock after each test.
     isolate: false,
-    // The first request into the Worker loads its whole bundle (~3.5 s on a 2-core machine).
+    // The Worker bundle is loaded before the first test (test/setup-each.ts), not in it.
     testTimeout: 15_000,
     hookTimeout: 30_000,
   },
