@@ -17,7 +17,8 @@
  * Options (flags or env): --rounds N (BENCH_ROUNDS, 4) --duration S (10) --warmup S (2)
  * --connections C (32) --threads T (2) --unloaded S (4; 0 = skip the 1-connection runs)
  * --limit N (200) --synthetic K (50000; 0 = skip) --fault S (4; 0 = skip) --profile S (8) --do-storage tmpfs|disk
- * (tmpfs) --quick
+ * (tmpfs) --audit-batch N (5000; 0 = skip: the request audit log's cost per consumer batch,
+ * bench/lib/audit-batch.ts) --quick
  * --soak[=minutes] (10): instead of the rounds, load the gateway and the pass-through side by side for
  * that long and report workerd's memory after warm-up and at the end (bench/lib/soak.ts).
  * --report-only: re-render docs/BENCHMARKS.md from bench/results/latest.json, run nothing.
@@ -38,6 +39,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
+import { auditBatchTimes } from "./lib/audit-batch";
 import { CLK_TCK, machineTicks, procTable, selfTicks, treeTicks, treeTicksByCommand } from "./lib/cpu";
 import { type BenchDatabase, openBenchDatabase } from "./lib/database";
 import { isolateHeaps } from "./lib/heap";
@@ -98,6 +100,7 @@ const { values: flags } = parseArgs({
     limit: { type: "string" },
     synthetic: { type: "string" },
     fault: { type: "string" },
+    "audit-batch": { type: "string" },
     "do-storage": { type: "string" },
     quick: { type: "boolean" },
     profile: { type: "string" },
@@ -117,6 +120,7 @@ const CFG = {
   syntheticEvents: num(flags.synthetic, "BENCH_SYNTHETIC", quick ? 10_000 : 50_000),
   faultS: num(flags.fault, "BENCH_FAULT", quick ? 2 : 4),
   profileS: num(flags.profile, "BENCH_PROFILE", quick ? 3 : 8),
+  auditBatchEvents: num(flags["audit-batch"], "BENCH_AUDIT_BATCH", quick ? 1_000 : 5_000),
   doStorage: flags["do-storage"] ?? process.env.BENCH_DO_STORAGE ?? "tmpfs",
 };
 const CORRECTNESS_S = quick ? 3 : 5;
@@ -219,6 +223,7 @@ async function main(): Promise<void> {
     plan("leased tenant", CFG.rounds * (2 * CFG.durationS + CFG.warmupS) + CORRECTNESS_S + 15);
     if (CFG.faultS > 0) plan("fault: usage queue refuses sends, then recovers", CFG.faultS + 25);
     if (CFG.syntheticEvents > 0) plan("metering: synthetic events", 15);
+    if (CFG.auditBatchEvents > 0) plan("metering: request audit batch time", 30);
     plan("cleanup", 5);
   }
   if (SOAK_MINUTES === 0)
@@ -765,6 +770,24 @@ async function main(): Promise<void> {
         `consumer ${fmt(metering.synthetic.consumerEventsPerS)} events/s, lag p50 ${fmt(metering.synthetic.lag.p50Ms)} ms`,
     );
     endStep("metering: synthetic events");
+  }
+
+  if (CFG.auditBatchEvents > 0) {
+    beginStep("metering: request audit batch time");
+    const audit = await auditBatchTimes({
+      databaseUrl: db.url,
+      tenant: async (slug) => {
+        const t = await tenant(slug, unlimited.id);
+        return { tenantId: t.tenant.id, keyId: t.key.id };
+      },
+      events: CFG.auditBatchEvents,
+    });
+    log(
+      `  request audit: ${audit.batchMs.map((b) => `${fmt(b.ms)} ms per ${fmt(audit.events)}-event batch over ${b.tenants} tenant(s)`).join(", ")} ` +
+        `(median of ${audit.runs}); the SHA-256 chain alone ${fmt(audit.hashMs)} ms → ${audit.pass ? "PASS" : `FAIL: ${audit.failures.join("; ")}`}`,
+    );
+    if (!audit.pass) process.exitCode = 1;
+    endStep("metering: request audit batch time");
   }
 
   // ------------------------------------------------------------------------------------ results
