@@ -37,6 +37,7 @@ import {
   type CreditHour,
   type GrantResult,
 } from "./credits";
+import { Slots } from "./concurrency";
 import { type IdempotencyRecord, MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "./idempotency";
 import type { KeyState, TenantConfig } from "./limits";
 import {
@@ -123,6 +124,8 @@ export class TenantLimiter extends DurableObject {
   private readonly sql: SqlStorage;
   private readonly store: AdmissionStore;
   private readonly outboxQueue: OutboxEnv["EVENTS_QUEUE"];
+  /** In-flight slots of requests on degraded routes (concurrency.ts): in memory, each lapses within one lease. */
+  private readonly slots = new Slots();
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
@@ -170,6 +173,10 @@ export class TenantLimiter extends DurableObject {
     const config = this.adoptConfig(input.config);
     const decision = decideAdmission(input, config, this.store, now);
     if (decision.outcome !== "admitted") return decision;
+    // Fair shedding: on a degraded route, a slot within the tenant's share — or refused before any charge.
+    const slotId = input.slot ? crypto.randomUUID() : undefined;
+    if (input.slot && slotId && !this.slots.acquire(input.slot, slotId, now))
+      return { outcome: "overloaded", held: this.slots.held(input.slot.route, now) };
 
     const { writes } = decision;
     const env = input.env ?? "live";
@@ -231,6 +238,7 @@ export class TenantLimiter extends DurableObject {
       leaseToken,
       admittedAt: now,
       creditHold,
+      ...(slotId ? { slotId } : {}),
       ...(usage ? { usage } : {}),
     };
   }
@@ -291,6 +299,11 @@ export class TenantLimiter extends DurableObject {
       this.sql.exec("UPDATE credit_hours SET spent = spent - ? WHERE hour = ?", hold.units, hold.hour);
     });
     return true;
+  }
+
+  /** Ends an in-flight slot after its response (fair shedding); false when it had lapsed or was released. */
+  async releaseSlot(route: string, slotId: string): Promise<boolean> {
+    return this.slots.release(route, slotId);
   }
 
   /** The credit balance, and what holds within their lease still hold (credits.ts `CreditBalance`). */

@@ -17,6 +17,7 @@ import { clientIp, ipRefused, pastDueWarning, paymentRequired, suspended } from 
 import { maxBodyBytes, originTimeoutMs } from "./origin";
 import { rateLimitHeaders } from "./rate-limit-headers";
 import { readUpTo } from "./read-body";
+import { overloaded } from "./shed";
 
 const IDEMPOTENT_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 /** An in-flight idempotency lease outlives the origin timeout, so only a dead request loses it. */
@@ -87,6 +88,8 @@ export const admit = () =>
       idempotency,
       // A billable route holds a prepaid tenant's credits until the origin has answered (or lost the lease).
       ...(route.billable ? { creditHoldMs: originTimeoutMs(c.env, route) + LEASE_MARGIN_MS } : {}),
+      // Only while the route's origin is degraded (workers/edge/shed.ts): an in-flight slot within the tenant's share.
+      ...(c.var.slot ? { slot: c.var.slot } : {}),
     });
     const labels = { slug: tenant.slug, planName: tenant.plan.name };
 
@@ -110,6 +113,8 @@ export const admit = () =>
             headers: { ...rateLimitHeaders(result.limits, labels), "retry-after": String(result.retryAfter) },
           },
         );
+      case "overloaded":
+        throw overloaded(route.prefix, result.held);
       case "credits_exhausted":
         throw new GatewayError("credits_exhausted", creditsExhaustedDetail(result.balance, result.cost), {
           headers: rateLimitHeaders(result.limits, labels),
@@ -127,6 +132,7 @@ export const admit = () =>
           idempotencyKey: idempotency?.key ?? null,
           admittedAt: result.admittedAt,
           creditHoldId: result.creditHold?.id ?? null,
+          slotId: result.slotId ?? null,
         });
         await next();
         for (const [name, value] of Object.entries(rateLimitHeaders(result.limits, labels)))
