@@ -48,7 +48,8 @@ describe("origin health (gradient limiter)", () => {
 
   it("degrades when latency rises tenfold, and its limit falls toward the floor", () => {
     const health = new OriginHealth();
-    let now = respond(health, { count: 50, rttMs: 50, from: 0, concurrency: 20 });
+    // Long enough for a few one-second buckets: the baseline is their mean, 50 ms.
+    let now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 20 });
     const before = health.limit;
     expect(health.degraded(now)).toBe(false);
     now = respond(health, { count: 3, rttMs: 500, from: now, concurrency: 20 });
@@ -77,11 +78,11 @@ describe("origin health (gradient limiter)", () => {
 
   it("recovers: healthy responses clear the signal after the hold, and the limit climbs again", () => {
     const health = new OriginHealth();
-    let now = respond(health, { count: 20, rttMs: 50, from: 0, concurrency: 10 });
+    let now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 10 });
     now = respond(health, { count: 60, rttMs: 500, from: now, concurrency: 10 });
     expect(health.degraded(now)).toBe(true);
     const low = health.limit;
-    now = respond(health, { count: 60, rttMs: 50, from: now, concurrency: 10 });
+    now = respond(health, { count: 100, rttMs: 50, from: now, concurrency: 10 });
     expect(health.degraded(now + DEGRADED_HOLD_MS)).toBe(false);
     expect(health.limit).toBeGreaterThan(low);
   });
@@ -101,12 +102,23 @@ describe("origin health (gradient limiter)", () => {
     expect(health.degraded(now + DEGRADED_HOLD_MS + 1)).toBe(false);
   });
 
+  it("takes one-second means as the baseline, so a wide but steady spread is healthy", () => {
+    const health = new OriginHealth();
+    let now = 0;
+    for (let i = 0; i < 300; i++)
+      now = respond(health, { count: 1, rttMs: i % 2 === 0 ? 20 : 180, from: now });
+    expect(health.baselineRttMs).toBe(100);
+    expect(health.degraded(now)).toBe(false);
+  });
+
   it("forgets an old baseline after the long window, so a lasting change becomes the new normal", () => {
     const health = new OriginHealth();
-    let now = respond(health, { count: 20, rttMs: 10, from: 0 });
-    now = respond(health, { count: 10, rttMs: 100, from: now + BASELINE_WINDOW_MS / 2 });
+    let now = respond(health, { count: 200, rttMs: 10, from: 0 });
     expect(health.baselineRttMs).toBe(10);
-    now = respond(health, { count: 10, rttMs: 100, from: now + BASELINE_WINDOW_MS / 2 });
+    now = respond(health, { count: 200, rttMs: 100, from: now + BASELINE_WINDOW_MS / 2 });
+    expect(health.baselineRttMs).toBe(10);
+    now = respond(health, { count: 200, rttMs: 100, from: now + BASELINE_WINDOW_MS / 2 });
     expect(health.baselineRttMs).toBe(100);
+    expect(health.degraded(now + DEGRADED_HOLD_MS)).toBe(false);
   });
 });

@@ -4,8 +4,10 @@
  * (the caller passes the clock), isolate-local, a few numbers per route; workers/edge/shed.ts reads
  * it to decide when to shed and how much concurrency there is to share.
  *
- * - Baseline: the lowest round-trip time (to the origin's response headers) over a long window,
- *   the origin's latency without a queue.
+ * - Baseline: the origin's latency without a queue — the lowest one-second mean round-trip time (to
+ *   the origin's response headers) over a long window. A mean of many responses, not the single
+ *   fastest one, so an origin whose latency varies widely is not judged degraded by its spread; a
+ *   minimum over a minute, so a flood of seconds does not become the new normal.
  * - Recent: a moving average of the last responses' round-trip times and of their error rate
  *   (origin 5xx, timeouts, unreachable).
  * - Limit: the concurrency the origin takes before it queues. Each response moves it toward
@@ -19,12 +21,16 @@
 
 /** The baseline is the minimum over this long a window (kept as two halves, rotated). */
 export const BASELINE_WINDOW_MS = 60_000;
+/** The baseline's unit: the mean round-trip time of one bucket this long… */
+export const BASELINE_BUCKET_MS = 1_000;
+/** …of at least this many responses (before the first such bucket, the mean of all so far stands in). */
+export const BASELINE_BUCKET_MIN_SAMPLES = 5;
 /** Weight of a new response in the recent round-trip time (about the last 10 responses). */
 export const RECENT_RTT_WEIGHT = 0.2;
 /** Recent latency up to this multiple of the baseline (plus the slack) is healthy. */
-export const LATENCY_TOLERANCE = 2;
+export const LATENCY_TOLERANCE = 1.5;
 /** Absolute slack on top of the tolerance, so loopback-fast origins do not flap on jitter. */
-export const LATENCY_SLACK_MS = 25;
+export const LATENCY_SLACK_MS = 15;
 /** Weight of a new response in the recent error rate (about the last 20 responses). */
 export const ERROR_RATE_WEIGHT = 0.1;
 /** A recent error rate above this is degraded. */
@@ -57,15 +63,21 @@ export class OriginHealth {
   samples = 0;
   recentRttMs = 0;
   errorRate = 0;
-  /** Minimum round-trip time of the current and the previous half window. */
+  /** Lowest bucket mean of the current and the previous half window. */
   private currentMin = Number.POSITIVE_INFINITY;
   private previousMin = Number.POSITIVE_INFINITY;
   private halfStartedAt: number | null = null;
+  /** The open bucket: its start, round-trip time sum and count. */
+  private bucketStartedAt: number | null = null;
+  private bucketSum = 0;
+  private bucketCount = 0;
   private degradedUntil = 0;
 
-  /** The no-queue latency: the lowest round-trip time over the last half to whole window. */
+  /** The no-queue latency: the lowest bucket mean over the last half to whole window. */
   get baselineRttMs(): number {
-    return Math.min(this.currentMin, this.previousMin);
+    const min = Math.min(this.currentMin, this.previousMin);
+    if (min !== Number.POSITIVE_INFINITY) return min;
+    return this.bucketCount > 0 ? this.bucketSum / this.bucketCount : Number.POSITIVE_INFINITY;
   }
 
   /** Whether the route's origin counts as degraded at `now` (shedding applies). */
@@ -96,8 +108,7 @@ export class OriginHealth {
     if (sample.error) {
       this.limit = Math.max(MIN_LIMIT, this.limit * ERROR_BACKOFF);
     } else {
-      this.rotate(now);
-      this.currentMin = Math.min(this.currentMin, sample.rttMs);
+      this.bucket(sample.rttMs, now);
       this.recentRttMs =
         this.recentRttMs === 0
           ? sample.rttMs
@@ -121,11 +132,35 @@ export class OriginHealth {
     return this.baselineRttMs * LATENCY_TOLERANCE + LATENCY_SLACK_MS;
   }
 
-  private rotate(now: number): void {
-    if (this.halfStartedAt === null) this.halfStartedAt = now;
-    if (now - this.halfStartedAt < BASELINE_WINDOW_MS / 2) return;
-    this.previousMin = this.currentMin;
-    this.currentMin = Number.POSITIVE_INFINITY;
-    this.halfStartedAt = now;
+  /** Adds a response to the open bucket, closing it (into its half window's minimum) once it is old enough. */
+  private bucket(rttMs: number, now: number): void {
+    if (this.bucketStartedAt === null) this.bucketStartedAt = now;
+    if (now - this.bucketStartedAt >= BASELINE_BUCKET_MS) {
+      this.closeBucket(this.bucketStartedAt, now);
+      this.bucketStartedAt = now;
+      this.bucketSum = 0;
+      this.bucketCount = 0;
+    }
+    this.bucketSum += rttMs;
+    this.bucketCount++;
+  }
+
+  /** Rotates the halves up to `now`, then counts the bucket that started at `start` in the half it belongs to. */
+  private closeBucket(start: number, now: number): void {
+    const half = BASELINE_WINDOW_MS / 2;
+    if (this.halfStartedAt === null) this.halfStartedAt = start;
+    if (now - this.halfStartedAt >= 2 * half) {
+      this.previousMin = Number.POSITIVE_INFINITY;
+      this.currentMin = Number.POSITIVE_INFINITY;
+      this.halfStartedAt = now;
+    } else if (now - this.halfStartedAt >= half) {
+      this.previousMin = this.currentMin;
+      this.currentMin = Number.POSITIVE_INFINITY;
+      this.halfStartedAt += half;
+    }
+    if (this.bucketCount < BASELINE_BUCKET_MIN_SAMPLES) return;
+    const mean = this.bucketSum / this.bucketCount;
+    if (start >= this.halfStartedAt) this.currentMin = Math.min(this.currentMin, mean);
+    else if (start >= this.halfStartedAt - half) this.previousMin = Math.min(this.previousMin, mean);
   }
 }
