@@ -8,7 +8,8 @@
  * Load: wrk, fixed threads and connections, every run bounded by -d, a warm-up per case, cases
  * interleaved a,b,c,d,a,b,c,d… for several rounds, medians reported. CPU per request from /proc.
  * Then: exact limits under load (token bucket and daily quota), usage rows = admitted, queue messages
- * per proxied request, a fault case (the usage queue refuses sends for a while, then recovers: every
+ * per proxied request, the fair-shedding scenario (bench/lib/shedding.ts: a slowed origin, one tenant
+ * flooding at 20× the others' rate, with and without shedding), a fault case (the usage queue refuses sends for a while, then recovers: every
  * event must still land, reconciliation zero-diff), and metering throughput and lag. The run FAILS
  * (exit 1) unless usage rows = proxied requests for all of its load. Writes bench/results/latest.json
  * and the tables into docs/BENCHMARKS.md.
@@ -44,6 +45,7 @@ import { rowTimings, SnapshotPoller, waitForRows } from "./lib/metering";
 import { startNginx } from "./lib/nginx";
 import { run, type Server, startServer } from "./lib/processes";
 import { renderMarkdown, renderSoak, SOAK_BEGIN, SOAK_END, writeIntoDoc } from "./lib/report";
+import { type SheddingResult, scenarioVars, sheddingConfig, sheddingScenario } from "./lib/shedding";
 import { type SoakResult, sampleRss, soakSide } from "./lib/soak";
 import { fmt, fmtDuration, fmtMs, max, median, min, percentile } from "./lib/stats";
 import type {
@@ -113,7 +115,9 @@ const CFG = {
   syntheticEvents: num(flags.synthetic, "BENCH_SYNTHETIC", quick ? 10_000 : 50_000),
   faultS: num(flags.fault, "BENCH_FAULT", quick ? 2 : 4),
   doStorage: flags["do-storage"] ?? process.env.BENCH_DO_STORAGE ?? "tmpfs",
+  shedding: process.env.BENCH_SHEDDING !== "0",
 };
+const SHEDDING = sheddingConfig(quick);
 const CORRECTNESS_S = quick ? 3 : 5;
 
 const CASES: Array<{ id: CaseId; label: string }> = [
@@ -209,6 +213,11 @@ async function main(): Promise<void> {
     }
     plan("correctness: token bucket", CORRECTNESS_S + 5);
     plan("correctness: daily quota", CORRECTNESS_S + 5);
+    if (CFG.shedding)
+      plan(
+        "fair shedding: slowed origin, one flooding tenant",
+        3 * SHEDDING.durationS + 2 * SHEDDING.warmupS + 40,
+      );
     if (CFG.faultS > 0) plan("fault: usage queue refuses sends, then recovers", CFG.faultS + 25);
     if (CFG.syntheticEvents > 0) plan("metering: synthetic events", 15);
     plan("cleanup", 5);
@@ -578,6 +587,50 @@ async function main(): Promise<void> {
     endStep(l.step);
   }
 
+  // ------------------------------------------------------------------------------ fair shedding
+  let shedding: SheddingResult | undefined;
+  if (CFG.shedding) {
+    const step = "fair shedding: slowed origin, one flooding tenant";
+    beginStep(step);
+    const slowOrigin = await startServer<{ port: number }>(
+      "slow-origin",
+      node,
+      ["--import", "tsx", `${ROOT}bench/origin.ts`],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          ORIGIN_DELAY_MS: String(SHEDDING.originDelayMs),
+          ORIGIN_CONCURRENCY: String(SHEDDING.originConcurrency),
+        },
+        logFile: `${tmp}/logs/slow-origin.log`,
+        readyTimeoutMs: 30_000,
+      },
+    );
+    cleanups.push({ name: "slow origin", fn: () => slowOrigin.stop() });
+    const slowUrl = `http://127.0.0.1:${slowOrigin.ready.port}`;
+    shedding = await sheddingScenario({
+      cfg: SHEDDING,
+      adminToken: ADMIN_TOKEN,
+      log,
+      startGateway: async (mode) => {
+        const server = await workers(`gateway-shedding-${mode}`, {
+          mode: "gateway",
+          originUrl: slowUrl,
+          persistRoot: `${stateDir}/shedding-${mode}`,
+          bundleDir: `${tmp}/bundle`,
+          databaseUrl: db.url,
+          adminToken: ADMIN_TOKEN,
+          claimsSecret: randomBytes(32).toString("base64url"),
+          vars: scenarioVars(slowUrl, SHEDDING, mode),
+        });
+        return { url: server.ready.url, stop: () => server.stop() };
+      },
+    });
+    await slowOrigin.stop();
+    endStep(step);
+  }
+
   // ----------------------------------------------------------------------------------- metering
   const gatewayRuns = runs.filter((r) => r.case === "gateway");
   const loadTimings = (
@@ -716,6 +769,7 @@ async function main(): Promise<void> {
     ratios: ratios(runs, unloadedRuns),
     correctness,
     metering,
+    ...(shedding ? { shedding } : {}),
   };
 
   beginStep("cleanup");

@@ -49,6 +49,8 @@ export interface WorkersServerConfig {
   databaseUrl?: string;
   adminToken?: string;
   claimsSecret?: string;
+  /** gateway: vars over wrangler.toml's (the fair-shedding scenario: its routes, SHEDDING). */
+  vars?: Record<string, string>;
   /** soak: workerd's inspector on this loopback port, to read its isolates' heaps (bench/lib/heap.ts) */
   inspectorPort?: number;
 }
@@ -239,6 +241,7 @@ async function gatewayWorker(): Promise<WorkerOptions & { name: string }> {
       SANDBOX_ORIGIN_URL: `${config.originUrl}/sandbox`,
       ADMIN_TOKEN: config.adminToken ?? "bench-admin-token",
       CLAIMS_SECRET: config.claimsSecret ?? "bench-claims-secret",
+      ...config.vars,
     },
   } as WorkerOptions & { name: string };
 }

@@ -1,4 +1,5 @@
 /** The shape of bench/results/latest.json. */
+import type { SheddingResult } from "./shedding";
 import type { WrkResult } from "./wrk";
 
 export type CaseId = "origin" | "passthrough" | "gateway" | "nginx";
@@ -224,4 +225,6 @@ export interface BenchResults {
   ratios: Ratios;
   correctness: CorrectnessResult[];
   metering: MeteringResult;
+  /** The fair-shedding scenario (bench/lib/shedding.ts); absent when skipped (BENCH_SHEDDING=0). */
+  shedding?: SheddingResult;
 }
