@@ -9,15 +9,15 @@ import {
   OriginHealth,
 } from "../../workers/edge/origin-health";
 
-/** `count` responses of `rttMs`, one per 10 ms from `from`, each replaced at once so `concurrency` stay at the origin. */
+/** `count` responses of `rttMs`, one per `every` ms (10) from `from`, each replaced at once so `concurrency` stay at the origin. */
 function respond(
   health: OriginHealth,
-  o: { count: number; rttMs: number; from: number; error?: boolean; concurrency?: number },
+  o: { count: number; rttMs: number; from: number; error?: boolean; concurrency?: number; every?: number },
 ): number {
   let now = o.from;
   while (health.inFlight < (o.concurrency ?? 1)) health.begin();
   for (let i = 0; i < o.count; i++) {
-    now += 10;
+    now += o.every ?? 10;
     health.end({ rttMs: o.rttMs, error: o.error ?? false }, now);
     health.begin();
   }
@@ -52,12 +52,32 @@ describe("origin health (gradient limiter)", () => {
     let now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 20 });
     const before = health.limit;
     expect(health.degraded(now)).toBe(false);
-    now = respond(health, { count: 3, rttMs: 500, from: now, concurrency: 20 });
+    now = respond(health, { count: 30, rttMs: 500, from: now, concurrency: 20 });
     expect(health.degraded(now)).toBe(true);
     expect(health.limit).toBeLessThan(before);
-    now = respond(health, { count: 100, rttMs: 500, from: now, concurrency: 20 });
+    now = respond(health, { count: 2_000, rttMs: 500, from: now, concurrency: 20 });
     expect(health.limit).toBeCloseTo(MIN_LIMIT, 0);
     expect(health.degraded(now)).toBe(true);
+  });
+
+  it("moves the limit at most once per baseline round trip: a burst of slow answers is one signal", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 20 });
+    const before = health.limit;
+    // 100 slow answers within 100 ms: the limit steps down twice at most (the baseline is 50 ms).
+    now = respond(health, { count: 100, rttMs: 500, from: now, concurrency: 20, every: 1 });
+    expect(health.limit).toBeLessThan(before);
+    expect(health.limit).toBeGreaterThan(before * 0.75);
+  });
+
+  it("sheds at the limit before latency tells: the route is degraded while its requests reach it", () => {
+    const health = new OriginHealth();
+    const now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 1 });
+    expect(health.degraded(now)).toBe(false);
+    while (health.inFlight < INITIAL_LIMIT) health.begin();
+    expect(health.degraded(now)).toBe(true);
+    health.end(null, now);
+    expect(health.degraded(now)).toBe(false);
   });
 
   it("tolerates jitter of a loopback-fast origin (the absolute slack)", () => {
@@ -70,7 +90,7 @@ describe("origin health (gradient limiter)", () => {
   it("degrades on errors at normal latency, backing the limit off", () => {
     const health = new OriginHealth();
     let now = respond(health, { count: 20, rttMs: 50, from: 0 });
-    now = respond(health, { count: 5, rttMs: 50, from: now, error: true });
+    now = respond(health, { count: 5, rttMs: 50, from: now, error: true, every: 100 });
     expect(health.degraded(now)).toBe(true);
     expect(health.errorRate).toBeGreaterThan(0.25);
     expect(health.limit).toBeCloseTo(INITIAL_LIMIT * 0.9 ** 5);

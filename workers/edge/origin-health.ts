@@ -14,9 +14,14 @@
  *   `limit × gradient + √limit`, where gradient = (tolerance × baseline + slack) / recent, clamped to
  *   [½, 1]: it grows while latency stays near the baseline (and the route uses at least half of
  *   it), and shrinks as a queue builds; each error takes off 10 %.
- * - Degraded: recent latency above tolerance × baseline + slack, or the error rate above its
- *   threshold — and for a hold time after, renewed while requests are still being shed, so a flood
- *   held back by shedding does not flap the route back to unshed.
+ *   The limit moves at most once per baseline round trip (or LIMIT_UPDATE_MS), as TCP Vegas and
+ *   Envoy do: a burst of slow answers is one signal, not one per answer, so it does not drive the
+ *   limit to the floor at once.
+ * - Degraded (shedding applies): the route's requests at the origin reach the limit, or recent
+ *   latency is above tolerance × baseline + slack, or the error rate above its threshold — and for a
+ *   hold time after, renewed while requests are still being shed, so a flood held back by shedding
+ *   does not flap the route back to unshed. Reaching the limit is the early signal: it caps a flood
+ *   before a queue builds, where latency only tells once it has.
  */
 
 /** The baseline is the minimum over this long a window (kept as two halves, rotated). */
@@ -41,6 +46,8 @@ export const MIN_SAMPLES = 10;
 export const DEGRADED_HOLD_MS = 5_000;
 /** Weight of each response's target in the limit (smoothing). */
 export const LIMIT_SMOOTHING = 0.2;
+/** The limit moves at most once per this long, or per baseline round trip if longer. */
+export const LIMIT_UPDATE_MS = 100;
 /** Share of the limit kept after an error response. */
 export const ERROR_BACKOFF = 0.9;
 export const INITIAL_LIMIT = 20;
@@ -72,6 +79,7 @@ export class OriginHealth {
   private bucketSum = 0;
   private bucketCount = 0;
   private degradedUntil = 0;
+  private limitUpdatedAt = Number.NEGATIVE_INFINITY;
 
   /** The no-queue latency: the lowest bucket mean over the last half to whole window. */
   get baselineRttMs(): number {
@@ -80,9 +88,9 @@ export class OriginHealth {
     return this.bucketCount > 0 ? this.bucketSum / this.bucketCount : Number.POSITIVE_INFINITY;
   }
 
-  /** Whether the route's origin counts as degraded at `now` (shedding applies). */
+  /** Whether shedding applies at `now`: the route is at its limit, or degraded lately. */
   degraded(now: number): boolean {
-    return now < this.degradedUntil;
+    return now < this.degradedUntil || (this.samples >= MIN_SAMPLES && this.inFlight >= this.limit);
   }
 
   /** A request was shed: the route is still under more demand than it takes. */
@@ -105,26 +113,32 @@ export class OriginHealth {
   private record(sample: OriginSample, now: number): void {
     this.samples++;
     this.errorRate += ERROR_RATE_WEIGHT * ((sample.error ? 1 : 0) - this.errorRate);
-    if (sample.error) {
-      this.limit = Math.max(MIN_LIMIT, this.limit * ERROR_BACKOFF);
-    } else {
+    if (!sample.error) {
       this.bucket(sample.rttMs, now);
       this.recentRttMs =
         this.recentRttMs === 0
           ? sample.rttMs
           : this.recentRttMs + RECENT_RTT_WEIGHT * (sample.rttMs - this.recentRttMs);
-      const gradient = Math.max(0.5, Math.min(1, this.healthyRttMs() / this.recentRttMs));
-      // Grow only when the route uses the limit: an idle route's limit says nothing of the origin.
-      const used = this.inFlight * 2 >= this.limit;
-      const target = gradient < 1 || used ? this.limit * gradient + Math.sqrt(this.limit) : this.limit;
-      this.limit = Math.min(
-        MAX_LIMIT,
-        Math.max(MIN_LIMIT, this.limit + LIMIT_SMOOTHING * (target - this.limit)),
-      );
+    }
+    if (now - this.limitUpdatedAt >= Math.max(LIMIT_UPDATE_MS, this.baselineRttMs)) {
+      this.limitUpdatedAt = now;
+      this.limit = sample.error ? this.backedOff() : this.moved();
     }
     if (this.samples < MIN_SAMPLES) return;
     if (this.recentRttMs > this.healthyRttMs() || this.errorRate > ERROR_RATE_DEGRADED)
       this.degradedUntil = now + DEGRADED_HOLD_MS;
+  }
+
+  private backedOff(): number {
+    return Math.max(MIN_LIMIT, this.limit * ERROR_BACKOFF);
+  }
+
+  /** The limit moved toward `limit × gradient + √limit`; held where it is while the route uses little of it. */
+  private moved(): number {
+    const gradient = Math.max(0.5, Math.min(1, this.healthyRttMs() / this.recentRttMs));
+    const used = this.inFlight * 2 >= this.limit;
+    const target = gradient < 1 || used ? this.limit * gradient + Math.sqrt(this.limit) : this.limit;
+    return Math.min(MAX_LIMIT, Math.max(MIN_LIMIT, this.limit + LIMIT_SMOOTHING * (target - this.limit)));
   }
 
   /** The highest recent latency still healthy. */
