@@ -17,11 +17,12 @@
  *   The limit moves at most once per baseline round trip (or LIMIT_UPDATE_MS), as TCP Vegas and
  *   Envoy do: a burst of slow answers is one signal, not one per answer, so it does not drive the
  *   limit to the floor at once.
- * - Degraded (shedding applies): the route's requests at the origin reach the limit, or recent
- *   latency is above tolerance × baseline + slack, or the error rate above its threshold — and for a
- *   hold time after, renewed while requests are still being shed, so a flood held back by shedding
- *   does not flap the route back to unshed. Reaching the limit is the early signal: it caps a flood
- *   before a queue builds, where latency only tells once it has.
+ * - Degraded (shedding applies): recent latency above tolerance × baseline + slack, or the error
+ *   rate above its threshold — and for a hold time after, renewed while requests are still being
+ *   shed, so a flood held back by shedding does not flap the route back to unshed. A healthy route
+ *   is never shed, however many requests it carries. On turning degraded, the limit drops to at most
+ *   the route's requests at the origin then: the concurrency at which the origin started to queue,
+ *   so a flood is capped at once rather than after the limit has walked down.
  */
 
 /** The baseline is the minimum over this long a window (kept as two halves, rotated). */
@@ -88,9 +89,9 @@ export class OriginHealth {
     return this.bucketCount > 0 ? this.bucketSum / this.bucketCount : Number.POSITIVE_INFINITY;
   }
 
-  /** Whether shedding applies at `now`: the route is at its limit, or degraded lately. */
+  /** Whether the route's origin counts as degraded at `now` (shedding applies). */
   degraded(now: number): boolean {
-    return now < this.degradedUntil || (this.samples >= MIN_SAMPLES && this.inFlight >= this.limit);
+    return now < this.degradedUntil;
   }
 
   /** A request was shed: the route is still under more demand than it takes. */
@@ -125,8 +126,10 @@ export class OriginHealth {
       this.limit = sample.error ? this.backedOff() : this.moved();
     }
     if (this.samples < MIN_SAMPLES) return;
-    if (this.recentRttMs > this.healthyRttMs() || this.errorRate > ERROR_RATE_DEGRADED)
+    if (this.recentRttMs > this.healthyRttMs() || this.errorRate > ERROR_RATE_DEGRADED) {
+      if (!this.degraded(now)) this.limit = Math.max(MIN_LIMIT, Math.min(this.limit, this.inFlight));
       this.degradedUntil = now + DEGRADED_HOLD_MS;
+    }
   }
 
   private backedOff(): number {
