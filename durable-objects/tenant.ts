@@ -30,6 +30,7 @@ import {
   mergeKeyState,
   periodUsage,
 } from "./admission";
+import { Slots } from "./concurrency";
 import {
   balanceAfterGrant,
   type CreditBalance,
@@ -37,7 +38,6 @@ import {
   type CreditHour,
   type GrantResult,
 } from "./credits";
-import { Slots } from "./concurrency";
 import { type IdempotencyRecord, MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "./idempotency";
 import type { KeyState, TenantConfig } from "./limits";
 import {

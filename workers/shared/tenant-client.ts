@@ -135,7 +135,12 @@ export function releaseCredits(env: TenantEnv, tenantId: string, holdId: string)
 }
 
 /** Fair shedding: ends the in-flight slot a request on a degraded route held, after its response. */
-export function releaseSlot(env: TenantEnv, tenantId: string, route: string, slotId: string): Promise<boolean> {
+export function releaseSlot(
+  env: TenantEnv,
+  tenantId: string,
+  route: string,
+  slotId: string,
+): Promise<boolean> {
   return call(env, tenantId, async (stub) => (await stub.releaseSlot(route, slotId)) as boolean);
 }
 
