@@ -17,6 +17,11 @@
  * EVENTS_QUEUE) and deletes what the queue accepted; a failed send keeps the rows and retries with
  * backoff, so an alert is never lost and never decided twice.
  *
+ * Fair shedding's in-flight slots (concurrency.ts) are the one exception to SQLite: while a route's
+ * origin is degraded, `admit` takes a slot within the tenant's share or refuses `overloaded` before
+ * charging anything; `releaseSlot` ends it after the response. Slots live in memory (each lapses
+ * within one origin timeout).
+ *
  * State lives in SQLite, so it survives eviction and restarts. The alarm's duties: sending the
  * outbox, and garbage collection of expired idempotency records, dead keys and old ledger hours.
  */

@@ -169,6 +169,43 @@ describe("fair shedding", () => {
     const statuses = (await first.done).map((r) => r.status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(limit);
     await settle();
+
+    // The tenant object holds a tenant to its share across isolates: with slots taken elsewhere
+    // (another isolate, stood in for here), this isolate's request is refused by the object, unbilled.
+    expect(routeShedState(route).health.degraded(Date.now())).toBe(true);
+    await runInDurableObject(env.TENANT.getByName(small.tenantId), (o: TenantLimiter) => {
+      for (let i = 0; i < limit; i++)
+        o.decide(
+          {
+            keyId: small.keyId,
+            keyLimit: null,
+            cost: 1,
+            // Older than what the object holds: its own config applies.
+            config: {
+              version: 0,
+              status: "active",
+              limits: {
+                burstCapacity: 1000,
+                refillTokens: 1000,
+                refillPeriodSeconds: 1,
+                dailyQuota: null,
+                monthlyQuota: null,
+              },
+            },
+            idempotency: null,
+            slot: { route, max: limit, leaseMs: 60_000 },
+          },
+          Date.now(),
+        );
+    });
+    const marker = uniq();
+    const refused = await call(`${route}${marker}`, small.key);
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({
+      code: "origin_overloaded",
+      detail: expect.stringContaining(`already has ${limit} requests there`),
+    });
+    expect(await originCalls(marker)).toHaveLength(0);
   });
 });
 

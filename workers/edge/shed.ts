@@ -11,7 +11,7 @@
  *   share here is shed locally, without a tenant-object call (cheap under a flood).
  * - global (the tenant object, durable-objects/concurrency.ts): the tenant's in-flight slots on the
  *   route across isolates. Only while the route is degraded does admission ask for a slot, with the
- *   share as its max; the object refuses (`overloaded`) before charging anything, in the same
+ *   share as its max (the whole limit while every demand in this isolate fits); the object refuses (`overloaded`) before charging anything, in the same
  *   synchronous decision. The slot is released after the response (a `releaseSlot` call in
  *   waitUntil) or lapses after the origin timeout plus a margin.
  * A healthy route costs a few map reads per request: no slot, no extra object call.
@@ -90,43 +90,35 @@ export const shed = () =>
     if (health.degraded(now)) {
       const demands = [held + 1];
       for (const [id, n] of tenants) if (id !== tenantId) demands.push(n);
-      const max = fairShare(health.limit, demands);
-      if (held >= max) {
+      const share = fairShare(health.limit, demands);
+      if (held >= share) {
         health.noteShed(now);
         throw overloaded(route, held);
       }
-      if (max !== Number.POSITIVE_INFINITY) {
-        const slot: SlotRequest = {
-          route,
-          max,
-          leaseMs: (c.var.route.timeoutMs ?? c.var.config.originTimeoutMs) + SLOT_LEASE_MARGIN_MS,
-        };
-        c.set("slot", slot);
-      }
+      // While every demand here fits, the object still holds the tenant to the whole limit across isolates.
+      const slot: SlotRequest = {
+        route,
+        max: Number.isFinite(share) ? share : Math.max(1, Math.floor(health.limit)),
+        leaseMs: (c.var.route.timeoutMs ?? c.var.config.originTimeoutMs) + SLOT_LEASE_MARGIN_MS,
+      };
+      c.set("slot", slot);
     }
 
     tenants.set(tenantId, held + 1);
     health.begin();
-    let failed: unknown = null;
     try {
       await next();
-    } catch (error) {
-      failed = error;
-      throw error;
     } finally {
       const left = (tenants.get(tenantId) ?? 1) - 1;
       if (left > 0) tenants.set(tenantId, left);
       else tenants.delete(tenantId);
+      // A downstream error has been answered by onError already (Hono keeps it in `c.error`).
+      if (c.error instanceof GatewayError && c.error.code === "origin_overloaded")
+        health.noteShed(Date.now());
       // The proxy timed the origin only if it called it: a request refused at admission is no sample.
+      // Its failure is a 5xx: the origin's own, or the gateway's 502/504 for it.
       const rttMs = c.var.timings.origin;
-      const code = failed instanceof GatewayError ? failed.code : null;
-      if (code === "origin_overloaded") health.noteShed(Date.now());
-      health.end(
-        rttMs === undefined
-          ? null
-          : { rttMs, error: failed !== null ? code !== "payload_too_large" : c.res.status >= 500 },
-        Date.now(),
-      );
+      health.end(rttMs === undefined ? null : { rttMs, error: c.res.status >= 500 }, Date.now());
       // Set only when admitted, whatever happened at the origin after.
       const slotId = c.var.admission?.slotId;
       if (slotId) {
