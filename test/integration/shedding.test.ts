@@ -53,6 +53,20 @@ async function degrade(route: string, key: string): Promise<number> {
   return Math.floor(health.limit);
 }
 
+/**
+ * Marks `tenantId` as holding one request at the route's origin in this isolate (a tenant active on
+ * the route, as another request of it would), so a flooder is not alone there. Returns the undo.
+ */
+function active(route: string, tenantId: string): () => void {
+  const { tenants } = routeShedState(route);
+  tenants.set(tenantId, (tenants.get(tenantId) ?? 0) + 1);
+  return () => {
+    const left = (tenants.get(tenantId) ?? 1) - 1;
+    if (left > 0) tenants.set(tenantId, left);
+    else tenants.delete(tenantId);
+  };
+}
+
 /** Starts `count` requests to the origin's `/slow` (held `ms`) at once; waits until `shed` of them are refused. */
 async function flood(route: string, key: string, o: { count: number; shed: number; ms: number }) {
   const marker = uniq();
@@ -86,10 +100,13 @@ describe("fair shedding", () => {
 
     const from = Date.now();
     const count = limit * 2 + 4;
+    // The small tenant is active on the route (one request at the origin): the flooder is not alone.
+    const bystander = active(route, small.tenantId);
+    const share = limit - 1;
     let responses: Response[] = [];
     const events = await captureUsage(
       async () => {
-        const { marker, done } = await flood(route, flooder.key, { count, shed: count - limit, ms: 2_000 });
+        const { marker, done } = await flood(route, flooder.key, { count, shed: count - share, ms: 2_000 });
         // The small tenant, within its share, is served while the flooder is over it: with a slot,
         // released after the response (one more object call).
         before = doCalls.count;
@@ -100,22 +117,22 @@ describe("fair shedding", () => {
 
         responses = await done;
         // The origin saw the admitted requests only.
-        expect(await originCalls(marker)).toHaveLength(limit);
+        expect(await originCalls(marker)).toHaveLength(share);
         await settle();
       },
-      limit,
+      share,
       flooder.tenantId,
     );
     const shed = responses.filter((r) => r.status === 503);
     const admitted = responses.filter((r) => r.status === 200);
-    expect(shed).toHaveLength(count - limit);
-    expect(admitted).toHaveLength(limit);
+    expect(shed).toHaveLength(count - share);
+    expect(admitted).toHaveLength(share);
     const problem = (await shed[0]?.json()) as Record<string, unknown>;
     expect(problem).toEqual({
       type: "https://gateway.dev/problems/origin_overloaded",
       title: "Origin overloaded",
       status: 503,
-      detail: `The origin of ${route} is overloaded and this tenant already has ${limit} requests there, its fair share. Retry in 1 s.`,
+      detail: `The origin of ${route} is overloaded and this tenant already has ${share} requests there, its fair share. Retry in 1 s.`,
       code: "origin_overloaded",
       request_id: shed[0]?.headers.get("x-request-id"),
     });
@@ -127,11 +144,18 @@ describe("fair shedding", () => {
     expect(admitted.every((r) => metered.has(r.headers.get("x-request-id") ?? ""))).toBe(true);
     expect(shed.some((r) => metered.has(r.headers.get("x-request-id") ?? ""))).toBe(false);
     const hours = await ledger(env, flooder.tenantId, from - 3_600_000, Date.now() + 3_600_000);
-    expect(hours.reduce((n, h) => n + h.requests, 0)).toBe(1 + limit);
+    expect(hours.reduce((n, h) => n + h.requests, 0)).toBe(1 + share);
+    bystander();
 
     // Back under its share (its requests done), the flooder is served again on the still-degraded route.
     expect(routeShedState(route).health.degraded(Date.now())).toBe(true);
     expect((await call(`${route}${uniq()}`, flooder.key)).status).toBe(200);
+
+    // Alone at the route's origin, a tenant is never shed however degraded: nobody to be fair to.
+    const alone = await Promise.all(
+      Array.from({ length: count }, (_, i) => call(`${route}${uniq()}/slow?ms=200&i=${i}`, flooder.key)),
+    );
+    expect(alone.map((r) => r.status)).toEqual(Array(count).fill(200));
 
     // With SHEDDING=off, the same flood all goes to the struggling origin.
     const off = { ...env, SHEDDING: "off" } as never;
@@ -149,9 +173,10 @@ describe("fair shedding", () => {
     const limit = await degrade(route, small.key);
     expect(limit).toBeGreaterThanOrEqual(6);
 
-    // The big tenant takes the whole limit while alone.
-    const first = await flood(route, big.key, { count: limit + 3, shed: 3, ms: 2_000 });
-    // A middle tenant still gets up to half the limit, although the route is already full…
+    // With the small tenant active (one request at the origin), the big one takes the rest of the limit…
+    const bystander = active(route, small.tenantId);
+    const first = await flood(route, big.key, { count: limit + 3, shed: 4, ms: 2_000 });
+    // …a middle tenant still gets up to half the limit, although the route is already full…
     const half = Math.floor(limit / 2);
     const middleMarker = uniq();
     const middleRequests = Array.from({ length: half - 1 }, (_, i) =>
@@ -167,12 +192,14 @@ describe("fair shedding", () => {
     expect((await call(`${route}${uniq()}`, small.key)).status).toBe(200);
     expect((await Promise.all(middleRequests)).map((r) => r.status)).toEqual(Array(half - 1).fill(200));
     const statuses = (await first.done).map((r) => r.status);
-    expect(statuses.filter((s) => s === 200)).toHaveLength(limit);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(limit - 1);
+    bystander();
     await settle();
 
     // The tenant object holds a tenant to its share across isolates: with slots taken elsewhere
     // (another isolate, stood in for here), this isolate's request is refused by the object, unbilled.
     expect(routeShedState(route).health.degraded(Date.now())).toBe(true);
+    const other = active(route, middle.tenantId);
     await runInDurableObject(env.TENANT.getByName(small.tenantId), (o: TenantLimiter) => {
       for (let i = 0; i < limit; i++)
         o.decide(
@@ -206,6 +233,8 @@ describe("fair shedding", () => {
       detail: expect.stringContaining(`already has ${limit} requests there`),
     });
     expect(await originCalls(marker)).toHaveLength(0);
+    other();
+    await settle();
   });
 });
 

@@ -18,7 +18,8 @@
  *
  * The fair share is max-min fair (water-filling) over what each tenant holds here: tenants asking
  * for less than an equal split get all of it, and what they leave is shared by the rest, so the
- * tenant most over its share is the first shed as the limit falls. Every tenant may hold one.
+ * tenant most over its share is the first shed as the limit falls. Every tenant may hold one, and a
+ * tenant alone at the route's origin is never shed.
  */
 import { createMiddleware } from "hono/factory";
 import type { SlotRequest } from "../../durable-objects/concurrency";
@@ -87,7 +88,9 @@ export const shed = () =>
     const { health, tenants } = routeShedState(route);
     const held = tenants.get(tenantId) ?? 0;
     const now = Date.now();
-    if (health.degraded(now)) {
+    // A tenant alone at the route's origin is never shed: there is nobody to be fair to (and an
+    // isolate whose own CPU is saturated reads as slow origin answers — the bench's one-tenant runs).
+    if (health.degraded(now) && (tenants.size > 1 || (tenants.size === 1 && held === 0))) {
       const demands = [held + 1];
       for (const [id, n] of tenants) if (id !== tenantId) demands.push(n);
       const share = fairShare(health.limit, demands);
