@@ -10,10 +10,10 @@
  *   minimum over a minute, so a flood of seconds does not become the new normal.
  * - Recent: a moving average of the last responses' round-trip times and of their error rate
  *   (origin 5xx, timeouts, unreachable).
- * - Limit: the concurrency the origin takes before it queues. Each response moves it toward
- *   `limit × gradient + √limit`, where gradient = (tolerance × baseline + slack) / recent, clamped to
- *   [½, 1]: it grows while latency stays near the baseline (and the route uses at least half of
- *   it), and shrinks as a queue builds; each error takes off 10 %.
+ * - Limit: the concurrency the origin takes before it queues. It moves toward `limit × gradient`,
+ *   where gradient = (tolerance × baseline + slack) / recent, clamped to [½, 1], while a queue builds,
+ *   and toward `limit + √limit` while latency stays near the baseline and the route uses at least
+ *   half of it; each error takes off 10 %.
  *   The limit moves at most once per baseline round trip (or LIMIT_UPDATE_MS), as TCP Vegas and
  *   Envoy do: a burst of slow answers is one signal, not one per answer, so it does not drive the
  *   limit to the floor at once.
@@ -136,11 +136,14 @@ export class OriginHealth {
     return Math.max(MIN_LIMIT, this.limit * ERROR_BACKOFF);
   }
 
-  /** The limit moved toward `limit × gradient + √limit`; held where it is while the route uses little of it. */
+  /** The limit moved toward `limit × gradient` under a queue, `limit + √limit` while healthy and used; else held. */
   private moved(): number {
     const gradient = Math.max(0.5, Math.min(1, this.healthyRttMs() / this.recentRttMs));
     const used = this.inFlight * 2 >= this.limit;
-    const target = gradient < 1 || used ? this.limit * gradient + Math.sqrt(this.limit) : this.limit;
+    // The √limit queue allowance only while healthy: under a queue it would hold latency at
+    // threshold ÷ (1 − 1/√limit), well above the threshold for a small limit.
+    const target =
+      gradient < 1 ? this.limit * gradient : used ? this.limit + Math.sqrt(this.limit) : this.limit;
     return Math.min(MAX_LIMIT, Math.max(MIN_LIMIT, this.limit + LIMIT_SMOOTHING * (target - this.limit)));
   }
 
