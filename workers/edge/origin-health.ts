@@ -34,9 +34,9 @@ export const BASELINE_BUCKET_MIN_SAMPLES = 5;
 /** Weight of a new response in the recent round-trip time (about the last 10 responses). */
 export const RECENT_RTT_WEIGHT = 0.2;
 /** Recent latency up to this multiple of the baseline (plus the slack) is healthy. */
-export const LATENCY_TOLERANCE = 1.5;
+export const LATENCY_TOLERANCE = 1.2;
 /** Absolute slack on top of the tolerance, so loopback-fast origins do not flap on jitter. */
-export const LATENCY_SLACK_MS = 15;
+export const LATENCY_SLACK_MS = 10;
 /** Weight of a new response in the recent error rate (about the last 20 responses). */
 export const ERROR_RATE_WEIGHT = 0.1;
 /** A recent error rate above this is degraded. */
