@@ -15,6 +15,9 @@ export default defineConfig({
       const routes = [
         { prefix: "/v1/", cost: 1, billable: true, entitlement: "api" },
         { prefix: "/v1/reports/", cost: 5, billable: true, entitlement: "reports" },
+        // Fair shedding's own routes (test/integration/shedding.test.ts): each learns its origin's health alone.
+        { prefix: "/v1/shed-a/", cost: 1, billable: true, entitlement: "api" },
+        { prefix: "/v1/shed-b/", cost: 1, billable: true, entitlement: "api" },
         { prefix: "/v1/slow/", cost: 1, billable: true, entitlement: "api", timeoutMs: 300 },
         {
           prefix: "/v1/old/",
@@ -71,6 +74,12 @@ export default defineConfig({
             // One request line per request at info would bury a failure in thousands of lines; the
             // tests of the request line ask for info themselves.
             LOG_LEVEL: "warn",
+            // wrangler.toml samples 1 % of ok request lines; the suite sees every one (request-log.test.ts).
+            LOG_SAMPLE_RATE: "1",
+            // Fair shedding learns each route's health from the responses an isolate sees; tests that
+            // hold the shared /v1/ origin for seconds must not turn it on for other tests in the file.
+            // test/integration/shedding.test.ts turns it on for its own requests.
+            SHEDDING: "off",
           },
         },
       };

@@ -8,8 +8,11 @@
  *   (d) nginx with a key map, limit_req and proxy_pass.
  * Load: wrk, fixed threads and connections, every run bounded by -d, a warm-up per case, cases
  * interleaved a,b,c,d,a,b,c,d… for several rounds, medians reported. CPU per request from /proc.
- * Then: a CPU profile of the gateway's request path by step (bench/lib/profile.ts), exact limits under load (token bucket and daily quota), usage rows = admitted, queue messages
- * per proxied request, a fault case (the usage queue refuses sends for a while, then recovers: every
+ * Then: a CPU profile of the gateway's request path by step (bench/lib/profile.ts), exact limits under
+ * load (token bucket and daily quota), usage rows = admitted, queue messages per proxied request, the
+ * leased tenant (bench/lib/leased.ts), the fair-shedding scenario (bench/lib/shedding.ts: a slowed
+ * origin, one tenant flooding at 20× the others' rate, with and without shedding), a fault case (the
+ * usage queue refuses sends for a while, then recovers: every
  * event must still land, reconciliation zero-diff), and metering throughput and lag. The run FAILS
  * (exit 1) unless usage rows = proxied requests for all of its load. Writes bench/results/latest.json
  * and the tables into docs/BENCHMARKS.md.
@@ -49,6 +52,7 @@ import { startNginx } from "./lib/nginx";
 import { run, type Server, startServer } from "./lib/processes";
 import { profileGateway } from "./lib/profile";
 import { renderMarkdown, renderSoak, SOAK_BEGIN, SOAK_END, writeIntoDoc } from "./lib/report";
+import { type SheddingResult, scenarioVars, sheddingConfig, sheddingScenario } from "./lib/shedding";
 import { type SoakResult, sampleRss, soakSide } from "./lib/soak";
 import { fmt, fmtDuration, fmtMs, max, median, min, percentile } from "./lib/stats";
 import type {
@@ -122,7 +126,9 @@ const CFG = {
   profileS: num(flags.profile, "BENCH_PROFILE", quick ? 3 : 8),
   auditBatchEvents: num(flags["audit-batch"], "BENCH_AUDIT_BATCH", quick ? 1_000 : 5_000),
   doStorage: flags["do-storage"] ?? process.env.BENCH_DO_STORAGE ?? "tmpfs",
+  shedding: process.env.BENCH_SHEDDING !== "0",
 };
+const SHEDDING = sheddingConfig(quick);
 const CORRECTNESS_S = quick ? 3 : 5;
 
 const CASES: Array<{ id: CaseId; label: string }> = [
@@ -221,6 +227,11 @@ async function main(): Promise<void> {
     plan("correctness: token bucket", CORRECTNESS_S + 5);
     plan("correctness: daily quota", CORRECTNESS_S + 5);
     plan("leased tenant", CFG.rounds * (2 * CFG.durationS + CFG.warmupS) + CORRECTNESS_S + 15);
+    if (CFG.shedding)
+      plan(
+        "fair shedding: slowed origin, one flooding tenant",
+        3 * SHEDDING.durationS + 2 * SHEDDING.warmupS + 40,
+      );
     if (CFG.faultS > 0) plan("fault: usage queue refuses sends, then recovers", CFG.faultS + 25);
     if (CFG.syntheticEvents > 0) plan("metering: synthetic events", 15);
     if (CFG.auditBatchEvents > 0) plan("metering: request audit batch time", 30);
@@ -651,6 +662,49 @@ async function main(): Promise<void> {
       `${leased.overshoot.pass ? "PASS" : "FAIL"}`,
   );
   endStep("leased tenant");
+  // ------------------------------------------------------------------------------ fair shedding
+  let shedding: SheddingResult | undefined;
+  if (CFG.shedding) {
+    const step = "fair shedding: slowed origin, one flooding tenant";
+    beginStep(step);
+    const slowOrigin = await startServer<{ port: number }>(
+      "slow-origin",
+      node,
+      ["--import", "tsx", `${ROOT}bench/origin.ts`],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          ORIGIN_DELAY_MS: String(SHEDDING.originDelayMs),
+          ORIGIN_CONCURRENCY: String(SHEDDING.originConcurrency),
+        },
+        logFile: `${tmp}/logs/slow-origin.log`,
+        readyTimeoutMs: 30_000,
+      },
+    );
+    cleanups.push({ name: "slow origin", fn: () => slowOrigin.stop() });
+    const slowUrl = `http://127.0.0.1:${slowOrigin.ready.port}`;
+    shedding = await sheddingScenario({
+      cfg: SHEDDING,
+      adminToken: ADMIN_TOKEN,
+      log,
+      startGateway: async (mode) => {
+        const server = await workers(`gateway-shedding-${mode}`, {
+          mode: "gateway",
+          originUrl: slowUrl,
+          persistRoot: `${stateDir}/shedding-${mode}`,
+          bundleDir: `${tmp}/bundle`,
+          databaseUrl: db.url,
+          adminToken: ADMIN_TOKEN,
+          claimsSecret: randomBytes(32).toString("base64url"),
+          vars: scenarioVars(slowUrl, SHEDDING, mode),
+        });
+        return { url: server.ready.url, stop: () => server.stop() };
+      },
+    });
+    await slowOrigin.stop();
+    endStep(step);
+  }
 
   // ----------------------------------------------------------------------------------- metering
   const gatewayRuns = runs.filter((r) => r.case === "gateway");
@@ -810,6 +864,7 @@ async function main(): Promise<void> {
     correctness,
     metering,
     leased,
+    ...(shedding ? { shedding } : {}),
   };
 
   beginStep("cleanup");

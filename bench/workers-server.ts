@@ -51,6 +51,8 @@ export interface WorkersServerConfig {
   databaseUrl?: string;
   adminToken?: string;
   claimsSecret?: string;
+  /** gateway: vars over wrangler.toml's (the fair-shedding scenario: its routes, SHEDDING). */
+  vars?: Record<string, string>;
   /** soak: workerd's inspector on this loopback port, to read its isolates' heaps (bench/lib/heap.ts) */
   inspectorPort?: number;
 }
@@ -283,6 +285,7 @@ async function gatewayWorker(): Promise<WorkerOptions & { name: string }> {
       SANDBOX_ORIGIN_URL: `${config.originUrl}/sandbox`,
       ADMIN_TOKEN: config.adminToken ?? "bench-admin-token",
       CLAIMS_SECRET: config.claimsSecret ?? "bench-claims-secret",
+      ...config.vars,
     },
   } as WorkerOptions & { name: string };
 }

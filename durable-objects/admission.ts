@@ -13,6 +13,7 @@
  * and holds its cost from it when admitted.
  */
 import { ipAllowed } from "./cidr";
+import type { SlotRequest } from "./concurrency";
 import { creditCost } from "./credits";
 import {
   decide as decideIdempotency,
@@ -72,6 +73,11 @@ export interface AdmitInput {
    * credit balance for at most this long (released sooner if it turns out not billable).
    */
   creditHoldMs?: number;
+  /**
+   * Set by the proxy only while the route's origin is degraded (fair shedding): the request takes
+   * an in-flight slot within the tenant's share, or is refused `overloaded` before anything is charged.
+   */
+  slot?: SlotRequest;
 }
 
 /** Why a request is refused before any window is looked at. */
@@ -109,7 +115,10 @@ export type AdmitResult =
       pastDue?: PastDue;
       /** The credits this request holds (release them with `releaseCredits(id)` if it is not billable). */
       creditHold?: { id: string; units: number; balance: number } | null;
+      /** The in-flight slot this request holds (release it with `releaseSlot` after the response). */
+      slotId?: string;
     }
+  | { outcome: "overloaded"; held: number }
   | { outcome: "rate_limited" | "quota_exceeded"; retryAfter: number; limits: LimitState }
   | { outcome: "credits_exhausted"; balance: number; cost: number; limits: LimitState }
   | { outcome: "replay"; response: RecordedResponse; limits: LimitState }

@@ -139,7 +139,8 @@ export function decideLease(
   if (
     probe.outcome === "replay" ||
     probe.outcome === "credits_exhausted" ||
-    probe.outcome === "config_needed"
+    probe.outcome === "config_needed" ||
+    probe.outcome === "overloaded"
   )
     return { outcome: "exact" };
   if (probe.outcome !== "admitted") return probe;

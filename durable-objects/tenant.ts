@@ -17,6 +17,11 @@
  * EVENTS_QUEUE) and deletes what the queue accepted; a failed send keeps the rows and retries with
  * backoff, so an alert is never lost and never decided twice.
  *
+ * Fair shedding's in-flight slots (concurrency.ts) are the one exception to SQLite: while a route's
+ * origin is degraded, `admit` takes a slot within the tenant's share or refuses `overloaded` before
+ * charging anything; `releaseSlot` ends it after the response. Slots live in memory (each lapses
+ * within one origin timeout).
+ *
  * State lives in SQLite, so it survives eviction and restarts. The alarm's duties: sending the
  * outbox, and garbage collection of expired idempotency records, dead keys and old ledger hours.
  */
@@ -31,6 +36,7 @@ import {
   periodUsage,
   type Writes,
 } from "./admission";
+import { Slots } from "./concurrency";
 import {
   balanceAfterGrant,
   type CreditBalance,
@@ -187,6 +193,8 @@ export class TenantLimiter extends DurableObject {
   private readonly store: AdmissionStore;
   private readonly outboxQueue: OutboxEnv["EVENTS_QUEUE"];
   private cache: StateCache = emptyCache();
+  /** In-flight slots of requests on degraded routes (concurrency.ts): in memory, each lapses within one lease. */
+  private readonly slots = new Slots();
 
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
@@ -238,6 +246,10 @@ export class TenantLimiter extends DurableObject {
     if (!config) return { outcome: "config_needed" };
     const decision = decideAdmission(input, config, this.store, now);
     if (decision.outcome !== "admitted") return decision;
+    // Fair shedding: on a degraded route, a slot within the tenant's share — or refused before any charge.
+    const slotId = input.slot ? crypto.randomUUID() : undefined;
+    if (input.slot && slotId && !this.slots.acquire(input.slot, slotId, now))
+      return { outcome: "overloaded", held: this.slots.held(input.slot.route, now) };
 
     const { writes } = decision;
     const env = input.env ?? "live";
@@ -283,6 +295,7 @@ export class TenantLimiter extends DurableObject {
       leaseToken,
       admittedAt: now,
       creditHold,
+      ...(slotId ? { slotId } : {}),
       ...(usage ? { usage } : {}),
     };
   }
@@ -343,6 +356,11 @@ export class TenantLimiter extends DurableObject {
       this.sql.exec("UPDATE credit_hours SET spent = spent - ? WHERE hour = ?", hold.units, hold.hour);
     });
     return true;
+  }
+
+  /** Ends an in-flight slot after its response (fair shedding); false when it had lapsed or was released. */
+  async releaseSlot(route: string, slotId: string): Promise<boolean> {
+    return this.slots.release(route, slotId);
   }
 
   /** The credit balance, and what holds within their lease still hold (credits.ts `CreditBalance`). */

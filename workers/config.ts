@@ -169,6 +169,9 @@ export const VarsSchema = z.object({
     36_500,
     DEFAULT_RETENTION.webhookDays,
   ),
+  SHEDDING: z
+    .enum(["on", "off"], { error: "must be on or off (fair shedding when a route's origin degrades)" })
+    .default("on"),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: "must be one of debug, info, warn, error" }).default("info"),
   LOG_SAMPLE_RATE: scalar.optional().transform((value, ctx) => {
     if (value === undefined) return 1;
@@ -256,6 +259,7 @@ export function parseConfig(raw: Record<string, unknown>, options: { secrets?: b
           : null,
       portalSignupPlan: v.PORTAL_SIGNUP_PLAN ?? null,
       webhookAllowLocalhost: v.WEBHOOK_ALLOW_LOCALHOST === "true",
+      shedding: v.SHEDDING === "on",
       retention: {
         usageEventsDays: v.RETENTION_USAGE_EVENTS_DAYS,
         rollupsMonths: v.RETENTION_ROLLUPS_MONTHS,

@@ -2,6 +2,7 @@
  * The one AppEnv type: Worker bindings (from wrangler.toml) and per-request context variables.
  */
 
+import type { SlotRequest } from "../durable-objects/concurrency";
 import type { CurrentUsage, TenantLimiter } from "../durable-objects/tenant";
 import type { UsageSpool } from "../durable-objects/usage-spool";
 import type { WebSession } from "../schema";
@@ -66,6 +67,8 @@ export interface Bindings {
   LEASE_MS?: string;
   /** Largest request body proxied, in bytes (default 10 MiB). */
   MAX_BODY_BYTES?: string;
+  /** Fair shedding when a route's origin degrades (workers/edge/shed.ts): `on` (default) or `off`. */
+  SHEDDING?: string;
   /** Lowest log level written: debug, info (default), warn, error. */
   LOG_LEVEL?: string;
   /** Share (0..1, default 1) of `ok` request lines written; error lines are always written. */
@@ -130,6 +133,8 @@ export interface Config {
   portalOpenapiUrl: string | null;
   /** Development only: webhook endpoints may be http:// and loopback (workers/events/endpoint-url.ts). */
   webhookAllowLocalhost: boolean;
+  /** Fair shedding (workers/edge/shed.ts): tenants over their share of a degraded origin get 503 `origin_overloaded`. */
+  shedding: boolean;
   /** How long each kind of record is kept; the cron prunes older rows in bounded batches. */
   retention: {
     usageEventsDays: number;
@@ -167,7 +172,11 @@ export interface Variables {
     admittedAt: number;
     /** The prepaid credits the request holds, released if it turns out not billable. */
     creditHoldId?: string | null;
+    /** The in-flight slot held at the tenant object (fair shedding), released after the response. */
+    slotId?: string | null;
   };
+  /** Set by `shed` while the route's origin is degraded: the slot admission asks the tenant object for. */
+  slot?: SlotRequest;
   /** The tenant's current usage, when the tenant door already read it for `GET /gateway/v1/usage`. */
   tenantUsage?: CurrentUsage;
   /** A signed-in portal or console page: its session and the CSRF value its forms carry (workers/web/session.ts). */

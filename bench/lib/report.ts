@@ -5,6 +5,7 @@
 
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { renderLeased } from "./leased";
+import { renderShedding } from "./shedding";
 import type { SoakResult, SoakSide } from "./soak";
 import { fmt, fmtDuration, fmtMs } from "./stats";
 import type { BenchResults, CaseSummary, ConsumerStats } from "./types";
@@ -216,6 +217,8 @@ export function renderMarkdown(r: BenchResults): string {
         `${fmt(f.rows)} | ${fmt(f.differences)} | ${fmt(f.drainS, 1)} s | ${f.pass ? "**pass**" : "**FAIL**"} |`,
     );
   }
+
+  if (r.shedding) out.push("", renderShedding(r.shedding));
 
   out.push("", "### Machine", "", "| | |", "| --- | --- |");
   for (const [k, v] of Object.entries(r.machine)) out.push(`| ${k} | ${v} |`);

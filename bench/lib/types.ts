@@ -1,6 +1,7 @@
 /** The shape of bench/results/latest.json. */
 import type { LeasedResult } from "./leased";
 import type { ProfileResult } from "./profile";
+import type { SheddingResult } from "./shedding";
 import type { WrkResult } from "./wrk";
 
 export type CaseId = "origin" | "passthrough" | "passthroughDo" | "gateway" | "nginx";
@@ -235,4 +236,6 @@ export interface BenchResults {
   metering: MeteringResult;
   /** The leased-tenant case (bench/lib/leased.ts); absent in results from before it. */
   leased?: LeasedResult;
+  /** The fair-shedding scenario (bench/lib/shedding.ts); absent when skipped (BENCH_SHEDDING=0). */
+  shedding?: SheddingResult;
 }

@@ -170,6 +170,7 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
         portalSignupPlan: null,
         portalOpenapiUrl: null,
         webhookAllowLocalhost: false,
+        shedding: true,
         retention: {
           usageEventsDays: 90,
           rollupsMonths: 25,
@@ -210,7 +211,7 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
     }
   });
 
-  it("refuses partial numbers, zero timeouts, unknown levels and missing secrets", () => {
+  it("refuses partial numbers, zero timeouts, unknown levels and switches, and missing secrets", () => {
     const result = parseConfig({
       ORIGIN_URL: "https://api.example.com",
       SANDBOX_ORIGIN_URL: "https://sandbox.example.com",
@@ -218,12 +219,14 @@ describe("config schema (shared by the Worker, npm run check:config and npm star
       ORIGIN_TIMEOUT_MS: "0",
       MAX_BODY_BYTES: "1e6",
       LOG_LEVEL: "verbose",
+      SHEDDING: "yes",
     });
     expect(result).toEqual({
       ok: false,
       message:
         "The gateway is misconfigured: ORIGIN_TIMEOUT_MS: must be a whole number of milliseconds from 1 to 900000 (e.g. 30000); " +
         "MAX_BODY_BYTES: must be a whole number of bytes from 1 to 1073741824 (e.g. 10485760 for 10 MiB); " +
+        "SHEDDING: must be on or off (fair shedding when a route's origin degrades); " +
         "LOG_LEVEL: must be one of debug, info, warn, error; " +
         "CLAIMS_SECRET: is required (the HMAC key of the origin claims); " +
         "DATABASE_URL: is required (the Postgres connection string).",

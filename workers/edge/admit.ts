@@ -19,6 +19,7 @@ import { admitFromLease, leaseable } from "./lease-pool";
 import { maxBodyBytes, originTimeoutMs } from "./origin";
 import { rateLimitHeaders } from "./rate-limit-headers";
 import { readUpTo } from "./read-body";
+import { overloaded } from "./shed";
 
 const IDEMPOTENT_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 /** An in-flight idempotency lease outlives the origin timeout, so only a dead request loses it. */
@@ -78,6 +79,7 @@ export const admit = () =>
       };
     }
 
+    const slot = c.get("slot");
     const input = {
       keyId: key.keyId,
       keyLimit: key.rateLimit,
@@ -89,11 +91,15 @@ export const admit = () =>
       idempotency,
       // A billable route holds a prepaid tenant's credits until the origin has answered (or lost the lease).
       ...(route.billable ? { creditHoldMs: originTimeoutMs(c.env, route) + LEASE_MARGIN_MS } : {}),
+      // Only while the route's origin is degraded (workers/edge/shed.ts): an in-flight slot within the tenant's share.
+      ...(slot ? { slot } : {}),
     };
-    // A leased plan's live traffic is admitted from this isolate's lease when it can be (lease-pool.ts).
-    const leased = leaseable(tenant, key.env, route.billable, idempotency !== null)
-      ? await admitFromLease(c.env, c.executionCtx, tenant.id, input, c.var.config.leaseMs)
-      : null;
+    // A leased plan's live traffic is admitted from this isolate's lease when it can be (lease-pool.ts);
+    // not a request that needs an in-flight slot (its route is degraded): only the object holds those.
+    const leased =
+      !slot && leaseable(tenant, key.env, route.billable, idempotency !== null)
+        ? await admitFromLease(c.env, c.executionCtx, tenant.id, input, c.get("config").leaseMs)
+        : null;
     const result = leased ?? (await admitRequest(c.env, tenant.id, input));
     const labels = { slug: tenant.slug, planName: tenant.plan.name };
 
@@ -117,6 +123,8 @@ export const admit = () =>
             headers: { ...rateLimitHeaders(result.limits, labels), "retry-after": String(result.retryAfter) },
           },
         );
+      case "overloaded":
+        throw overloaded(route.prefix, result.held);
       case "credits_exhausted":
         throw new GatewayError("credits_exhausted", creditsExhaustedDetail(result.balance, result.cost), {
           headers: rateLimitHeaders(result.limits, labels),
@@ -134,6 +142,7 @@ export const admit = () =>
           idempotencyKey: idempotency?.key ?? null,
           admittedAt: result.admittedAt,
           creditHoldId: result.creditHold?.id ?? null,
+          slotId: result.slotId ?? null,
         });
         await next();
         for (const [name, value] of Object.entries(rateLimitHeaders(result.limits, labels)))

@@ -1,6 +1,7 @@
 /**
  * The proxy: everything that is not a gateway endpoint. In order: resolve the route, authenticate,
- * authorize, admit (one tenant Durable Object call), then stream to the origin and back, and meter
+ * authorize, shed (fair shedding while the route's origin is degraded), admit (one tenant Durable
+ * Object call), then stream to the origin and back, and meter
  * after the response.
  *
  * Every authenticated request reaches the request audit log: through its usage event when metered,
@@ -30,6 +31,7 @@ import { recordOriginTime, timed } from "./request-id";
 import { requestShape } from "./request-shape";
 import { resolveRoute } from "./resolve-route";
 import { sampleShadow, shadowRequest } from "./shadow";
+import { shed } from "./shed";
 
 /** RFC 9745 `Deprecation` is a structured-field date (`@<unix seconds>`); RFC 8594 `Sunset` is an HTTP-date. */
 function lifecycleHeaders(headers: Headers, route: { deprecation?: string; sunset?: string }): void {
@@ -128,6 +130,7 @@ export function registerProxy(app: Hono<AppEnv>): void {
     timed("auth", authenticate()),
     requestAudit(),
     timed("auth", authorize()),
+    shed(),
     timed("admit", admit()),
   ] as const;
   app.all("*", ...chain, async function proxy(c) {

@@ -4,7 +4,8 @@
  * check the budget: one `admit` per request through a tenant door — the proxy (+1 `complete` when
  * an Idempotency-Key response is recorded or released) or the tenant API (whose usage endpoint
  * reads from that same call) — none for requests rejected before admission; +1 `releaseCredits`
- * only when a prepaid request that held credits turns out not billable. A leased plan's live traffic
+ * only when a prepaid request that held credits turns out not billable; +1 `releaseSlot` only for a
+ * request admitted while its route's origin was degraded (fair shedding). A leased plan's live traffic
  * makes one `lease` per isolate and lease lifetime instead (+1 `returnLeases` when its traffic stops).
  */
 import type { RecordedResponse } from "../../durable-objects/idempotency";
@@ -201,6 +202,16 @@ export function peek(
 /** The proxy, when an admitted request turns out not billable: gives its held credits back. */
 export function releaseCredits(env: TenantEnv, tenantId: string, holdId: string): Promise<boolean> {
   return call(env, tenantId, async (stub) => (await stub.releaseCredits(holdId)) as boolean);
+}
+
+/** Fair shedding: ends the in-flight slot a request on a degraded route held, after its response. */
+export function releaseSlot(
+  env: TenantEnv,
+  tenantId: string,
+  route: string,
+  slotId: string,
+): Promise<boolean> {
+  return call(env, tenantId, async (stub) => (await stub.releaseSlot(route, slotId)) as boolean);
 }
 
 /** Adds (or debits) credits once per grant id; the id is the Postgres ledger row's. */

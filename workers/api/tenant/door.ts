@@ -108,7 +108,8 @@ export const tenantDoor = () =>
         );
       case "replay":
       case "credits_exhausted":
-        // No Idempotency-Key is taken at this door, and it spends no credits.
+      case "overloaded":
+        // No Idempotency-Key is taken at this door, it spends no credits, and it never asks for an in-flight slot.
         throw new GatewayError("internal", "An internal error occurred.");
       default:
         throw refusal(result.outcome, ip, result.pastDue);

@@ -133,7 +133,8 @@ async function chargeExport(c: Context<AppEnv>): Promise<void> {
       });
     case "replay":
     case "credits_exhausted":
-      // No Idempotency-Key is taken here, and the manage door spends no credits.
+    case "overloaded":
+      // No Idempotency-Key is taken here, the manage door spends no credits, and it never asks for an in-flight slot.
       throw new GatewayError("internal", "An internal error occurred.");
     default:
       throw refusal(result.outcome, null, result.pastDue);

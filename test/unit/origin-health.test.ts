@@ -1,0 +1,152 @@
+import { describe, expect, it } from "vitest";
+import {
+  BASELINE_WINDOW_MS,
+  DEGRADED_HOLD_MS,
+  INITIAL_LIMIT,
+  MAX_LIMIT,
+  MIN_LIMIT,
+  MIN_SAMPLES,
+  OriginHealth,
+} from "../../workers/edge/origin-health";
+
+/** `count` responses of `rttMs`, one per `every` ms (10) from `from`, each replaced at once so `concurrency` stay at the origin. */
+function respond(
+  health: OriginHealth,
+  o: { count: number; rttMs: number; from: number; error?: boolean; concurrency?: number; every?: number },
+): number {
+  let now = o.from;
+  while (health.inFlight < (o.concurrency ?? 1)) health.begin();
+  for (let i = 0; i < o.count; i++) {
+    now += o.every ?? 10;
+    health.end({ rttMs: o.rttMs, error: o.error ?? false }, now);
+    health.begin();
+  }
+  return now;
+}
+
+describe("origin health (gradient limiter)", () => {
+  it("stays healthy, and its limit climbs while a healthy origin is used up to it", () => {
+    const health = new OriginHealth();
+    const now = respond(health, { count: 200, rttMs: 50, from: 0, concurrency: 40 });
+    expect(health.degraded(now)).toBe(false);
+    expect(health.baselineRttMs).toBe(50);
+    expect(health.limit).toBeGreaterThan(INITIAL_LIMIT * 2);
+    expect(health.limit).toBeLessThanOrEqual(MAX_LIMIT);
+  });
+
+  it("does not grow the limit of a route that uses little of it", () => {
+    const health = new OriginHealth();
+    respond(health, { count: 200, rttMs: 50, from: 0, concurrency: 1 });
+    expect(health.limit).toBe(INITIAL_LIMIT);
+  });
+
+  it("is not judged before it has seen a few responses", () => {
+    const health = new OriginHealth();
+    const now = respond(health, { count: MIN_SAMPLES - 1, rttMs: 5_000, from: 0, error: true });
+    expect(health.degraded(now)).toBe(false);
+  });
+
+  it("degrades when latency rises tenfold, and its limit falls toward the floor", () => {
+    const health = new OriginHealth();
+    // Long enough for a few one-second buckets: the baseline is their mean, 50 ms.
+    let now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 20 });
+    const before = health.limit;
+    expect(health.degraded(now)).toBe(false);
+    now = respond(health, { count: 30, rttMs: 500, from: now, concurrency: 20 });
+    expect(health.degraded(now)).toBe(true);
+    expect(health.limit).toBeLessThan(before);
+    now = respond(health, { count: 2_000, rttMs: 500, from: now, concurrency: 20 });
+    expect(health.limit).toBeCloseTo(MIN_LIMIT, 0);
+    expect(health.degraded(now)).toBe(true);
+  });
+
+  it("moves the limit at most once per baseline round trip: a burst of slow answers is one signal", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 20 });
+    // The first slow answer turns it degraded (the limit capped at the 20 in flight)…
+    now = respond(health, { count: 1, rttMs: 500, from: now, concurrency: 20, every: 1 });
+    const capped = health.limit;
+    // …then 99 more within 100 ms: the limit steps down twice at most (the baseline is 50 ms).
+    now = respond(health, { count: 99, rttMs: 500, from: now, concurrency: 20, every: 1 });
+    expect(health.limit).toBeLessThan(capped);
+    expect(health.limit).toBeGreaterThan(capped * 0.75);
+  });
+
+  it("never sheds a healthy route, however many requests it carries", () => {
+    const health = new OriginHealth();
+    const now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 1 });
+    while (health.inFlight < INITIAL_LIMIT * 3) health.begin();
+    expect(health.degraded(now)).toBe(false);
+  });
+
+  it("on turning degraded, caps the limit at the concurrency where the origin started to queue", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 1 });
+    expect(health.limit).toBe(INITIAL_LIMIT);
+    now = respond(health, { count: 5, rttMs: 500, from: now, concurrency: 8 });
+    expect(health.degraded(now)).toBe(true);
+    expect(health.limit).toBeLessThanOrEqual(8);
+  });
+
+  it("tolerates jitter of a loopback-fast origin (the absolute slack)", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 20, rttMs: 1, from: 0 });
+    now = respond(health, { count: 20, rttMs: 10, from: now });
+    expect(health.degraded(now)).toBe(false);
+  });
+
+  it("degrades on errors at normal latency, backing the limit off", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 20, rttMs: 50, from: 0 });
+    now = respond(health, { count: 5, rttMs: 50, from: now, error: true, every: 100 });
+    expect(health.degraded(now)).toBe(true);
+    expect(health.errorRate).toBeGreaterThan(0.25);
+    expect(health.limit).toBeLessThan(INITIAL_LIMIT);
+  });
+
+  it("recovers: healthy responses clear the signal after the hold, and the limit climbs again", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 300, rttMs: 50, from: 0, concurrency: 10 });
+    now = respond(health, { count: 60, rttMs: 500, from: now, concurrency: 10 });
+    expect(health.degraded(now)).toBe(true);
+    const low = health.limit;
+    now = respond(health, { count: 100, rttMs: 50, from: now, concurrency: 10 });
+    expect(health.degraded(now + DEGRADED_HOLD_MS)).toBe(false);
+    expect(health.limit).toBeGreaterThan(low);
+  });
+
+  it("stays degraded while requests are still being shed, and lets go once they stop", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 20, rttMs: 50, from: 0 });
+    now = respond(health, { count: 5, rttMs: 500, from: now });
+    for (let i = 0; i < 10; i++) {
+      now += DEGRADED_HOLD_MS / 2;
+      health.noteShed(now);
+    }
+    expect(health.degraded(now + DEGRADED_HOLD_MS - 1)).toBe(true);
+    expect(health.degraded(now + DEGRADED_HOLD_MS)).toBe(false);
+    // A shed noted on a healthy route does not degrade it.
+    health.noteShed(now + DEGRADED_HOLD_MS);
+    expect(health.degraded(now + DEGRADED_HOLD_MS + 1)).toBe(false);
+  });
+
+  it("takes one-second means as the baseline, so a wide but steady spread is healthy", () => {
+    const health = new OriginHealth();
+    let now = 0;
+    for (let i = 0; i < 300; i++)
+      now = respond(health, { count: 1, rttMs: i % 2 === 0 ? 20 : 180, from: now });
+    expect(health.baselineRttMs).toBe(100);
+    expect(health.degraded(now)).toBe(false);
+  });
+
+  it("forgets an old baseline after the long window, so a lasting change becomes the new normal", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 200, rttMs: 10, from: 0 });
+    expect(health.baselineRttMs).toBe(10);
+    now = respond(health, { count: 200, rttMs: 100, from: now + BASELINE_WINDOW_MS / 2 });
+    expect(health.baselineRttMs).toBe(10);
+    now = respond(health, { count: 200, rttMs: 100, from: now + BASELINE_WINDOW_MS / 2 });
+    expect(health.baselineRttMs).toBe(100);
+    expect(health.degraded(now + DEGRADED_HOLD_MS)).toBe(false);
+  });
+});
