@@ -374,13 +374,7 @@ export class TenantLimiter extends DurableObject {
 
   /** Credits granted and spent (held − released) per hour in [from, to): the object's credit ledger. */
   async creditHours(from: number, to: number): Promise<CreditHour[]> {
-    return this.sql
-      .exec<{ hour: number; granted: number; spent: number }>(
-        "SELECT hour, granted, spent FROM credit_hours WHERE hour >= ? AND hour < ? ORDER BY hour",
-        from,
-        to,
-      )
-      .toArray();
+    return this.hours<CreditHour>("credit_hours", "granted, spent", from, to);
   }
 
   /**
@@ -438,13 +432,7 @@ export class TenantLimiter extends DurableObject {
 
   /** Admitted requests and units per hour in [from, to): the edge's side of reconciliation. */
   async ledger(from: number, to: number): Promise<LedgerHour[]> {
-    return this.sql
-      .exec<{ hour: number; requests: number; units: number }>(
-        "SELECT hour, requests, units FROM ledger WHERE hour >= ? AND hour < ? ORDER BY hour",
-        from,
-        to,
-      )
-      .toArray();
+    return this.hours<LedgerHour>("ledger", "requests, units", from, to);
   }
 
   /**
@@ -538,13 +526,7 @@ export class TenantLimiter extends DurableObject {
 
   /** Leases that lapsed unreported per hour of grant in [from, to): what reconciliation may miss. */
   async leaseLapses(from: number, to: number): Promise<LapsedHour[]> {
-    return this.sql
-      .exec<{ hour: number; leases: number; units: number }>(
-        "SELECT hour, leases, units FROM lease_lapses WHERE hour >= ? AND hour < ? ORDER BY hour",
-        from,
-        to,
-      )
-      .toArray();
+    return this.hours<LapsedHour>("lease_lapses", "leases, units", from, to);
   }
 
   /** Usage alerts decided but not yet accepted by the events queue. */
@@ -796,6 +778,13 @@ export class TenantLimiter extends DurableObject {
   private topUp(): { grantId: string; base: number } | null {
     const row = this.one("SELECT grant_id, base FROM credit_topup WHERE id = 1");
     return row ? { grantId: row.grant_id as string, base: row.base as number } : null;
+  }
+
+  /** The rows of an hourly table (`hour` and `columns`) for the hours in [from, to), oldest first. */
+  private hours<T>(table: string, columns: string, from: number, to: number): T[] {
+    return this.sql
+      .exec<Row>(`SELECT hour, ${columns} FROM ${table} WHERE hour >= ? AND hour < ? ORDER BY hour`, from, to)
+      .toArray() as T[];
   }
 
   private one(query: string, ...bindings: SqlStorageValue[]): Row | undefined {
