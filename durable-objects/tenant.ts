@@ -34,7 +34,6 @@ import {
   decideAdmission,
   mergeKeyState,
   periodUsage,
-  type Writes,
 } from "./admission";
 import { Slots } from "./concurrency";
 import {
@@ -44,6 +43,7 @@ import {
   type CreditHour,
   type GrantResult,
 } from "./credits";
+import { PendingWrites } from "./group-commit";
 import { type IdempotencyRecord, MAX_RECORDED_BODY_BYTES, type RecordedResponse } from "./idempotency";
 import {
   decideLease,
@@ -193,6 +193,8 @@ export class TenantLimiter extends DurableObject {
   private readonly store: AdmissionStore;
   private readonly outboxQueue: OutboxEnv["EVENTS_QUEUE"];
   private cache: StateCache = emptyCache();
+  /** Admissions' writes waiting for their group commit (group-commit.ts). */
+  private readonly pending = new PendingWrites();
   /** In-flight slots of requests on degraded routes (concurrency.ts): in memory, each lapses within one lease. */
   private readonly slots = new Slots();
 
@@ -233,15 +235,28 @@ export class TenantLimiter extends DurableObject {
     };
   }
 
-  /** The one call per request through a tenant door (proxy or tenant API). */
+  /**
+   * The one call per request through a tenant door (proxy or tenant API). A plain admission's
+   * charge is group-committed (group-commit.ts): it answers once the commit carrying it succeeded.
+   */
   async admit(input: AdmitInput): Promise<AdmitResult> {
-    const result = this.decide(input, Date.now());
+    let committed: Promise<void> | undefined;
+    const result = this.decide(input, Date.now(), (c) => {
+      committed = c;
+    });
+    if (committed) await committed;
     if (result.outcome === "admitted" && result.leaseToken) await this.scheduleCleanup();
     return result;
   }
 
-  /** `admit` at an explicit time: load, decide, persist — synchronous. Tests drive the clock through here. */
-  decide(input: AdmitInput, now: number): AdmitResult {
+  /**
+   * `admit` at an explicit time: load, decide, charge — synchronous, no other call interleaves.
+   * Tests drive the clock through here. With `group`, a plain admission (windows and ledger only:
+   * no idempotency record, credit hold or usage alert) is charged in memory at once and its writes
+   * parked for the group's commit, whose promise goes to `group`; without, everything is written
+   * (with whatever was parked) before this returns.
+   */
+  decide(input: AdmitInput, now: number, group?: (committed: Promise<void>) => void): AdmitResult {
     const config = this.configFor(input);
     if (!config) return { outcome: "config_needed" };
     const decision = decideAdmission(input, config, this.store, now);
@@ -253,39 +268,42 @@ export class TenantLimiter extends DurableObject {
 
     const { writes } = decision;
     const env = input.env ?? "live";
+    const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+    const ledger = writes.ledgerUnits === null ? null : { hour, units: writes.ledgerUnits };
+    // Thresholds from values the decision already has: no read unless credits were held.
+    const gauges: Gauge[] = writes.quotas.map((q) => quotaGauge(q.window, q.usage, input.cost, q.quota));
+    let crossed = crossings(gauges);
     let leaseToken: string | null = null;
     let creditHold: { id: string; units: number; balance: number } | null = null;
     let alerts = 0;
-    this.transaction(() => {
-      this.writeWindows(writes.buckets, writes.quotas);
-      if (writes.ledgerUnits !== null) {
-        this.sql.exec(
-          "INSERT INTO ledger (hour, requests, units) VALUES (?, 1, ?) ON CONFLICT (hour) DO UPDATE SET requests = requests + 1, units = units + excluded.units",
-          Math.floor(now / HOUR_MS) * HOUR_MS,
-          writes.ledgerUnits,
-        );
-      }
-      if (writes.idempotency) {
-        leaseToken = crypto.randomUUID();
-        this.sql.exec(
-          "INSERT OR REPLACE INTO idempotency (key, fingerprint, state, lease_token, lease_until, expires_at) VALUES (?, ?, 'in_flight', ?, ?, ?)",
-          writes.idempotency.key,
-          writes.idempotency.fingerprint,
-          leaseToken,
-          writes.idempotency.leaseUntil,
-          writes.idempotency.expiresAt,
-        );
-      }
-      // Thresholds from values the decision already has: no read unless credits were held.
-      const gauges: Gauge[] = writes.quotas.map((q) => quotaGauge(q.window, q.usage, input.cost, q.quota));
-      if (writes.creditHold) {
-        const held = this.hold(writes.creditHold, now);
-        const credits = creditGauge(this.topUp(), held.units, held.balance);
-        if (credits) gauges.push(credits);
-        creditHold = held;
-      }
-      alerts = this.fire(crossings(gauges), env, now);
-    });
+    if (group && !writes.idempotency && !writes.creditHold && crossed.length === 0) {
+      this.cacheWindows(writes.buckets, writes.quotas);
+      const parked = this.pending.add(writes.buckets, writes.quotas, ledger);
+      if (parked.opened) setTimeout(() => this.commitPending(), 0);
+      group(parked.committed);
+    } else
+      this.transaction(() => {
+        this.writeWindows(writes.buckets, writes.quotas);
+        if (ledger) this.countLedger(ledger.hour, 1, ledger.units);
+        if (writes.idempotency) {
+          leaseToken = crypto.randomUUID();
+          this.sql.exec(
+            "INSERT OR REPLACE INTO idempotency (key, fingerprint, state, lease_token, lease_until, expires_at) VALUES (?, ?, 'in_flight', ?, ?, ?)",
+            writes.idempotency.key,
+            writes.idempotency.fingerprint,
+            leaseToken,
+            writes.idempotency.leaseUntil,
+            writes.idempotency.expiresAt,
+          );
+        }
+        if (writes.creditHold) {
+          const held = this.hold(writes.creditHold, now);
+          const credits = creditGauge(this.topUp(), held.units, held.balance);
+          if (credits) crossed = [...crossed, ...crossings([credits])];
+          creditHold = held;
+        }
+        alerts = this.fire(crossed, env, now);
+      });
     if (alerts > 0) this.sendOutboxSoon();
     const usage = input.peek ? periodUsage(config, env, this.store, now) : undefined;
     return {
@@ -432,6 +450,7 @@ export class TenantLimiter extends DurableObject {
 
   /** Admitted requests and units per hour in [from, to): the edge's side of reconciliation. */
   async ledger(from: number, to: number): Promise<LedgerHour[]> {
+    this.commitPending();
     return this.hours<LedgerHour>("ledger", "requests, units", from, to);
   }
 
@@ -658,12 +677,7 @@ export class TenantLimiter extends DurableObject {
       const done = settle({ units: row.units as number, grantedAt }, report);
       if (done.requests > 0) {
         this.sql.exec("UPDATE lease_totals SET requests = requests + ? WHERE id = 1", done.requests);
-        this.sql.exec(
-          "INSERT INTO ledger (hour, requests, units) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE SET requests = requests + excluded.requests, units = units + excluded.units",
-          done.hour,
-          done.requests,
-          done.units,
-        );
+        this.countLedger(done.hour, done.requests, done.units);
       }
       for (const window of ["daily", "monthly"] as const) {
         const usage = refund(window, this.store.quota(window), done.unused, grantedAt);
@@ -701,20 +715,47 @@ export class TenantLimiter extends DurableObject {
    * Persists the windows an admission (or a lease) charged, one statement per table however many
    * windows, and keeps the in-memory copy in step (inside the caller's transaction).
    */
-  private writeWindows(buckets: Writes["buckets"], quotas: Writes["quotas"]): void {
-    if (buckets.length > 0) {
+  private writeWindows(
+    buckets: readonly { name: string; state: Bucket }[],
+    quotas: readonly { name: string; usage: QuotaUsage }[],
+  ): void {
+    if (buckets.length > 0)
       this.sql.exec(
         `INSERT INTO buckets (name, tokens, updated_at, capacity) VALUES ${rows(buckets.length, 4)} ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, capacity = excluded.capacity`,
         ...buckets.flatMap(({ name, state }) => [name, state.tokens, state.updatedAt, state.capacity]),
       );
-      for (const { name, state } of buckets) this.cache.buckets.set(name, state);
-    }
-    if (quotas.length > 0) {
+    if (quotas.length > 0)
       this.sql.exec(
         `INSERT INTO quotas (name, period, used) VALUES ${rows(quotas.length, 3)} ON CONFLICT (name) DO UPDATE SET period = excluded.period, used = excluded.used`,
         ...quotas.flatMap(({ name, usage }) => [name, usage.period, usage.used]),
       );
-      for (const { name, usage } of quotas) this.cache.quotas.set(name, usage);
+    this.cacheWindows(buckets, quotas);
+  }
+
+  private cacheWindows(
+    buckets: readonly { name: string; state: Bucket }[],
+    quotas: readonly { name: string; usage: QuotaUsage }[],
+  ): void {
+    for (const { name, state } of buckets) this.cache.buckets.set(name, state);
+    for (const { name, usage } of quotas) this.cache.quotas.set(name, usage);
+  }
+
+  private countLedger(hour: number, requests: number, units: number): void {
+    this.sql.exec(
+      "INSERT INTO ledger (hour, requests, units) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE SET requests = requests + excluded.requests, units = units + excluded.units",
+      hour,
+      requests,
+      units,
+    );
+  }
+
+  /** Commits what admissions parked (group-commit.ts), if anything; a failure is theirs (they get it), not the caller's. */
+  private commitPending(): void {
+    if (this.pending.empty) return;
+    try {
+      this.transaction(() => undefined);
+    } catch {
+      // Every admission of the group rejects with the error; memory was reset from SQLite.
     }
   }
 
@@ -737,10 +778,20 @@ export class TenantLimiter extends DurableObject {
    * fails (and rolls back), the cache may hold writes SQLite does not, so all of it is dropped.
    */
   private transaction<T>(fn: () => T): T {
+    const parked = this.pending.take();
     try {
-      return this.ctx.storage.transactionSync(fn);
+      const result = this.ctx.storage.transactionSync(() => {
+        if (parked) {
+          this.writeWindows(parked.buckets, parked.quotas);
+          for (const { hour, requests, units } of parked.ledger) this.countLedger(hour, requests, units);
+        }
+        return fn();
+      });
+      parked?.settle();
+      return result;
     } catch (error) {
       this.cache = emptyCache();
+      parked?.settle(error);
       throw error;
     }
   }
