@@ -3,9 +3,10 @@
  * RPC shell around the pure admission decision (admission.ts). Every request through a tenant door
  * makes one `admit` call: the proxy's (revocation and key state, tenant status, idempotency, token
  * buckets and quotas, charged all or nothing) and the tenant API's (the same key and status checks,
- * then the management bucket). `admit` has no `await` between reading state and writing it: it runs
- * start to finish without another request interleaving, which is what makes the limits exact
- * under any concurrency.
+ * then the management bucket). `admit` decides and charges with no `await` between reading state and
+ * charging it: no other request interleaves, which is what makes the limits exact under any
+ * concurrency. Its writes are group-committed (group-commit.ts): one SQLite commit for all the
+ * admissions decided meanwhile, each answering only once that commit succeeded.
  *
  * A prepaid tenant's credit balance lives here too (credits.ts): charged by `admit` in the same
  * decision as the limits, given back by `releaseCredits`, topped up by `grantCredits`.
