@@ -104,6 +104,9 @@ describe("fair shedding", () => {
     const bystander = active(route, small.tenantId);
     const share = limit - 1;
     let responses: Response[] = [];
+    const logged: string[] = [];
+    for (const level of ["warn", "error"] as const)
+      vi.spyOn(console, level).mockImplementation((line: string) => logged.push(`${level} ${line}`));
     const events = await captureUsage(
       async () => {
         const { marker, done } = await flood(route, flooder.key, { count, shed: count - share, ms: 2_000 });
@@ -123,9 +126,16 @@ describe("fair shedding", () => {
       share,
       flooder.tenantId,
     );
+    vi.restoreAllMocks();
     const shed = responses.filter((r) => r.status === 503);
     const admitted = responses.filter((r) => r.status === 200);
     expect(shed).toHaveLength(count - share);
+    // Each shed request's log line is a warning: shedding is the gateway working, not failing.
+    const shedLines = logged.filter(
+      (l) => l.includes('"msg":"request"') && l.includes('"code":"origin_overloaded"'),
+    );
+    expect(shedLines).toHaveLength(count - share);
+    expect(shedLines.every((l) => l.startsWith("warn "))).toBe(true);
     expect(admitted).toHaveLength(share);
     const problem = (await shed[0]?.json()) as Record<string, unknown>;
     expect(problem).toEqual({

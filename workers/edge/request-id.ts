@@ -86,7 +86,7 @@ function gatewayRoute(c: Context<AppEnv>): string | undefined {
 
 /**
  * The one line per request. `ok` lines are sampled (`LOG_SAMPLE_RATE`); a gateway error (any
- * problem code) is always written, at `error` for a 5xx. The line waits (waitUntil) for bodies of
+ * problem code) is always written, at `error` for a 5xx (at `warn` for a shed request). The line waits (waitUntil) for bodies of
  * unknown length to finish so `bytes_in`/`bytes_out` are what crossed the wire: a proxied request's
  * counts come from the proxy (c.get("bytes")); a gateway-made body without Content-Length is counted
  * here (admin, tenant API and rejections only — the proxied hot path is never re-wrapped).
@@ -109,7 +109,9 @@ function logRequest(c: Context<AppEnv>, elapsed: number): void {
   };
   const write = (bytesIn: number, bytesOut: number) => {
     const line = { ...fields, bytes_in: bytesIn, bytes_out: bytesOut };
-    if (c.res.status >= 500) log.error("request", line);
+    // A shed request (503 origin_overloaded) is fair shedding doing its job: a warning, not an error.
+    if (code === "origin_overloaded") log.warn("request", line);
+    else if (c.res.status >= 500) log.error("request", line);
     else log.info("request", line);
   };
 
