@@ -91,6 +91,20 @@ export function printReconciliation(r: Reconciliation): void {
       })),
     );
   }
+  const lapsed = r.rows.filter((row) => row.lapsedLeaseUnits > 0);
+  if (lapsed.length > 0) {
+    console.log(
+      "leases that lapsed unreported (their isolate went away): their requests have usage rows but are not in `admitted`, at most this many per hour:",
+    );
+    console.table(
+      lapsed.map((row) => ({
+        tenant: row.slug,
+        hour: row.hour.slice(0, 13).replace("T", " "),
+        "lapsed units": row.lapsedLeaseUnits,
+        "rows − admitted": row.usageRows - row.admittedRequests,
+      })),
+    );
+  }
   const never = r.unbilled;
   if (never && never.units > 0) {
     console.log(

@@ -15,6 +15,7 @@ import { doCalls, tenantConfig } from "../../workers/shared/tenant-client";
 import { balance, grant, PREPAID } from "../support/credits";
 import { admin, bearer, expectJson, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
 import { captureUsage } from "../support/metering";
+import { consoleSession } from "../support/web";
 
 const LEASED = {
   admissionMode: "leased",
@@ -230,8 +231,27 @@ describe("lease mode", () => {
       });
     });
     const lapses = await stub(t.tenantId).leaseLapses(0, now + HOUR_MS);
-    expect(lapses).toEqual([{ hour: Math.floor(now / HOUR_MS) * HOUR_MS, leases: 1, units: 20 }]);
+    const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+    expect(lapses).toEqual([{ hour, leases: 1, units: 20 }]);
     expect(await dailyUsed(t.tenantId)).toBe(40);
     expect(await ledgerRequests(t.tenantId)).toBe(0);
+    // Reconciliation names the lapse in its hour: what the ledger can no longer count.
+    const query = new URLSearchParams({
+      from: new Date(hour).toISOString(),
+      to: new Date(hour + HOUR_MS).toISOString(),
+      tenant: t.tenantId,
+    });
+    const reconciled = await expectJson<{ rows: { hour: string; lapsedLeaseUnits: number }[] }>(
+      await admin("GET", `/admin/v1/reconciliation?${query}`),
+      200,
+    );
+    expect(reconciled.rows).toEqual([
+      expect.objectContaining({ hour: new Date(hour).toISOString(), lapsedLeaseUnits: 20 }),
+    ]);
+    const day = new Date(hour).toISOString().slice(0, 10);
+    const html = await (await consoleSession()).page(
+      `/console/reconciliation?day=${day}&tenant=${t.tenantId}`,
+    );
+    expect(html).toContain("20 units of leases lapsed unreported");
   });
 });

@@ -78,6 +78,7 @@ describe("consumer backoff and reconciliation rule", () => {
       outboxFailedUnits: 0,
       outboxFailure: null,
       stripeUnits: 5,
+      lapsedLeaseUnits: 0,
     };
     expect(differs(ok)).toBe(false);
     expect(differs({ ...ok, stripeUnits: null })).toBe(false);

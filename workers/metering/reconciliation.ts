@@ -10,7 +10,9 @@
  * 90 days), and for older hours from the hourly rollups: the sink writes both in one statement from
  * the same inserted events (requests = rows, billable units = billable rows' units), so an hour
  * reconciles the same after its raw events are pruned (workers/retention/). The tenant object keeps
- * its admission ledger 400 days; rollups are kept 25 months.
+ * its admission ledger 400 days; rollups are kept 25 months. On a leased plan the ledger counts a
+ * lease's requests when its holder reports them; a lease whose holder never did lapses, and its hour
+ * shows the lapsed units next to the difference they explain (`lapsedLeaseUnits`).
  */
 import { sql } from "drizzle-orm";
 import type Stripe from "stripe";
@@ -19,7 +21,7 @@ import type { Bindings } from "../env";
 import { rawUsageKeptFrom } from "../retention/policies";
 import type { Db } from "../shared/db";
 import { ensureMeter, meterEventName, stripeClient } from "../shared/stripe";
-import { ledger } from "../shared/tenant-client";
+import { leaseLapses, ledger } from "../shared/tenant-client";
 
 export interface ReconciliationRow {
   tenantId: string;
@@ -38,6 +40,12 @@ export interface ReconciliationRow {
   outboxFailure: string | null;
   /** Null when Stripe reporting is off or the tenant has no Stripe customer. */
   stripeUnits: number | null;
+  /**
+   * Units of leases granted this hour that lapsed unreported (their isolate went away: lease mode,
+   * durable-objects/lease.ts). The requests admitted from them are in the usage rows but not in
+   * `admittedRequests`, so such an hour differs by at most this many requests; 0 when none lapsed.
+   */
+  lapsedLeaseUnits: number;
   difference: boolean;
 }
 
@@ -53,6 +61,7 @@ const empty = (stripe: boolean): Counts => ({
   outboxFailedUnits: 0,
   outboxFailure: null,
   stripeUnits: stripe ? 0 : null,
+  lapsedLeaseUnits: 0,
 });
 
 /** A row differs when any leg of the chain disagrees with the one before it. */
@@ -178,7 +187,12 @@ export async function reconcile(
       }
       return counts;
     };
-    for (const h of await ledger(env, tenant.id, from, to)) at(h.hour).admittedRequests = h.requests;
+    const [admitted, lapsed] = await Promise.all([
+      ledger(env, tenant.id, from, to),
+      leaseLapses(env, tenant.id, from, to),
+    ]);
+    for (const h of admitted) at(h.hour).admittedRequests = h.requests;
+    for (const h of lapsed) at(h.hour).lapsedLeaseUnits = h.units;
     for (const u of usage.rows.filter((r) => r.tenant_id === tenant.id)) {
       const counts = at(new Date(u.hour).getTime());
       counts.usageRows = Number(u.rows);

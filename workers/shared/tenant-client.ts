@@ -18,6 +18,7 @@ import type {
   CreditHour,
   CurrentUsage,
   GrantResult,
+  LapsedHour,
   LeaseInput,
   LeaseReport,
   LeaseResult,
@@ -187,6 +188,16 @@ export function putKey(env: TenantEnv, tenantId: string, keyId: string, state: K
 /** Reconciliation: the hours of admitted requests the tenant object counted. */
 export function ledger(env: TenantEnv, tenantId: string, from: number, to: number): Promise<LedgerHour[]> {
   return call(env, tenantId, async (stub) => (await stub.ledger(from, to)) as LedgerHour[]);
+}
+
+/** Leases that lapsed unreported, per hour of grant in [from, to): what the ledger misses (reconciliation). */
+export function leaseLapses(
+  env: TenantEnv,
+  tenantId: string,
+  from: number,
+  to: number,
+): Promise<LapsedHour[]> {
+  return call(env, tenantId, async (stub) => (await stub.leaseLapses(from, to)) as LapsedHour[]);
 }
 
 /** The admin usage API: the current period in every window, charging nothing. */

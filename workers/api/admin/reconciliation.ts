@@ -21,6 +21,10 @@ const RowSchema = z
     outboxFailedUnits: z.number().int(),
     outboxFailure: z.string().nullable(),
     stripeUnits: z.number().int().nullable(),
+    lapsedLeaseUnits: z.number().int().openapi({
+      description:
+        "Units of leases granted in this hour that lapsed unreported (lease mode: the isolate holding them went away). The requests admitted from them have usage rows but are not in `admittedRequests`: the hour differs by at most this many requests.",
+    }),
     difference: z.boolean(),
   })
   .openapi("ReconciliationRow");

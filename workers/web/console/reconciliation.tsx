@@ -140,6 +140,12 @@ async function dayDetail(c: Context<AppEnv>, day: string, tenantId: string | und
                 <td>
                   <a href={`/console/tenants/${r.tenantId}`}>{r.slug}</a>
                   {r.outboxFailure && <div class="muted">{r.outboxFailure}</div>}
+                  {r.lapsedLeaseUnits > 0 && (
+                    <div class="muted">
+                      {r.lapsedLeaseUnits} units of leases lapsed unreported: their requests are in the rows,
+                      not in admitted
+                    </div>
+                  )}
                 </td>
                 <Cells c={r} />
               </tr>
