@@ -23,9 +23,9 @@
  */
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import { clientIp } from "../edge/authorize";
 import type { AppEnv } from "../env";
 import { log } from "../log";
+import { clientIp } from "../shared/client-ip";
 import { appendToChains } from "./append";
 import { type ActionContent, OPERATOR_CHAIN } from "./chain";
 import { jsonValue } from "./changes";

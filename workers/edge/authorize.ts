@@ -10,6 +10,7 @@ import { ipAllowed } from "../../durable-objects/cidr";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
 import type { AuthContext } from "../shared/auth-context";
+import { clientIp } from "../shared/client-ip";
 
 export const suspended = () =>
   new GatewayError("tenant_suspended", "This account is suspended. Contact the API provider.");
@@ -39,10 +40,6 @@ export const pastDueWarning = (graceUntil: number) =>
 
 export const ipRefused = (ip: string | null) =>
   new GatewayError("ip_not_allowed", `Requests from ${ip || "this address"} are not allowed for this key.`);
-
-/** The client's address. CF-Connecting-IP is set by Cloudflare's edge and cannot be forged by the client there. */
-export const clientIp = (c: { req: { header(name: string): string | undefined } }): string | null =>
-  c.req.header("cf-connecting-ip") ?? null;
 
 /**
  * Tenant status as the cached record says. `readOnly`: a past-due tenant may still read (the tenant

@@ -13,7 +13,7 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { sendRequestAudit } from "../metering/producer";
 import { MAX_AUDIT_ROUTE } from "../metering/usage-event";
-import { clientIp } from "./authorize";
+import { clientIp } from "../shared/client-ip";
 
 export const requestAudit = () =>
   createMiddleware<AppEnv>(async function requestAudit(c, next) {

@@ -15,10 +15,11 @@
 import { createMiddleware } from "hono/factory";
 import type { LimitState } from "../../../durable-objects/limits";
 import { refusal } from "../../edge/admit";
-import { checkIpAllowlist, checkTenantStatus, clientIp, pastDueWarning } from "../../edge/authorize";
+import { checkIpAllowlist, checkTenantStatus, pastDueWarning } from "../../edge/authorize";
 import type { AppEnv } from "../../env";
 import { GatewayError } from "../../errors";
 import type { KeyRecord } from "../../shared/auth-context";
+import { clientIp } from "../../shared/client-ip";
 import { admit, tenantConfig } from "../../shared/tenant-client";
 
 /** Methods a past-due tenant may still use: reads, and revoking a key. */
