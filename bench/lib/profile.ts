@@ -22,7 +22,8 @@ const STEPS: Array<{ step: string; files: RegExp }> = [
   },
   {
     step: "auth (key parse, hash, isolate cache, authorize)",
-    files: /^workers\/(edge\/(authenticate|authorize)|shared\/(key-store|api-keys|auth-context|client-ip))\.ts$/,
+    files:
+      /^workers\/(edge\/(authenticate|authorize)|shared\/(key-store|api-keys|auth-context|client-ip))\.ts$/,
   },
   {
     step: "admission, client side (input, RPC call, result)",
