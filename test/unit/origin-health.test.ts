@@ -149,4 +149,49 @@ describe("origin health (gradient limiter)", () => {
     expect(health.baselineRttMs).toBe(100);
     expect(health.degraded(now + DEGRADED_HOLD_MS)).toBe(false);
   });
+
+  describe("an origin whose latency has a wide spread (log-normal, median 100 ms, 20 responses/s)", () => {
+    /** A seeded generator (mulberry32), so the spread is the same on every run. */
+    function seeded(seed: number) {
+      let a = seed;
+      return () => {
+        a = (a + 0x6d2b79f5) | 0;
+        let t = Math.imul(a ^ (a >>> 15), 1 | a);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+      };
+    }
+    /** Responses every 50 ms for `seconds`, each `factor` × a log-normal draw; the share of the time judged degraded. */
+    function run(health: OriginHealth, o: { sigma: number; seconds: number; from: number; factor?: number }) {
+      const random = seeded(42);
+      let now = o.from;
+      let degraded = 0;
+      let firstDegradedAt: number | null = null;
+      for (let i = 0; i < o.seconds * 20; i++) {
+        now += 50;
+        const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+        health.begin();
+        health.end({ rttMs: (o.factor ?? 1) * 100 * Math.exp(o.sigma * normal), error: false }, now);
+        if (health.degraded(now)) {
+          degraded++;
+          firstDegradedAt ??= now;
+        }
+      }
+      return { now, degradedShare: degraded / (o.seconds * 20), firstDegradedAt };
+    }
+
+    it.each([0.2, 0.3, 0.5])("is never judged degraded while healthy (σ = %s)", (sigma) => {
+      // A short average against 1.2 × the calmest second's mean tripped at σ 0.3 (p90 ≈ 1.5 × median)
+      // 92–97 % of the time, and each trip held for 5 s: shedding while the origin was fine.
+      expect(run(new OriginHealth(), { sigma, seconds: 300, from: 0 }).degradedShare).toBe(0);
+    });
+
+    it.each([2, 3, 10])("still degrades within a second when it slows %s×", (factor) => {
+      const health = new OriginHealth();
+      const healthy = run(health, { sigma: 0.3, seconds: 120, from: 0 });
+      const slow = run(health, { sigma: 0.3, seconds: 10, from: healthy.now, factor });
+      expect(slow.firstDegradedAt).not.toBeNull();
+      expect((slow.firstDegradedAt as number) - healthy.now).toBeLessThanOrEqual(1_000);
+    });
+  });
 });

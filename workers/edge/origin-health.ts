@@ -17,7 +17,12 @@
  *   The limit moves at most once per baseline round trip (or LIMIT_UPDATE_MS), as TCP Vegas and
  *   Envoy do: a burst of slow answers is one signal, not one per answer, so it does not drive the
  *   limit to the floor at once.
- * - Degraded (shedding applies): recent latency above tolerance × baseline + slack, or the error
+ * - Spread: how far responses stray from the recent average while the route is healthy (a slow
+ *   moving average of |response − recent|, as TCP's RTTVAR; frozen while degraded, so a flood does
+ *   not widen it). The healthy line adds SPREAD_ALLOWANCE spreads: an origin whose latency varies
+ *   widely is not judged degraded by one slow response — with a short average and a 5 s hold it was,
+ *   most of the time (log-normal σ = 0.3: 92–97 % of the time, healthy).
+ * - Degraded (shedding applies): recent latency above tolerance × baseline + slack + allowance × spread, or the error
  *   rate above its threshold — and for a hold time after, renewed while requests are still being
  *   shed, so a flood held back by shedding does not flap the route back to unshed. A healthy route
  *   is never shed, however many requests it carries. On turning degraded, the limit drops to at most
@@ -37,6 +42,10 @@ export const RECENT_RTT_WEIGHT = 0.2;
 export const LATENCY_TOLERANCE = 1.2;
 /** Absolute slack on top of the tolerance, so loopback-fast origins do not flap on jitter. */
 export const LATENCY_SLACK_MS = 10;
+/** Weight of a new response's deviation from the recent latency in the spread (about the last 100 responses). */
+export const SPREAD_WEIGHT = 0.01;
+/** Spreads added to the healthy line: the recent average's own wander, with room to spare. */
+export const SPREAD_ALLOWANCE = 3;
 /** Weight of a new response in the recent error rate (about the last 20 responses). */
 export const ERROR_RATE_WEIGHT = 0.1;
 /** A recent error rate above this is degraded. */
@@ -70,6 +79,8 @@ export class OriginHealth {
   limit = INITIAL_LIMIT;
   samples = 0;
   recentRttMs = 0;
+  /** Typical |response − recent| while healthy, ms. */
+  spreadMs = 0;
   errorRate = 0;
   /** Lowest bucket mean of the current and the previous half window. */
   private currentMin = Number.POSITIVE_INFINITY;
@@ -116,6 +127,8 @@ export class OriginHealth {
     this.errorRate += ERROR_RATE_WEIGHT * ((sample.error ? 1 : 0) - this.errorRate);
     if (!sample.error) {
       this.bucket(sample.rttMs, now);
+      if (this.recentRttMs !== 0 && !this.degraded(now))
+        this.spreadMs += SPREAD_WEIGHT * (Math.abs(sample.rttMs - this.recentRttMs) - this.spreadMs);
       this.recentRttMs =
         this.recentRttMs === 0
           ? sample.rttMs
@@ -149,7 +162,7 @@ export class OriginHealth {
 
   /** The highest recent latency still healthy. */
   private healthyRttMs(): number {
-    return this.baselineRttMs * LATENCY_TOLERANCE + LATENCY_SLACK_MS;
+    return this.baselineRttMs * LATENCY_TOLERANCE + LATENCY_SLACK_MS + SPREAD_ALLOWANCE * this.spreadMs;
   }
 
   /** Adds a response to the open bucket, closing it (into its half window's minimum) once it is old enough. */
