@@ -161,23 +161,38 @@ describe("origin health (gradient limiter)", () => {
         return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
       };
     }
-    /** Responses every 50 ms for `seconds`, each `factor` × a log-normal draw; the share of the time judged degraded. */
-    function run(health: OriginHealth, o: { sigma: number; seconds: number; from: number; factor?: number }) {
+    /**
+     * `perSecond` responses a second (20) for `seconds`, each `factor` × a log-normal draw around
+     * `medianMs` (100); the share of the time judged degraded.
+     */
+    function run(
+      health: OriginHealth,
+      o: {
+        sigma: number;
+        seconds: number;
+        from: number;
+        factor?: number;
+        perSecond?: number;
+        medianMs?: number;
+      },
+    ) {
       const random = seeded(42);
+      const count = o.seconds * (o.perSecond ?? 20);
       let now = o.from;
       let degraded = 0;
       let firstDegradedAt: number | null = null;
-      for (let i = 0; i < o.seconds * 20; i++) {
-        now += 50;
+      for (let i = 0; i < count; i++) {
+        now += 1_000 / (o.perSecond ?? 20);
         const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
         health.begin();
-        health.end({ rttMs: (o.factor ?? 1) * 100 * Math.exp(o.sigma * normal), error: false }, now);
+        const rttMs = (o.factor ?? 1) * (o.medianMs ?? 100) * Math.exp(o.sigma * normal);
+        health.end({ rttMs, error: false }, now);
         if (health.degraded(now)) {
           degraded++;
           firstDegradedAt ??= now;
         }
       }
-      return { now, degradedShare: degraded / (o.seconds * 20), firstDegradedAt };
+      return { now, degradedShare: degraded / count, firstDegradedAt };
     }
 
     it.each([0.2, 0.3, 0.5])("is never judged degraded while healthy (σ = %s)", (sigma) => {
@@ -185,6 +200,21 @@ describe("origin health (gradient limiter)", () => {
       // 92–97 % of the time, and each trip held for 5 s: shedding while the origin was fine.
       expect(run(new OriginHealth(), { sigma, seconds: 300, from: 0 }).degradedShare).toBe(0);
     });
+
+    it.each([
+      { perSecond: 5, medianMs: 100 },
+      { perSecond: 5, medianMs: 1_000 },
+    ])(
+      "is not latched degraded by its first verdict ($perSecond responses/s, median $medianMs ms, σ = 0.5)",
+      (o) => {
+        // The spread used to start at 0 and learn slowly: still near 0 at the first verdict, the line
+        // was tight, the first slow response tripped it, and frozen while degraded the spread never
+        // grew. These two were judged degraded 52 % and 99.7 % of the time.
+        expect(
+          run(new OriginHealth(), { sigma: 0.5, seconds: 600, from: 0, ...o }).degradedShare,
+        ).toBeLessThan(0.05);
+      },
+    );
 
     it.each([2, 3, 10])("still degrades within a second when it slows %s×", (factor) => {
       const health = new OriginHealth();
