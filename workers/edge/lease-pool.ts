@@ -150,8 +150,13 @@ function retire(pool: Pool, now: number): void {
 /** Asks the object for the next lease, settling the retired ones; the one call in flight per pool. */
 function renew(pool: Pool, ask: Ask): Promise<LeaseResult> {
   const { env, ctx, tenantId, input, lifetimeMs } = ask;
-  const reports = pool.retired.splice(0);
   const sentAt = Date.now();
+  // A lease past its lifetime admits nothing more: its report goes with this call, so the object
+  // has its unused units back before it decides. Kept until the answer (as its own timer, late
+  // under load, would have it), they were still charged: the asking requests were refused 429
+  // with units left over, and what they left unused came back only after they had been answered.
+  if (pool.current && (pool.current.over || sentAt >= pool.current.deadline)) retire(pool, sentAt);
+  const reports = pool.retired.splice(0);
   const current = pool.current;
   const rate = Math.max(pool.rate, current ? current.used / Math.max(1, sentAt - current.receivedAt) : 0);
   const want = Math.max(MIN_REQUESTS * Math.max(1, input.cost), Math.ceil(rate * lifetimeMs * HEADROOM));
