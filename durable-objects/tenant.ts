@@ -549,6 +549,14 @@ export class TenantLimiter extends DurableObject {
     return this.hours<LapsedHour>("lease_lapses", "leases, units", from, to);
   }
 
+  /** Reconciliation's one call per tenant: the ledger's hours and the lapsed leases' hours in [from, to). */
+  async reconciliationHours(
+    from: number,
+    to: number,
+  ): Promise<{ admitted: LedgerHour[]; lapsed: LapsedHour[] }> {
+    return { admitted: await this.ledger(from, to), lapsed: await this.leaseLapses(from, to) };
+  }
+
   /** Usage alerts decided but not yet accepted by the events queue. */
   async pendingEvents(): Promise<number> {
     return this.one("SELECT count(*) AS n FROM event_outbox")?.n as number;

@@ -241,10 +241,13 @@ describe("lease mode", () => {
       to: new Date(hour + HOUR_MS).toISOString(),
       tenant: t.tenantId,
     });
+    const calls = doCalls.count;
     const reconciled = await expectJson<{ rows: { hour: string; lapsedLeaseUnits: number }[] }>(
       await admin("GET", `/admin/v1/reconciliation?${query}`),
       200,
     );
+    // One tenant-object call for the tenant: its ledger and its lapses together.
+    expect(doCalls.count - calls).toBe(1);
     expect(reconciled.rows).toEqual([
       expect.objectContaining({ hour: new Date(hour).toISOString(), lapsedLeaseUnits: 20 }),
     ]);

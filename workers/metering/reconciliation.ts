@@ -21,7 +21,7 @@ import type { Bindings } from "../env";
 import { rawUsageKeptFrom } from "../retention/policies";
 import type { Db } from "../shared/db";
 import { ensureMeter, meterEventName, stripeClient } from "../shared/stripe";
-import { leaseLapses, ledger } from "../shared/tenant-client";
+import { reconciliationHours } from "../shared/tenant-client";
 
 export interface ReconciliationRow {
   tenantId: string;
@@ -187,10 +187,7 @@ export async function reconcile(
       }
       return counts;
     };
-    const [admitted, lapsed] = await Promise.all([
-      ledger(env, tenant.id, from, to),
-      leaseLapses(env, tenant.id, from, to),
-    ]);
+    const { admitted, lapsed } = await reconciliationHours(env, tenant.id, from, to);
     for (const h of admitted) at(h.hour).admittedRequests = h.requests;
     for (const h of lapsed) at(h.hour).lapsedLeaseUnits = h.units;
     for (const u of usage.rows.filter((r) => r.tenant_id === tenant.id)) {

@@ -190,14 +190,22 @@ export function ledger(env: TenantEnv, tenantId: string, from: number, to: numbe
   return call(env, tenantId, async (stub) => (await stub.ledger(from, to)) as LedgerHour[]);
 }
 
-/** Leases that lapsed unreported, per hour of grant in [from, to): what the ledger misses (reconciliation). */
-export function leaseLapses(
+/**
+ * Reconciliation, in one call: the hours of admitted requests the tenant object counted, and the
+ * leases that lapsed unreported per hour of grant (what the ledger misses).
+ */
+export function reconciliationHours(
   env: TenantEnv,
   tenantId: string,
   from: number,
   to: number,
-): Promise<LapsedHour[]> {
-  return call(env, tenantId, async (stub) => (await stub.leaseLapses(from, to)) as LapsedHour[]);
+): Promise<{ admitted: LedgerHour[]; lapsed: LapsedHour[] }> {
+  return call(
+    env,
+    tenantId,
+    async (stub) =>
+      (await stub.reconciliationHours(from, to)) as { admitted: LedgerHour[]; lapsed: LapsedHour[] },
+  );
 }
 
 /** The admin usage API: the current period in every window, charging nothing. */
