@@ -130,6 +130,24 @@ describe("origin health (gradient limiter)", () => {
     expect(health.degraded(now + DEGRADED_HOLD_MS + 1)).toBe(false);
   });
 
+  it("does not let a flood's queueing widen the spread, and with it the healthy line", () => {
+    const health = new OriginHealth();
+    let now = respond(health, { count: 300, rttMs: 100, from: 0, concurrency: 10 });
+    // The origin queues: answers swing between 100 and 150 ms with 10 requests at it. The recent
+    // average dips under the line now and then; learning from those, the spread grew and lifted the
+    // line until the flood looked healthy.
+    const flood = (count: number) => {
+      for (let i = 0; i < count; i++)
+        now = respond(health, { count: 1, rttMs: i % 2 ? 150 : 100, from: now, concurrency: 10 });
+    };
+    flood(20);
+    expect(health.degraded(now)).toBe(true);
+    const atDegraded = health.spreadMs;
+    flood(2_000);
+    expect(health.spreadMs).toBe(atDegraded);
+    expect(health.degraded(now)).toBe(true);
+  });
+
   it("takes one-second means as the baseline, so a wide but steady spread is healthy", () => {
     const health = new OriginHealth();
     let now = 0;

@@ -17,18 +17,21 @@
  *   The limit moves at most once per baseline round trip (or LIMIT_UPDATE_MS), as TCP Vegas and
  *   Envoy do: a burst of slow answers is one signal, not one per answer, so it does not drive the
  *   limit to the floor at once.
- * - Spread: how far responses stray from the recent average while that average is within the
- *   healthy line (a slow moving average of |response − recent|, as TCP's RTTVAR; it does not learn
- *   while the average is over the line, so a flood does not widen it). The healthy line adds
- *   SPREAD_ALLOWANCE spreads: an origin whose latency varies widely is not judged degraded by one
- *   slow response — with a short average and a 5 s hold it was, most of the time (log-normal
- *   σ = 0.3: 92–97 % of the time, healthy). It starts fast (SPREAD_PRIOR_SAMPLES) and keeps learning
- *   through a degraded hold: it used to start at 0 with the slow weight alone and freeze for the
- *   hold, so it was still near 0 at the first verdict, the first slow response tripped the line and
- *   the route stayed "degraded" for good (simulated, log-normal σ = 0.5: 87 % of the time at 5
- *   responses/s and a 100 ms median, 46 % at 200/s and 1 s; σ = 0.8 at 200/s: always). Now, at 5–200
- *   responses/s and medians 2 ms–1 s: ≤ 2.5 % for σ ≤ 0.5, ≤ 31 % for σ = 0.8 (a mean still feels
- *   so heavy a tail).
+ * - Spread: how far responses stray from the recent average (a slow moving average of
+ *   |response − recent|, as TCP's RTTVAR). While degraded it learns only from responses that came
+ *   back with the origin lightly used (in flight ≤ half the limit: jitter, not a queue), so a flood
+ *   does not widen it — learning whenever the average dipped under the line, it grew 2 → 13 ms in
+ *   the shedding bench, lifting the line it is part of, and the limit stayed at 6–8 for an origin
+ *   that takes 4; frozen outright, a false trip at a low rate latched (σ = 0.5 at 5 responses/s:
+ *   degraded 21–25 % of the time). The healthy line adds SPREAD_ALLOWANCE spreads: an origin whose latency varies widely
+ *   is not judged degraded by one slow response — with a short average and a 5 s hold it was, most
+ *   of the time (log-normal σ = 0.3: 92–97 % of the time, healthy). It starts fast
+ *   (SPREAD_PRIOR_SAMPLES): it used to start at 0 with the slow weight alone, so it was still near 0
+ *   at the first verdict, the first slow response tripped the line, and frozen while degraded it
+ *   never learnt — the route stayed "degraded" (simulated, log-normal σ = 0.5: 87 % of the time at
+ *   5 responses/s and a 100 ms median, 46 % at 200/s and 1 s; σ = 0.8 at 200/s: always). Now, at
+ *   5–200 responses/s and medians 2 ms–1 s: ≤ 3 % for σ ≤ 0.5, ≤ 30 % for σ = 0.8 (a mean still
+ *   feels so heavy a tail).
  * - Degraded (shedding applies): recent latency above tolerance × baseline + slack + allowance × spread, or the error
  *   rate above its threshold — and for a hold time after, renewed while requests are still being
  *   shed, so a flood held back by shedding does not flap the route back to unshed. A healthy route
@@ -147,7 +150,9 @@ export class OriginHealth {
     this.errorRate += ERROR_RATE_WEIGHT * ((sample.error ? 1 : 0) - this.errorRate);
     if (!sample.error) {
       this.bucket(sample.rttMs, now);
-      if (this.recentRttMs !== 0 && this.recentRttMs <= this.healthyRttMs()) {
+      // While degraded, only a response that came back with the origin lightly used (in flight ≤
+      // half the limit: no queue) teaches the spread — jitter, not a flood's queueing.
+      if (this.recentRttMs !== 0 && (!this.degraded(now) || this.inFlight * 2 <= this.limit)) {
         this.spreadSamples++;
         const weight = Math.max(SPREAD_WEIGHT, 1 / (this.spreadSamples + SPREAD_PRIOR_SAMPLES));
         this.spreadMs += weight * (Math.abs(sample.rttMs - this.recentRttMs) - this.spreadMs);
