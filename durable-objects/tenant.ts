@@ -106,6 +106,12 @@ export interface LedgerHour {
   units: number;
 }
 
+/** The tenant object's side of reconciliation: its ledger, and the leases it lost count of. */
+export interface ReconciliationHours {
+  admitted: LedgerHour[];
+  lapsed: LapsedHour[];
+}
+
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS config (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, body TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at INTEGER NOT NULL, capacity INTEGER NOT NULL);
@@ -550,10 +556,7 @@ export class TenantLimiter extends DurableObject {
   }
 
   /** Reconciliation's one call per tenant: the ledger's hours and the lapsed leases' hours in [from, to). */
-  async reconciliationHours(
-    from: number,
-    to: number,
-  ): Promise<{ admitted: LedgerHour[]; lapsed: LapsedHour[] }> {
+  async reconciliationHours(from: number, to: number): Promise<ReconciliationHours> {
     return { admitted: await this.ledger(from, to), lapsed: await this.leaseLapses(from, to) };
   }
 

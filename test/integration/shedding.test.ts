@@ -11,7 +11,7 @@ import { describe, expect, it, vi } from "vitest";
 import type { AdmitInput, TenantLimiter } from "../../durable-objects/tenant";
 import { routeShedState } from "../../workers/edge/shed";
 import worker from "../../workers/index";
-import { doCalls, ledger } from "../../workers/shared/tenant-client";
+import { doCalls } from "../../workers/shared/tenant-client";
 import { BASE, bearer, originCalls, seedTenant, uniq } from "../support/gateway";
 import { captureUsage } from "../support/metering";
 
@@ -153,7 +153,10 @@ describe("fair shedding", () => {
     const metered = new Set(events.map((e) => e.id));
     expect(admitted.every((r) => metered.has(r.headers.get("x-request-id") ?? ""))).toBe(true);
     expect(shed.some((r) => metered.has(r.headers.get("x-request-id") ?? ""))).toBe(false);
-    const hours = await ledger(env, flooder.tenantId, from - 3_600_000, Date.now() + 3_600_000);
+    const hours = await env.TENANT.getByName(flooder.tenantId).ledger(
+      from - 3_600_000,
+      Date.now() + 3_600_000,
+    );
     expect(hours.reduce((n, h) => n + h.requests, 0)).toBe(1 + share);
     bystander();
 

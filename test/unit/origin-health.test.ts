@@ -168,7 +168,7 @@ describe("origin health (gradient limiter)", () => {
     expect(health.degraded(now + DEGRADED_HOLD_MS)).toBe(false);
   });
 
-  describe("an origin whose latency has a wide spread (log-normal, median 100 ms, 20 responses/s)", () => {
+  describe("an origin whose latency has a wide spread (log-normal; by default median 100 ms, 20 responses/s)", () => {
     /** A seeded generator (mulberry32), so the spread is the same on every run. */
     function seeded(seed: number) {
       let a = seed;

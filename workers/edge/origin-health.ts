@@ -18,24 +18,19 @@
  *   Envoy do: a burst of slow answers is one signal, not one per answer, so it does not drive the
  *   limit to the floor at once.
  * - Spread: how far responses stray from the recent average (a slow moving average of
- *   |response − recent|, as TCP's RTTVAR). While degraded it learns only from responses that came
- *   back with the origin lightly used (in flight ≤ half the limit: jitter, not a queue), so a flood
- *   does not widen it — learning whenever the average dipped under the line, it grew 2 → 13 ms in
- *   the shedding bench, lifting the line it is part of, and the limit stayed at 6–8 for an origin
- *   that takes 4; frozen outright, a false trip at a low rate latched (σ = 0.5 at 5 responses/s:
- *   degraded 21–25 % of the time). The healthy line adds SPREAD_ALLOWANCE spreads: an origin whose latency varies widely
- *   is not judged degraded by one slow response — with a short average and a 5 s hold it was, most
- *   of the time (log-normal σ = 0.3: 92–97 % of the time, healthy). It starts fast
- *   (SPREAD_PRIOR_SAMPLES): it used to start at 0 with the slow weight alone, so it was still near 0
- *   at the first verdict, the first slow response tripped the line, and frozen while degraded it
- *   never learnt — the route stayed "degraded" (simulated, log-normal σ = 0.5: 87 % of the time at
- *   5 responses/s and a 100 ms median, 46 % at 200/s and 1 s; σ = 0.8 at 200/s: always). Now, at
- *   5–200 responses/s and medians 2 ms–1 s: ≤ 3 % for σ ≤ 0.5, ≤ 30 % for σ = 0.8 (a mean still
- *   feels so heavy a tail).
- * - Degraded (shedding applies): recent latency above tolerance × baseline + slack + allowance × spread, or the error
- *   rate above its threshold — and for a hold time after, renewed while requests are still being
- *   shed, so a flood held back by shedding does not flap the route back to unshed. A healthy route
- *   is never shed, however many requests it carries. On turning degraded, the limit drops to at most
+ *   |response − recent|, as TCP's RTTVAR). The healthy line adds SPREAD_ALLOWANCE spreads, so an
+ *   origin whose latency varies widely is not judged degraded by one slow response. It starts fast
+ *   (SPREAD_PRIOR_SAMPLES) and, while degraded, learns only from responses that came back with the
+ *   origin lightly used (in flight ≤ half the limit: jitter, not a queue). Started at 0 it was still
+ *   near 0 at the first verdict and a healthy jittery origin latched "degraded" (log-normal σ = 0.5
+ *   at 5 responses/s: 87 % of the time); learning from a flood's queueing it widened the line it is
+ *   part of (2 → 13 ms in the shedding bench). Simulated now, at 5–200 responses/s and medians
+ *   2 ms–1 s: degraded ≤ 3 % of the time for σ ≤ 0.5, ≤ 30 % for σ = 0.8 (a mean feels so heavy a
+ *   tail).
+ * - Degraded (shedding applies): recent latency above tolerance × baseline + slack + allowance ×
+ *   spread, or the error rate above its threshold — and for a hold time after, renewed while
+ *   requests are still being shed, so a flood held back by shedding does not flap the route back
+ *   to unshed. A healthy route is never shed, however many requests it carries. On turning degraded, the limit drops to at most
  *   the route's requests at the origin then: the concurrency at which the origin started to queue,
  *   so a flood is capped at once rather than after the limit has walked down.
  */
@@ -100,7 +95,7 @@ export class OriginHealth {
   limit = INITIAL_LIMIT;
   samples = 0;
   recentRttMs = 0;
-  /** Typical |response − recent| while healthy, ms. */
+  /** Typical |response − recent|, ms (while degraded, learnt only with the origin lightly used). */
   spreadMs = 0;
   /** Responses the spread has learnt from. */
   private spreadSamples = 0;

@@ -18,11 +18,10 @@ import type {
   CreditHour,
   CurrentUsage,
   GrantResult,
-  LapsedHour,
   LeaseInput,
   LeaseReport,
   LeaseResult,
-  LedgerHour,
+  ReconciliationHours,
   TenantLimiter,
 } from "../../durable-objects/tenant";
 import type { Bindings } from "../env";
@@ -185,11 +184,6 @@ export function putKey(env: TenantEnv, tenantId: string, keyId: string, state: K
   });
 }
 
-/** Reconciliation: the hours of admitted requests the tenant object counted. */
-export function ledger(env: TenantEnv, tenantId: string, from: number, to: number): Promise<LedgerHour[]> {
-  return call(env, tenantId, async (stub) => (await stub.ledger(from, to)) as LedgerHour[]);
-}
-
 /**
  * Reconciliation, in one call: the hours of admitted requests the tenant object counted, and the
  * leases that lapsed unreported per hour of grant (what the ledger misses).
@@ -199,12 +193,11 @@ export function reconciliationHours(
   tenantId: string,
   from: number,
   to: number,
-): Promise<{ admitted: LedgerHour[]; lapsed: LapsedHour[] }> {
+): Promise<ReconciliationHours> {
   return call(
     env,
     tenantId,
-    async (stub) =>
-      (await stub.reconciliationHours(from, to)) as { admitted: LedgerHour[]; lapsed: LapsedHour[] },
+    async (stub) => (await stub.reconciliationHours(from, to)) as ReconciliationHours,
   );
 }
 
