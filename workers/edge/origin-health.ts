@@ -30,9 +30,10 @@
  * - Degraded (shedding applies): recent latency above tolerance × baseline + slack + allowance ×
  *   spread, or the error rate above its threshold — and for a hold time after, renewed while
  *   requests are still being shed, so a flood held back by shedding does not flap the route back
- *   to unshed. A healthy route is never shed, however many requests it carries. On turning degraded, the limit drops to at most
- *   the route's requests at the origin then: the concurrency at which the origin started to queue,
- *   so a flood is capped at once rather than after the limit has walked down.
+ *   to unshed. A healthy route is never shed, however many requests it carries. On turning
+ *   degraded, the limit drops to at most the route's requests at the origin then: the concurrency
+ *   at which the origin started to queue, so a flood is capped at once rather than after the limit
+ *   has walked down.
  */
 
 /** The baseline is the minimum over this long a window (kept as two halves, rotated). */
