@@ -24,9 +24,9 @@
  *   origin lightly used (in flight ≤ half the limit: jitter, not a queue). Started at 0 it was still
  *   near 0 at the first verdict and a healthy jittery origin latched "degraded" (log-normal σ = 0.5
  *   at 5 responses/s: 87 % of the time); learning from a flood's queueing it widened the line it is
- *   part of (2 → 13 ms in the shedding bench). Simulated now, at 5–200 responses/s and medians
- *   2 ms–1 s: degraded ≤ 3 % of the time for σ ≤ 0.5, ≤ 30 % for σ = 0.8 (a mean feels so heavy a
- *   tail).
+ *   part of (2 → 13 ms in the shedding bench). Simulated now (bench/origin-health-sim.ts), at
+ *   5–200 responses/s and medians 2 ms–1 s: degraded ≤ 3 % of the time for σ ≤ 0.5, ≤ 30 % for
+ *   σ = 0.8 (a mean feels so heavy a tail).
  * - Degraded (shedding applies): recent latency above tolerance × baseline + slack + allowance ×
  *   spread, or the error rate above its threshold — and for a hold time after, renewed while
  *   requests are still being shed, so a flood held back by shedding does not flap the route back
