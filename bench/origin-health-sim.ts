@@ -7,17 +7,7 @@
  * `npx tsx bench/origin-health-sim.ts` (about 10 s). Seeded: the same numbers on every run.
  */
 import { OriginHealth } from "../workers/edge/origin-health";
-
-/** mulberry32: a small seeded generator. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+import { logNormal, seeded } from "./lib/seeded";
 
 interface Run {
   perSecond: number;
@@ -40,11 +30,10 @@ function run(o: Run): { degradedShare: number; caughtAfterMs: number | null } {
   let caughtAfterMs: number | null = null;
   for (let i = 0; i < o.seconds * o.perSecond; i++) {
     now += 1_000 / o.perSecond;
-    const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
     const slow = o.slowFrom !== undefined && now >= o.slowFrom;
     health.begin();
     health.end(
-      { rttMs: (slow ? (o.factor ?? 1) : 1) * o.medianMs * Math.exp(o.sigma * normal), error: false },
+      { rttMs: (slow ? (o.factor ?? 1) : 1) * logNormal(random, o.medianMs, o.sigma), error: false },
       now,
     );
     if (!slow) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { logNormal, seeded } from "../../bench/lib/seeded";
 import {
   BASELINE_WINDOW_MS,
   DEGRADED_HOLD_MS,
@@ -169,16 +170,6 @@ describe("origin health (gradient limiter)", () => {
   });
 
   describe("an origin whose latency has a wide spread (log-normal; by default median 100 ms, 20 responses/s)", () => {
-    /** A seeded generator (mulberry32), so the spread is the same on every run. */
-    function seeded(seed: number) {
-      let a = seed;
-      return () => {
-        a = (a + 0x6d2b79f5) | 0;
-        let t = Math.imul(a ^ (a >>> 15), 1 | a);
-        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-        return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-      };
-    }
     /**
      * `perSecond` responses a second (20) for `seconds`, each `factor` × a log-normal draw around
      * `medianMs` (100); the share of the time judged degraded.
@@ -201,9 +192,8 @@ describe("origin health (gradient limiter)", () => {
       let firstDegradedAt: number | null = null;
       for (let i = 0; i < count; i++) {
         now += 1_000 / (o.perSecond ?? 20);
-        const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
         health.begin();
-        const rttMs = (o.factor ?? 1) * (o.medianMs ?? 100) * Math.exp(o.sigma * normal);
+        const rttMs = (o.factor ?? 1) * logNormal(random, o.medianMs ?? 100, o.sigma);
         health.end({ rttMs, error: false }, now);
         if (health.degraded(now)) {
           degraded++;
