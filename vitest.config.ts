@@ -18,6 +18,7 @@ export default defineConfig({
         // Fair shedding's own routes (test/integration/shedding.test.ts): each learns its origin's health alone.
         { prefix: "/v1/shed-a/", cost: 1, billable: true, entitlement: "api" },
         { prefix: "/v1/shed-b/", cost: 1, billable: true, entitlement: "api" },
+        { prefix: "/v1/shed-c/", cost: 1, billable: true, entitlement: "api" },
         { prefix: "/v1/slow/", cost: 1, billable: true, entitlement: "api", timeoutMs: 300 },
         {
           prefix: "/v1/old/",

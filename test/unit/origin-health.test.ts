@@ -35,6 +35,22 @@ describe("origin health (gradient limiter)", () => {
     expect(health.limit).toBeLessThanOrEqual(MAX_LIMIT);
   });
 
+  it("grows its limit only while latency is in the lower half of the healthy band, and holds it above", () => {
+    const health = new OriginHealth();
+    // The baseline learnt at 100 ms (the line then ≈ 115 ms), with the route using its limit.
+    let now = respond(health, { count: 300, rttMs: 100, from: 0, concurrency: 20 });
+    // 112 ms: healthy, but a queue is forming — once the recent average has moved there, the limit
+    // holds rather than probing further…
+    now = respond(health, { count: 30, rttMs: 112, from: now, concurrency: 20 });
+    const learnt = health.limit;
+    now = respond(health, { count: 300, rttMs: 112, from: now, concurrency: learnt });
+    expect(health.degraded(now)).toBe(false);
+    expect(health.limit).toBe(learnt);
+    // …and at 104 ms, near the baseline again, it grows.
+    respond(health, { count: 300, rttMs: 104, from: now, concurrency: learnt });
+    expect(health.limit).toBeGreaterThan(learnt);
+  });
+
   it("does not grow the limit of a route that uses little of it", () => {
     const health = new OriginHealth();
     respond(health, { count: 200, rttMs: 50, from: 0, concurrency: 1 });

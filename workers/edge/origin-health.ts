@@ -12,8 +12,8 @@
  *   (origin 5xx, timeouts, unreachable).
  * - Limit: the concurrency the origin takes before it queues. It moves toward `limit × gradient`,
  *   where gradient = (tolerance × baseline + slack) / recent, clamped to [½, 1], while a queue builds,
- *   and toward `limit + √limit` while latency stays near the baseline and the route uses at least
- *   half of it; each error takes off 10 %.
+ *   and toward `limit + √limit` while latency stays in the lower half of the healthy band and the
+ *   route uses at least half of the limit (held in between); each error takes off 10 %.
  *   The limit moves at most once per baseline round trip (or LIMIT_UPDATE_MS), as TCP Vegas and
  *   Envoy do: a burst of slow answers is one signal, not one per answer, so it does not drive the
  *   limit to the floor at once.
@@ -175,12 +175,16 @@ export class OriginHealth {
 
   /** The limit moved toward `limit × gradient` under a queue, `limit + √limit` while healthy and used; else held. */
   private moved(): number {
-    const gradient = Math.max(0.5, Math.min(1, this.healthyRttMs() / this.recentRttMs));
+    const healthy = this.healthyRttMs();
+    const gradient = Math.max(0.5, Math.min(1, healthy / this.recentRttMs));
     const used = this.inFlight * 2 >= this.limit;
-    // The √limit queue allowance only while healthy: under a queue it would hold latency at
-    // threshold ÷ (1 − 1/√limit), well above the threshold for a small limit.
+    // The √limit queue allowance only while latency is in the lower half of the healthy band (as
+    // TCP Vegas grows below α and shrinks above β): grown anywhere under the line, the limit
+    // outpaced the gradient's gentle cuts and sat above it (recent 131 ms against a 123 ms line
+    // in the shedding bench).
+    const low = this.recentRttMs <= (this.baselineRttMs + healthy) / 2;
     const target =
-      gradient < 1 ? this.limit * gradient : used ? this.limit + Math.sqrt(this.limit) : this.limit;
+      gradient < 1 ? this.limit * gradient : used && low ? this.limit + Math.sqrt(this.limit) : this.limit;
     return Math.min(MAX_LIMIT, Math.max(MIN_LIMIT, this.limit + LIMIT_SMOOTHING * (target - this.limit)));
   }
 

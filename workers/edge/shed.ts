@@ -16,10 +16,14 @@
  *   waitUntil) or lapses after the origin timeout plus a margin.
  * A healthy route costs a few map reads per request: no slot, no extra object call.
  *
- * The fair share is max-min fair (water-filling) over what each tenant holds here: tenants asking
- * for less than an equal split get all of it, and what they leave is shared by the rest, so the
- * tenant most over its share is the first shed as the limit falls. Every tenant may hold one, and a
- * tenant alone at the route's origin is never shed.
+ * The fair share is max-min fair (water-filling) over what each tenant wants here (route-tenants.ts:
+ * what it holds, or its typical concurrency if more — so a tenant between its requests keeps room):
+ * tenants asking for less than an equal split get all of it, and what they leave is shared by the
+ * rest, so the tenant most over its share is the first shed as the limit falls. Every tenant may
+ * hold one, and a tenant alone at the route is never shed: alone means no other tenant holds a
+ * request at its origin from this isolate or sent one in the last RECENT_OTHER_MS. Counting only
+ * the tenants holding requests, a flooder was alone in the gaps between a small tenant's requests,
+ * took the origin past its limit, and the small tenant's next request queued behind it.
  */
 import { createMiddleware } from "hono/factory";
 import type { SlotRequest } from "../../durable-objects/concurrency";
@@ -28,6 +32,7 @@ import { GatewayError } from "../errors";
 import { log } from "../log";
 import { releaseSlot } from "../shared/tenant-client";
 import { OriginHealth } from "./origin-health";
+import { RouteTenants } from "./route-tenants";
 
 /** `Retry-After` of a shed request, in seconds: a degraded origin is re-judged on every response. */
 export const SHED_RETRY_AFTER_S = 1;
@@ -37,8 +42,8 @@ const SLOT_LEASE_MARGIN_MS = 5_000;
 /** One route's state in this isolate. */
 export interface RouteShedState {
   health: OriginHealth;
-  /** Tenant id → its requests at this route's origin from this isolate (absent when none). */
-  tenants: Map<string, number>;
+  /** Who uses this route's origin from this isolate, and how much. */
+  tenants: RouteTenants;
 }
 
 const routes = new Map<string, RouteShedState>();
@@ -47,7 +52,7 @@ const routes = new Map<string, RouteShedState>();
 export function routeShedState(prefix: string): RouteShedState {
   let state = routes.get(prefix);
   if (!state) {
-    state = { health: new OriginHealth(), tenants: new Map() };
+    state = { health: new OriginHealth(), tenants: new RouteTenants() };
     routes.set(prefix, state);
   }
   return state;
@@ -86,14 +91,12 @@ export const shed = () =>
     const route = c.var.route.prefix;
     const tenantId = c.var.auth.tenant.id;
     const { health, tenants } = routeShedState(route);
-    const held = tenants.get(tenantId) ?? 0;
+    const held = tenants.held(tenantId);
     const now = Date.now();
-    // A tenant alone at the route's origin is never shed: there is nobody to be fair to (and an
-    // isolate whose own CPU is saturated reads as slow origin answers — the bench's one-tenant runs).
-    if (health.degraded(now) && (tenants.size > 1 || (tenants.size === 1 && held === 0))) {
-      const demands = [held + 1];
-      for (const [id, n] of tenants) if (id !== tenantId) demands.push(n);
-      const share = fairShare(health.limit, demands);
+    // A tenant alone at the route is never shed: there is nobody to be fair to (and an isolate whose
+    // own CPU is saturated reads as slow origin answers — the bench's one-tenant runs).
+    if (health.degraded(now) && !tenants.alone(tenantId, now)) {
+      const share = fairShare(health.limit, [held + 1, ...tenants.othersDemands(tenantId, now)]);
       if (held >= share) {
         health.noteShed(now);
         throw overloaded(route, held);
@@ -107,21 +110,19 @@ export const shed = () =>
       c.set("slot", slot);
     }
 
-    tenants.set(tenantId, held + 1);
+    tenants.start(tenantId, now);
     health.begin();
     try {
       await next();
     } finally {
-      const left = (tenants.get(tenantId) ?? 1) - 1;
-      if (left > 0) tenants.set(tenantId, left);
-      else tenants.delete(tenantId);
-      // A downstream error has been answered by onError already (Hono keeps it in `c.error`).
-      if (c.error instanceof GatewayError && c.error.code === "origin_overloaded")
-        health.noteShed(Date.now());
       // The proxy timed the origin only if it called it: a request refused at admission is no sample.
-      // Its failure is a 5xx: the origin's own, or the gateway's 502/504 for it.
       const rttMs = c.var.timings.origin;
-      health.end(rttMs === undefined ? null : { rttMs, error: c.res.status >= 500 }, Date.now());
+      const end = Date.now();
+      tenants.end(tenantId, rttMs ?? 0, end);
+      // A downstream error has been answered by onError already (Hono keeps it in `c.error`).
+      if (c.error instanceof GatewayError && c.error.code === "origin_overloaded") health.noteShed(end);
+      // A failure is a 5xx: the origin's own, or the gateway's 502/504 for it.
+      health.end(rttMs === undefined ? null : { rttMs, error: c.res.status >= 500 }, end);
       // Set only when admitted, whatever happened at the origin after.
       const slotId = c.var.admission?.slotId;
       if (slotId) {
