@@ -162,19 +162,6 @@ describe("fair shedding", () => {
     expect(routeShedState(route).health.degraded(Date.now())).toBe(true);
     expect((await call(`${route}${uniq()}`, flooder.key)).status).toBe(200);
 
-    // The small tenant holds nothing now, but it was here a moment ago: the flooder is not alone, and
-    // is held to the route's whole limit rather than taking the origin past it between the small
-    // tenant's requests.
-    const limitNow = Math.floor(routeShedState(route).health.limit);
-    const between = await Promise.all(
-      Array.from({ length: count }, (_, i) => call(`${route}${uniq()}/slow?ms=200&i=${i}`, flooder.key)),
-    );
-    // (Its few milliseconds at the origin, as typical concurrency, may tip the share a whole one under.)
-    const admittedBetween = between.filter((r) => r.status === 200).length;
-    expect(admittedBetween).toBeLessThanOrEqual(limitNow);
-    expect(admittedBetween).toBeGreaterThanOrEqual(limitNow - 1);
-    expect(between.filter((r) => r.status === 503)).toHaveLength(count - admittedBetween);
-
     await settle();
 
     // With SHEDDING=off, the same flood all goes to the struggling origin.

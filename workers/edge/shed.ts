@@ -20,10 +20,8 @@
  * what it holds, or its typical concurrency if more — so a tenant between its requests keeps room):
  * tenants asking for less than an equal split get all of it, and what they leave is shared by the
  * rest, so the tenant most over its share is the first shed as the limit falls. Every tenant may
- * hold one, and a tenant alone at the route is never shed: alone means no other tenant holds a
- * request at its origin from this isolate or sent one in the last RECENT_OTHER_MS. Counting only
- * the tenants holding requests, a flooder was alone in the gaps between a small tenant's requests,
- * took the origin past its limit, and the small tenant's next request queued behind it.
+ * hold one, and a tenant alone at the route's origin (nobody else holding a request there) is
+ * never shed.
  */
 import { createMiddleware } from "hono/factory";
 import type { SlotRequest } from "../../durable-objects/concurrency";
@@ -95,7 +93,7 @@ export const shed = () =>
     const now = Date.now();
     // A tenant alone at the route is never shed: there is nobody to be fair to (and an isolate whose
     // own CPU is saturated reads as slow origin answers — the bench's one-tenant runs).
-    if (health.degraded(now) && !tenants.alone(tenantId, now)) {
+    if (health.degraded(now) && !tenants.alone(tenantId)) {
       const share = fairShare(health.limit, [held + 1, ...tenants.othersDemands(tenantId, now)]);
       if (held >= share) {
         health.noteShed(now);
