@@ -63,7 +63,13 @@ function tenantObject(quota: number, lifetimeMs: number) {
       settle(reports);
     },
   };
-  return { env: { TENANT: { getByName: () => stub } } as never, left: () => left };
+  /** A request decided exactly (no lease): admitted while a unit is left. */
+  const exact = () => {
+    if (left < 1) return false;
+    left--;
+    return true;
+  };
+  return { env: { TENANT: { getByName: () => stub } } as never, left: () => left, exact };
 }
 
 const input = (keyId: string): AdmitInput & { config: TenantConfig } => ({
@@ -97,5 +103,18 @@ describe("lease pool", () => {
       if ((await admitFromLease(object.env, ctx, "ten_a", input("key_a"), LIFETIME))?.outcome === "admitted")
         admitted++;
     expect(admitted).toBe(16);
+  });
+
+  it("admits a burst at the quota's end to the unit: waiting requests take the next lease, not an exact 429", async () => {
+    const object = tenantObject(20, 5_000);
+    // 30 requests at once: the first lease draws 16 of the 20, a renewal the last 4 — the requests
+    // that waited on the first lease and found it taken wait for that one too.
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => admitFromLease(object.env, ctx, "ten_b", input("key_b"), 5_000)),
+    );
+    let admitted = 0;
+    for (const r of results) if (r === null ? object.exact() : r.outcome === "admitted") admitted++;
+    expect(admitted).toBe(20);
+    expect(object.left()).toBe(0);
   });
 });

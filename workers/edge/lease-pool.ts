@@ -9,7 +9,11 @@
  *   object's, whatever the clocks say). The key's IP allowlist, carried by the lease, is checked here.
  * - Before the lease runs dry (a quarter left, or three quarters of its lifetime gone) one renewal
  *   starts in the background; a request that finds no usable lease waits for the renewal in flight
- *   (or starts it): one call at a time per key, never a herd.
+ *   (or starts it): one call at a time per key, never a herd. If the requests that waited with it
+ *   took that lease, it waits for the next (up to MAX_ROUNDS), so a burst at the end of a quota is
+ *   admitted to the unit.
+ * - A renewal refused for a window (rate, quota) or answered `exact` leaves the current lease in
+ *   use to its end (its units are drawn); any other refusal (revoked, suspended) stops it at once.
  * - Each renewal carries the report of the leases this isolate finished with (requests and units
  *   admitted), so the object's ledger and quotas are settled without a call of their own. When a
  *   lease's lifetime ends and no newer one replaced it (the traffic stopped), its report is returned
@@ -34,6 +38,8 @@ const RENEW_AGE = 0.75;
 /** A lease asks for its recent rate over this many lifetimes, and at least this many requests' worth. */
 const HEADROOM = 2;
 const MIN_REQUESTS = 16;
+/** A request waits for at most this many leases in turn before it is decided exactly. */
+const MAX_ROUNDS = 3;
 
 type LeaseEnv = Pick<Bindings, "TENANT">;
 
@@ -46,6 +52,8 @@ interface Held extends Lease {
   renewAt: number;
   /** Its lifetime has run out (set by its timer, whatever the clock reads). */
   over: boolean;
+  /** A renewal was refused while it still had units: it is used up, but not renewed early again. */
+  last: boolean;
 }
 
 interface Pool {
@@ -95,17 +103,25 @@ export async function admitFromLease(
     pool = { name, current: null, retired: [], renewing: null, rate: 0, exactUntil: 0 };
     pools.set(name, pool);
   }
-  if (pool.exactUntil > Date.now()) return null;
   const ask = { env, ctx, tenantId, input, lifetimeMs };
-  const taken = take(pool, ask);
-  if (taken) return taken;
-  const mine = pool.renewing === null;
-  const result = await (pool.renewing ?? renew(pool, ask));
-  if (result.outcome === "granted") return take(pool, ask);
-  if (result.outcome === "exact") return null;
-  // A window's refusal was for the asking request's cost: another request's is decided exactly.
-  if (!mine && (result.outcome === "rate_limited" || result.outcome === "quota_exceeded")) return null;
-  return result;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    // A lease still held is used first, even after an `exact` answer: its units are already drawn.
+    const taken = take(pool, ask);
+    if (taken) return taken;
+    if (pool.exactUntil > Date.now()) return null;
+    const mine = pool.renewing === null;
+    const result = await (pool.renewing ?? renew(pool, ask));
+    // Granted, but taken by the requests that waited with this one: the next lease (a renewal may
+    // already be on its way) is awaited rather than deciding this request exactly while units sit
+    // in a lease no request is left to use — a burst at the quota's end was refused 429 with it
+    // not used up.
+    if (result.outcome === "granted") continue;
+    if (result.outcome === "exact") return null;
+    // A window's refusal was for the asking request's cost: another request's is decided exactly.
+    if (!mine && (result.outcome === "rate_limited" || result.outcome === "quota_exceeded")) return null;
+    return result;
+  }
+  return null;
 }
 
 interface Ask {
@@ -126,7 +142,12 @@ function take(pool: Pool, ask: Ask): AdmitResult | null {
     return { outcome: "ip_not_allowed" };
   lease.used += cost;
   lease.requests++;
-  if (!pool.renewing && (lease.units - lease.used <= lease.units * RENEW_LEFT || now >= lease.renewAt))
+  if (
+    !pool.renewing &&
+    !lease.last &&
+    pool.exactUntil <= now &&
+    (lease.units - lease.used <= lease.units * RENEW_LEFT || now >= lease.renewAt)
+  )
     renew(pool, ask).catch(() => {});
   return {
     outcome: "admitted",
@@ -174,9 +195,17 @@ function renew(pool: Pool, ask: Ask): Promise<LeaseResult> {
   const done = asked
     .then(
       (result) => {
-        // Whatever the answer, the old lease stops here (a refusal may be a revocation).
         const now = Date.now();
-        retire(pool, now);
+        // A window's refusal (or `exact`) is about the next lease: the current one's units are
+        // drawn and stay usable to its end. Retired here, they were still charged until its report
+        // went back, and requests were refused 429 with the quota not used up. Any other refusal
+        // (revoked, suspended…) stops it at once.
+        const windowed =
+          result.outcome === "rate_limited" ||
+          result.outcome === "quota_exceeded" ||
+          result.outcome === "exact";
+        if (windowed && pool.current) pool.current.last = true;
+        else retire(pool, now);
         if (result.outcome === "granted") {
           const life = result.expiresAt - result.grantedAt;
           const { outcome: _, ...lease } = result;
@@ -188,6 +217,7 @@ function renew(pool: Pool, ask: Ask): Promise<LeaseResult> {
             deadline: sentAt + life,
             renewAt: sentAt + life * RENEW_AGE,
             over: false,
+            last: false,
           };
         } else if (result.outcome === "exact") {
           pool.exactUntil = sentAt + lifetimeMs;
@@ -203,10 +233,15 @@ function renew(pool: Pool, ask: Ask): Promise<LeaseResult> {
       pool.renewing = null;
     });
   pool.renewing = done;
+  // A new lease gets its timer; a kept one has its own already.
   ctx.waitUntil(
     done.then(
-      () =>
-        pool.current && !pool.current.over ? expire(pool, pool.current, ask) : forgetIdle(pool, lifetimeMs),
+      (result) =>
+        result.outcome === "granted" && pool.current
+          ? expire(pool, pool.current, ask)
+          : pool.current
+            ? undefined
+            : forgetIdle(pool, lifetimeMs),
       () => {},
     ),
   );
