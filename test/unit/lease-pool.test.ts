@@ -23,7 +23,7 @@ const config: TenantConfig = {
 };
 
 /** A tenant object with `quota` units: grants up to what is left, settles every report first. */
-function tenantObject(quota: number, lifetimeMs: number) {
+function tenantObject(quota: number, lifetimeMs: number, o: { exactWhenShort?: boolean } = {}) {
   let left = quota;
   let next = 0;
   const held = new Map<string, number>();
@@ -44,6 +44,8 @@ function tenantObject(quota: number, lifetimeMs: number) {
     async lease(input: LeaseInput): Promise<LeaseResult> {
       settle(input.settle);
       if (left < input.cost) return { outcome: "quota_exceeded", retryAfter: 60, limits };
+      // As the object answers when what is left is too little to be worth a lease.
+      if (o.exactWhenShort && left < input.want) return { outcome: "exact" };
       const units = Math.min(input.want, left);
       left -= units;
       const leaseId = `lease-${++next}`;
@@ -114,6 +116,20 @@ describe("lease pool", () => {
     );
     let admitted = 0;
     for (const r of results) if (r === null ? object.exact() : r.outcome === "admitted") admitted++;
+    expect(admitted).toBe(20);
+    expect(object.left()).toBe(0);
+  });
+
+  it("keeps using a lease whose renewal was answered `exact`: its units are drawn, not stranded", async () => {
+    const object = tenantObject(20, 5_000, { exactWhenShort: true });
+    let admitted = 0;
+    // The first lease draws 16 of the 20; its renewal (a quarter left) finds 4, too few for a lease,
+    // and is told `exact`: the lease's last 4 and then the quota's last 4 are still admitted.
+    for (let i = 0; i < 30; i++) {
+      const r = await admitFromLease(object.env, ctx, "ten_c", input("key_c"), 5_000);
+      if (r === null ? object.exact() : r.outcome === "admitted") admitted++;
+      await sleep(0);
+    }
     expect(admitted).toBe(20);
     expect(object.left()).toBe(0);
   });

@@ -26,7 +26,7 @@ interface TenantUse {
   held: number;
   /** Decayed milliseconds at the origin, as of `at`. */
   busyMs: number;
-  /** Its latest request's start or end. */
+  /** When `busyMs` was last decayed: its first request's start, then its latest request's end. */
   at: number;
 }
 
@@ -39,13 +39,11 @@ export class RouteTenants {
     return this.uses.get(tenantId)?.held ?? 0;
   }
 
-  /** A request of `tenantId` leaves for the origin. */
+  /** A request of `tenantId` leaves for the origin (its time there is added when it ends). */
   start(tenantId: string, now: number): void {
     const use = this.uses.get(tenantId);
-    if (use) {
-      this.decay(use, now);
-      use.held++;
-    } else this.uses.set(tenantId, { held: 1, busyMs: 0, at: now });
+    if (use) use.held++;
+    else this.uses.set(tenantId, { held: 1, busyMs: 0, at: now });
   }
 
   /** A request `start` counted is back, after `originMs` at the origin (0 if it never reached it). */
@@ -76,7 +74,7 @@ export class RouteTenants {
     return demands;
   }
 
-  /** Tenants known here (for tests and the sweep's bound). */
+  /** Tenants known here (the tests check the sweep bounds it). */
   get size(): number {
     return this.uses.size;
   }
@@ -89,7 +87,7 @@ export class RouteTenants {
   }
 
   /** Forgets the tenants holding nothing and quiet for FORGET_AFTER_MS. */
-  sweep(now: number): void {
+  private sweep(now: number): void {
     for (const [id, use] of this.uses)
       if (use.held === 0 && now - use.at >= FORGET_AFTER_MS) this.uses.delete(id);
   }
