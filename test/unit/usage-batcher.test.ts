@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { resendDelayMs } from "../../durable-objects/usage-spool";
 import { parseUsageMessage } from "../../workers/metering/consumer";
-import { FLUSH_DELAY_MS, MAX_MESSAGE_BYTES } from "../../workers/metering/producer";
+import { FLUSH_DELAY_MS, FULL_AT_ITEMS, MAX_MESSAGE_BYTES } from "../../workers/metering/producer";
 import { Batcher } from "../../workers/metering/usage-batcher";
 import { usageEvent } from "../support/usage-events";
 
@@ -10,7 +10,7 @@ import { usageEvent } from "../support/usage-events";
  * `deliver` may be replaced (e.g. by one that never settles); `dropTimer(i)` loses the i-th timer
  * armed, as when the request that armed it is cancelled.
  */
-function harness(opts: { maxBytes: number; maxDelayMs: number; rescueAfterMs?: number }) {
+function harness(opts: { maxBytes: number; maxDelayMs: number; rescueAfterMs?: number; maxItems?: number }) {
   let now = 0;
   let armed = 0;
   const dropped = new Set<number>();
@@ -24,6 +24,7 @@ function harness(opts: { maxBytes: number; maxDelayMs: number; rescueAfterMs?: n
   const batcher = new Batcher<string>({
     rescueAfterMs: 10_000,
     pollMs: 25,
+    maxItems: 1_000,
     ...opts,
     overheadBytes: 2,
     sizeOf: (s) => s.length,
@@ -31,6 +32,7 @@ function harness(opts: { maxBytes: number; maxDelayMs: number; rescueAfterMs?: n
     schedule: (fn, ms) => {
       if (!dropped.has(armed++)) timers.push({ at: now + ms, fn });
     },
+    now: () => now,
   });
   /** Advances the clock by `ms`, running every timer that falls due on the way, in time order. */
   const tick = async (ms: number) => {
@@ -48,7 +50,7 @@ function harness(opts: { maxBytes: number; maxDelayMs: number; rescueAfterMs?: n
     now = until;
     await new Promise((r) => setTimeout(r, 0));
   };
-  return { batcher, delivered, tick, h, dropTimer: (i: number) => dropped.add(i) };
+  return { batcher, delivered, tick, h, dropTimer: (i: number) => dropped.add(i), clock: () => now };
 }
 
 describe("usage batcher", () => {
@@ -63,11 +65,12 @@ describe("usage batcher", () => {
     expect(batcher.buffered).toBe(2);
     await tick(1);
     expect(delivered).toEqual([["a", "b"]]);
-    // Each caller resolves on its own timer: a polls 25 ms later, b at its own deadline (350 ms).
-    await tick(25);
-    expect(settled).toEqual(["a"]);
-    await tick(75);
-    expect(settled).toEqual(["a", "b"]);
+    // Each caller resolves on its own timer, 25 ms after the batch's deadline: a looks again then,
+    // and b wakes then for the first time (not 250 ms after its own item, at 350 ms).
+    await tick(24);
+    expect(settled).toEqual([]);
+    await tick(1);
+    expect(settled.sort()).toEqual(["a", "b"]);
     // The next item opens a new batch with its own deadline.
     void batcher.add("c");
     await tick(249);
@@ -88,6 +91,40 @@ describe("usage batcher", () => {
     void batcher.flush();
     expect(delivered.at(-1)).toEqual(["item-6...."]);
     for (const batch of delivered) expect(2 + batch.join(",").length).toBeLessThanOrEqual(35);
+  });
+
+  it("sends a batch full by items at once, and gives the next batch the time the last took to fill", async () => {
+    const { batcher, delivered, tick, clock } = harness({ maxBytes: 1_000, maxDelayMs: 250, maxItems: 3 });
+    const settled: Record<string, number> = {};
+    const add = (item: string) => void batcher.add(item).then(() => (settled[item] = clock()));
+    add("a");
+    await tick(10);
+    add("b");
+    await tick(10);
+    add("c"); // the third item fills the batch 20 ms after its first
+    expect(delivered).toEqual([["a", "b", "c"]]);
+    await tick(10);
+    add("d"); // opens the next batch at 30 ms: its deadline is 20 ms later, not 250
+    await tick(10);
+    add("e");
+    await tick(9);
+    expect(delivered).toHaveLength(1);
+    await tick(1);
+    expect(delivered).toEqual([
+      ["a", "b", "c"],
+      ["d", "e"],
+    ]);
+    // d and e did not fill theirs by its deadline: the load dropped, so the next batch waits 250 ms.
+    await tick(50);
+    add("f");
+    await tick(249);
+    expect(delivered).toHaveLength(2);
+    await tick(1);
+    expect(delivered.at(-1)).toEqual(["f"]);
+    await tick(100);
+    // The filler looks pollMs later; a and b wake by their batch's first deadline (250 ms) as before;
+    // d and e 25 ms after theirs (50 ms), not 250 ms after their own items.
+    expect(settled).toEqual({ c: 45, a: 250, b: 275, d: 75, e: 75, f: 375 });
   });
 
   it("starts a new batch rather than overflow one", () => {
@@ -129,7 +166,8 @@ describe("usage batcher", () => {
     await tick(250);
     expect(delivered).toEqual([["a", "b"]]);
     h.deliver = normal;
-    await tick(4_999);
+    // b, the first to wake after the send started (25 ms after the deadline), has seen it under way for 5 s.
+    await tick(5_024);
     expect(delivered).toHaveLength(1);
     await tick(1);
     expect(delivered).toEqual([
@@ -164,6 +202,9 @@ describe("usage batcher", () => {
     expect(perMessage).toBeGreaterThanOrEqual(20);
     // 850 req/s (the bench's gateway rate) for one flush delay fills a message by time, not by size.
     expect((850 * FLUSH_DELAY_MS) / 1000).toBeGreaterThanOrEqual(20);
+    // A busier isolate sends a message per FULL_AT_ITEMS events, which fit in one.
+    expect(1 / FULL_AT_ITEMS).toBeLessThanOrEqual(0.05);
+    expect(FULL_AT_ITEMS).toBeLessThanOrEqual(perMessage);
   });
 });
 

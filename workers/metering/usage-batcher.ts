@@ -1,6 +1,7 @@
 /**
- * The producer's pure core: packs items into batches bounded in bytes and flushes each batch at most
- * `maxDelayMs` after its first item (or at once when it is full). `add` returns a promise that settles
+ * The producer's pure core: packs items into batches bounded in bytes and in items, and flushes each
+ * batch at its deadline — at most `maxDelayMs` after its first item — or at once when it is full. `add`
+ * returns a promise that settles
  * once the batch carrying the item has been delivered, so a caller that hands it to `waitUntil` keeps
  * its isolate alive until its own item is delivered (or spooled): nothing is left in memory when the
  * isolate goes away.
@@ -9,13 +10,20 @@
  * timers, I/O and the promise behind `waitUntil` belong to the request that created them. A promise
  * of request B resolved from request A's delivery is "I/O on behalf of a different request", and a
  * timer or send of a cancelled request goes with it. So the batch is plain state; each caller's own
- * timer flushes it when the caller's deadline comes (whoever comes first), then looks every `pollMs`
+ * timer flushes it when the batch's deadline comes (whoever comes first), then looks every `pollMs`
  * whether it has been delivered and resolves its own promise in its own request. If a started
  * delivery has not settled `rescueAfterMs` later (its request died mid-send), one waiter delivers the
  * batch again from its own request (a duplicate is harmless: the consumer stores each event id once).
  *
- * No I/O and no clock of its own: `schedule` and `deliver` are injected (timers in the Worker, a fake
- * clock in the unit tests).
+ * A request kept waiting costs the runtime more the longer it waits (docs/BENCHMARKS.md, "What
+ * metering costs the request path"), so every caller wakes at its batch's deadline, not `maxDelayMs` after its own item: the first caller then
+ * flushes, the others look `pollMs` later, by when it has usually been delivered. Under load a batch
+ * is full by items (`maxItems`) long before `maxDelayMs`; its deadline is then the time the previous
+ * batch took to fill, so its callers wake about when it goes. If the load drops, that deadline
+ * flushes a smaller batch, and the next one waits `maxDelayMs` again.
+ *
+ * No I/O and no clock of its own: `schedule`, `now` and `deliver` are injected (timers in the Worker,
+ * a fake clock in the unit tests).
  */
 
 export interface BatcherOptions<T> {
@@ -23,6 +31,8 @@ export interface BatcherOptions<T> {
   maxBytes: number;
   /** A batch is flushed at most this long after its first item arrived. */
   maxDelayMs: number;
+  /** A batch holding this many items is full: it goes at once. */
+  maxItems: number;
   /** How often a waiting caller looks whether its batch has been delivered. */
   pollMs: number;
   /** A started delivery not settled after this long is presumed lost with its request and redone. */
@@ -35,11 +45,16 @@ export interface BatcherOptions<T> {
   deliver(items: T[]): Promise<void>;
   /** Runs `fn` after `ms` (setTimeout in the Worker). */
   schedule(fn: () => void, ms: number): void;
+  /** The clock `schedule` runs on, in ms (Date.now in the Worker). */
+  now(): number;
 }
 
 interface Pending<T> {
   items: T[];
   bytes: number;
+  openedAt: number;
+  /** When the batch goes unless it fills first. */
+  deadline: number;
   started: boolean;
   rescued: boolean;
   settled: boolean;
@@ -47,6 +62,8 @@ interface Pending<T> {
 
 export class Batcher<T> {
   private pending: Pending<T> | null = null;
+  /** How long the last batch took to fill by items; null when it went by its deadline instead. */
+  private fillMs: number | null = null;
 
   constructor(private readonly opts: BatcherOptions<T>) {}
 
@@ -58,12 +75,16 @@ export class Batcher<T> {
   /** Adds `item`; resolves once the batch that carries it has been delivered. */
   add(item: T): Promise<void> {
     const size = this.opts.sizeOf(item) + 1; // + the comma between items
-    if (this.pending && this.pending.bytes + size > this.opts.maxBytes) this.start(this.pending);
+    if (this.pending && this.pending.bytes + size > this.opts.maxBytes) this.filled(this.pending);
+    const opened = this.pending === null;
     const batch = this.pending ?? this.open();
     batch.items.push(item);
     batch.bytes += size;
-    if (batch.bytes >= this.opts.maxBytes) this.start(batch);
-    return this.waitFor(batch, batch.started ? this.opts.pollMs : this.opts.maxDelayMs);
+    if (batch.items.length >= this.opts.maxItems || batch.bytes >= this.opts.maxBytes) this.filled(batch);
+    if (batch.started) return this.waitFor(batch, this.opts.pollMs);
+    // The first caller flushes at the deadline; the others look once it has had time to go.
+    const untilDeadline = Math.max(0, batch.deadline - this.opts.now());
+    return this.waitFor(batch, opened ? untilDeadline : untilDeadline + this.opts.pollMs);
   }
 
   /** Flushes what is buffered now (e.g. when the caller knows no more items are coming). */
@@ -75,9 +96,12 @@ export class Batcher<T> {
   }
 
   private open(): Pending<T> {
+    const openedAt = this.opts.now();
     const batch: Pending<T> = {
       items: [],
       bytes: this.opts.overheadBytes,
+      openedAt,
+      deadline: openedAt + Math.min(this.fillMs ?? this.opts.maxDelayMs, this.opts.maxDelayMs),
       started: false,
       rescued: false,
       settled: false,
@@ -86,7 +110,7 @@ export class Batcher<T> {
     return batch;
   }
 
-  /** The caller's own timer chain: flush at its deadline if nobody has, then poll until delivered. */
+  /** The caller's own timer chain: flush the batch if nobody has, then poll until delivered. */
   private waitFor(batch: Pending<T>, firstMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
       let running = 0;
@@ -107,9 +131,17 @@ export class Batcher<T> {
     });
   }
 
-  private start(batch: Pending<T>): void {
+  /** A full batch goes at once; how long it took to fill sets the next one's deadline. */
+  private filled(batch: Pending<T>): void {
+    this.fillMs = this.opts.now() - batch.openedAt;
+    this.start(batch, true);
+  }
+
+  private start(batch: Pending<T>, full = false): void {
     if (batch.started) return;
     batch.started = true;
+    // A batch that went before it filled: the load dropped, so the next one may wait maxDelayMs.
+    if (!full) this.fillMs = null;
     if (this.pending === batch) this.pending = null;
     this.run(batch);
   }
