@@ -31,6 +31,23 @@ describe("signed tenant claims", () => {
     await expect(verifyGatewayClaims(null, "s3cret")).rejects.toThrow();
   });
 
+  it("signs the same token where the runtime has no Uint8Array.prototype.toBase64 (Node 20, where origins verify)", async () => {
+    const unicode = { ...input, tenant: "acmé-😀" };
+    const now = Date.UTC(2026, 0, 1);
+    const native = await signGatewayClaims(unicode, "s3cret", now);
+    const proto = Uint8Array.prototype as { toBase64?: unknown };
+    const toBase64 = proto.toBase64;
+    expect(toBase64).toBeTypeOf("function"); // workerd has it: the line above ran the native path
+    delete proto.toBase64;
+    try {
+      expect(await signGatewayClaims(unicode, "s3cret", now)).toBe(native);
+    } finally {
+      proto.toBase64 = toBase64;
+    }
+    const [, payload] = native.split(".");
+    expect(payload).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+
   it("signs with the current secret after the secret changes (the imported key is cached per secret)", async () => {
     await signGatewayClaims(input, "first");
     const token = await signGatewayClaims(input, "second");
