@@ -50,7 +50,9 @@ function harness(opts: { maxBytes: number; maxDelayMs: number; rescueAfterMs?: n
     now = until;
     await new Promise((r) => setTimeout(r, 0));
   };
-  return { batcher, delivered, tick, h, dropTimer: (i: number) => dropped.add(i), clock: () => now };
+  /** Settles after `ms` on the fake clock: a delivery that takes that long. */
+  const after = (ms: number) => new Promise<void>((resolve) => timers.push({ at: now + ms, fn: resolve }));
+  return { batcher, delivered, tick, h, dropTimer: (i: number) => dropped.add(i), clock: () => now, after };
 }
 
 describe("usage batcher", () => {
@@ -127,6 +129,25 @@ describe("usage batcher", () => {
     expect(settled).toEqual({ c: 45, a: 250, b: 275, d: 75, e: 75, f: 375 });
   });
 
+  it("has its callers look about as long after a send as deliveries take, not every pollMs", async () => {
+    const { batcher, delivered, tick, h, clock, after } = harness({ maxBytes: 1_000, maxDelayMs: 250 });
+    const settled: Record<string, number> = {};
+    const add = (item: string) => void batcher.add(item).then(() => (settled[item] = clock()));
+    h.deliver = async (items) => {
+      delivered.push(items);
+      await after(60); // a queue send that takes 60 ms
+    };
+    add("a");
+    await tick(400); // a sends at 250 and, knowing no better yet, looks every 25 ms: 275, 300, 325
+    expect(settled).toEqual({ a: 325 });
+    add("c");
+    await tick(10);
+    add("d");
+    await tick(400);
+    // c sends at 650; d and c look a quarter longer after it than the 60 ms a send took, once, and find it done.
+    expect(settled).toEqual({ a: 325, c: 725, d: 725 });
+  });
+
   it("starts a new batch rather than overflow one", () => {
     const { batcher, delivered } = harness({ maxBytes: 30, maxDelayMs: 250 });
     void batcher.add("x".repeat(15));
@@ -166,8 +187,8 @@ describe("usage batcher", () => {
     await tick(250);
     expect(delivered).toEqual([["a", "b"]]);
     h.deliver = normal;
-    // b, the first to wake after the send started (25 ms after the deadline), has seen it under way for 5 s.
-    await tick(5_024);
+    // The first caller to look 5 s after the send started redoes it.
+    await tick(4_999);
     expect(delivered).toHaveLength(1);
     await tick(1);
     expect(delivered).toEqual([

@@ -17,7 +17,8 @@
  *
  * A request kept waiting costs the runtime more the longer it waits (docs/BENCHMARKS.md, "What
  * metering costs the request path"), so every caller wakes at its batch's deadline, not `maxDelayMs` after its own item: the first caller then
- * flushes, the others look `pollMs` later, by when it has usually been delivered. Under load a batch
+ * flushes, the others look a little longer after it than a delivery takes (the recent average, at
+ * least `pollMs`), by when it has usually been delivered. Under load a batch
  * is full by items (`maxItems`) long before `maxDelayMs`; its deadline is then the time the previous
  * batch took to fill, so its callers wake about when it goes. If the load drops, that deadline
  * flushes a smaller batch, and the next one waits `maxDelayMs` again.
@@ -33,7 +34,7 @@ export interface BatcherOptions<T> {
   maxDelayMs: number;
   /** A batch holding this many items is full: it goes at once. */
   maxItems: number;
-  /** How often a waiting caller looks whether its batch has been delivered. */
+  /** How often, at least, a waiting caller looks whether its batch has been delivered. */
   pollMs: number;
   /** A started delivery not settled after this long is presumed lost with its request and redone. */
   rescueAfterMs: number;
@@ -53,6 +54,8 @@ interface Pending<T> {
   items: T[];
   bytes: number;
   openedAt: number;
+  /** When its (first) delivery started. */
+  sentAt: number;
   /** When the batch goes unless it fills first. */
   deadline: number;
   started: boolean;
@@ -64,6 +67,8 @@ export class Batcher<T> {
   private pending: Pending<T> | null = null;
   /** How long the last batch took to fill by items; null when it went by its deadline instead. */
   private fillMs: number | null = null;
+  /** How long a delivery takes (moving average); null before the first. */
+  private sendMs: number | null = null;
 
   constructor(private readonly opts: BatcherOptions<T>) {}
 
@@ -81,10 +86,18 @@ export class Batcher<T> {
     batch.items.push(item);
     batch.bytes += size;
     if (batch.items.length >= this.opts.maxItems || batch.bytes >= this.opts.maxBytes) this.filled(batch);
-    if (batch.started) return this.waitFor(batch, this.opts.pollMs);
+    if (batch.started) return this.waitFor(batch, this.lookAfterMs());
     // The first caller flushes at the deadline; the others look once it has had time to go.
     const untilDeadline = Math.max(0, batch.deadline - this.opts.now());
-    return this.waitFor(batch, opened ? untilDeadline : untilDeadline + this.opts.pollMs);
+    return this.waitFor(batch, opened ? untilDeadline : untilDeadline + this.lookAfterMs());
+  }
+
+  /**
+   * How long after a delivery started its callers look: a quarter longer than one takes (so they
+   * find it done, not just about to be), at least pollMs, at most a tenth of rescueAfterMs.
+   */
+  private lookAfterMs(): number {
+    return Math.max(this.opts.pollMs, Math.min(1.25 * (this.sendMs ?? 0), this.opts.rescueAfterMs / 10));
   }
 
   /** Flushes what is buffered now (e.g. when the caller knows no more items are coming). */
@@ -92,7 +105,7 @@ export class Batcher<T> {
     const batch = this.pending;
     if (!batch) return Promise.resolve();
     this.start(batch);
-    return this.waitFor(batch, this.opts.pollMs);
+    return this.waitFor(batch, this.lookAfterMs());
   }
 
   private open(): Pending<T> {
@@ -101,6 +114,7 @@ export class Batcher<T> {
       items: [],
       bytes: this.opts.overheadBytes,
       openedAt,
+      sentAt: openedAt,
       deadline: openedAt + Math.min(this.fillMs ?? this.opts.maxDelayMs, this.opts.maxDelayMs),
       started: false,
       rescued: false,
@@ -113,19 +127,17 @@ export class Batcher<T> {
   /** The caller's own timer chain: flush the batch if nobody has, then poll until delivered. */
   private waitFor(batch: Pending<T>, firstMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      let running = 0;
       const poll = () => {
         if (!batch.started) this.start(batch);
-        else if (!batch.settled) {
-          // Seen under way for rescueAfterMs by this caller: redo it from here.
-          if (running >= this.opts.rescueAfterMs && !batch.rescued) {
+        else if (!batch.settled && !batch.rescued) {
+          // Under way for rescueAfterMs: its request died mid-send. Redo it from here.
+          if (this.opts.now() - batch.sentAt >= this.opts.rescueAfterMs) {
             batch.rescued = true;
             this.run(batch);
           }
-          running += this.opts.pollMs;
         }
         if (batch.settled) resolve();
-        else this.opts.schedule(poll, this.opts.pollMs);
+        else this.opts.schedule(poll, this.lookAfterMs());
       };
       this.opts.schedule(poll, firstMs);
     });
@@ -147,11 +159,15 @@ export class Batcher<T> {
   }
 
   private run(batch: Pending<T>): void {
+    const sentAt = this.opts.now();
+    if (!batch.rescued) batch.sentAt = sentAt;
     this.opts
       .deliver(batch.items)
       .catch(() => {})
       .then(() => {
         batch.settled = true;
+        const took = this.opts.now() - sentAt;
+        this.sendMs = this.sendMs === null ? took : 0.7 * this.sendMs + 0.3 * took;
       });
   }
 }
