@@ -16,12 +16,13 @@
  * batch again from its own request (a duplicate is harmless: the consumer stores each event id once).
  *
  * A request kept waiting costs the runtime more the longer it waits (docs/BENCHMARKS.md, "What
- * metering costs the request path"), so every caller wakes at its batch's deadline, not `maxDelayMs` after its own item: the first caller then
- * flushes, the others look a little longer after it than a delivery takes (the recent average, at
- * least `pollMs`), by when it has usually been delivered. Under load a batch
- * is full by items (`maxItems`) long before `maxDelayMs`; its deadline is then the time the previous
- * batch took to fill, so its callers wake about when it goes. If the load drops, that deadline
- * flushes a smaller batch, and the next one waits `maxDelayMs` again.
+ * metering costs the request path"), so every caller wakes at its batch's deadline, not
+ * `maxDelayMs` after its own item: the first caller then flushes, the others look a little longer
+ * after it than a delivery takes (the recent average, at least `pollMs`), by when it has usually
+ * been delivered. Under load a batch is full by items (`maxItems`) long before `maxDelayMs`; its
+ * deadline is then the time the previous batch took to fill, so its callers wake about when it
+ * goes. If the load drops, that deadline flushes a smaller batch, and the next one waits
+ * `maxDelayMs` again.
  *
  * No I/O and no clock of its own: `schedule`, `now` and `deliver` are injected (timers in the Worker,
  * a fake clock in the unit tests).
