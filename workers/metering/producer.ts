@@ -35,11 +35,6 @@ import {
 export const MAX_MESSAGE_BYTES = 96_000;
 /** How long an event may wait in the isolate's buffer. Bounds the metering lag this adds. */
 export const FLUSH_DELAY_MS = 250;
-/**
- * A message of this many items goes at once (~40 KB: one 64 KB Queues operation, as a full message of
- * ~300 was two), so a busy isolate's requests wait for their batch ~FULL_AT_ITEMS ÷ rate, not 250 ms.
- */
-export const FULL_AT_ITEMS = 128;
 /** Waits before each re-send of a failed batch; then it goes to the spool (~1.3 s in all). */
 export const SEND_RETRY_DELAYS_MS = [50, 250, 1_000] as const;
 /** How often a request waiting for its batch looks whether it has been delivered. */
@@ -110,7 +105,6 @@ function batcherFor(env: UsageProducerEnv): Batcher<QueuedItem> {
     batcher = new Batcher<QueuedItem>({
       maxBytes: MAX_MESSAGE_BYTES,
       maxDelayMs: FLUSH_DELAY_MS,
-      maxItems: FULL_AT_ITEMS,
       pollMs: POLL_MS,
       rescueAfterMs: RESCUE_AFTER_MS,
       overheadBytes: ENVELOPE_OVERHEAD,

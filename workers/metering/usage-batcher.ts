@@ -1,7 +1,7 @@
 /**
- * The producer's pure core: packs items into batches bounded in bytes and in items, and flushes each
- * batch at its deadline — at most `maxDelayMs` after its first item — or at once when it is full. `add`
- * returns a promise that settles
+ * The producer's pure core: packs items into batches bounded in bytes and flushes each batch at its
+ * deadline — at most `maxDelayMs` after its first item — or at once when it is full. `add` returns a
+ * promise that settles
  * once the batch carrying the item has been delivered, so a caller that hands it to `waitUntil` keeps
  * its isolate alive until its own item is delivered (or spooled): nothing is left in memory when the
  * isolate goes away.
@@ -19,10 +19,9 @@
  * metering costs the request path"), so every caller wakes at its batch's deadline, not
  * `maxDelayMs` after its own item: the first caller then flushes, the others look a little longer
  * after it than a delivery takes (the recent average, at least `pollMs`), by when it has usually
- * been delivered. Under load a batch is full by items (`maxItems`) long before `maxDelayMs`; its
- * deadline is then the time the previous batch took to fill, so its callers wake about when it
- * goes. If the load drops, that deadline flushes a smaller batch, and the next one waits
- * `maxDelayMs` again.
+ * been delivered. Under heavy load a batch is full by size before `maxDelayMs`; the next one's
+ * deadline is then the time that took, so its callers wake about when it goes. If the load drops,
+ * that deadline flushes a smaller batch, and the next one waits `maxDelayMs` again.
  *
  * No I/O and no clock of its own: `schedule`, `now` and `deliver` are injected (timers in the Worker,
  * a fake clock in the unit tests).
@@ -33,8 +32,6 @@ export interface BatcherOptions<T> {
   maxBytes: number;
   /** A batch is flushed at most this long after its first item arrived. */
   maxDelayMs: number;
-  /** A batch holding this many items is full: it goes at once. */
-  maxItems: number;
   /** How often, at least, a waiting caller looks whether its batch has been delivered. */
   pollMs: number;
   /** A started delivery not settled after this long is presumed lost with its request and redone. */
@@ -66,7 +63,7 @@ interface Pending<T> {
 
 export class Batcher<T> {
   private pending: Pending<T> | null = null;
-  /** How long the last batch took to fill by items; null when it went by its deadline instead. */
+  /** How long the last batch took to fill; null when it went by its deadline instead. */
   private fillMs: number | null = null;
   /** How long a delivery takes (moving average); null before the first. */
   private sendMs: number | null = null;
@@ -86,7 +83,7 @@ export class Batcher<T> {
     const batch = this.pending ?? this.open();
     batch.items.push(item);
     batch.bytes += size;
-    if (batch.items.length >= this.opts.maxItems || batch.bytes >= this.opts.maxBytes) this.filled(batch);
+    if (batch.bytes >= this.opts.maxBytes) this.filled(batch);
     if (batch.started) return this.waitFor(batch, this.lookAfterMs());
     // The first caller flushes at the deadline; the others look once it has had time to go.
     const untilDeadline = Math.max(0, batch.deadline - this.opts.now());
