@@ -1,19 +1,19 @@
 /**
  * The producer's pure core: packs items into batches bounded in bytes and flushes each batch at its
  * deadline — at most `maxDelayMs` after its first item — or at once when it is full. `add` returns a
- * promise that settles
- * once the batch carrying the item has been delivered, so a caller that hands it to `waitUntil` keeps
- * its isolate alive until its own item is delivered (or spooled): nothing is left in memory when the
- * isolate goes away.
+ * promise that settles once the batch carrying the item has been delivered, so a caller that hands
+ * it to `waitUntil` keeps its isolate alive until its own item is delivered (or spooled): nothing is
+ * left in memory when the isolate goes away.
  *
- * Why every caller polls with its own timer instead of awaiting one shared promise: in workerd,
- * timers, I/O and the promise behind `waitUntil` belong to the request that created them. A promise
- * of request B resolved from request A's delivery is "I/O on behalf of a different request", and a
- * timer or send of a cancelled request goes with it. So the batch is plain state; each caller's own
- * timer flushes it when the batch's deadline comes (whoever comes first), then looks every `pollMs`
- * whether it has been delivered and resolves its own promise in its own request. If a started
- * delivery has not settled `rescueAfterMs` later (its request died mid-send), one waiter delivers the
- * batch again from its own request (a duplicate is harmless: the consumer stores each event id once).
+ * Why every caller looks with its own timer instead of awaiting one shared promise: in workerd,
+ * timers, I/O and the promise behind `waitUntil` belong to the request that created them. A timer or
+ * send of a cancelled request goes with it, and a shared promise's continuations are cancelled once
+ * the request that created it is gone (while it lives, resolving across requests measured slower
+ * than a timer per request: docs/BENCHMARKS.md). So the batch is plain state; each caller's own timer flushes it when
+ * the batch's deadline comes (whoever comes first), then looks whether it has been delivered and
+ * resolves its own promise in its own request. If a started delivery has not settled
+ * `rescueAfterMs` later (its request died mid-send), one waiter delivers the batch again from its
+ * own request (a duplicate is harmless: the consumer stores each event id once).
  *
  * A request kept waiting costs the runtime more the longer it waits (docs/BENCHMARKS.md, "What
  * metering costs the request path"), so every caller wakes at its batch's deadline, not
