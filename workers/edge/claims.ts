@@ -10,6 +10,7 @@
  *   // claims.sub === tenant id; throws if the signature, issuer, audience or expiry is wrong.
  */
 import { verify } from "hono/jwt";
+import { base64url, utf8 } from "../../durable-objects/encoding";
 
 export const CLAIMS_HEADER = "x-gateway-claims";
 export const CLAIMS_ISSUER = "edge-gateway";
@@ -36,29 +37,11 @@ export interface GatewayClaims {
 
 export type ClaimsInput = Omit<GatewayClaims, "iss" | "aud" | "iat" | "exp">;
 
-const encoder = new TextEncoder();
+/** base64url of UTF-8 text or of bytes. */
+const encode = (data: string | ArrayBuffer): string =>
+  base64url(typeof data === "string" ? utf8.encode(data) : new Uint8Array(data));
 
-/** The native `Uint8Array.prototype.toBase64` (TC39 "Uint8Array to/from base64"): workerd has it, Node 20 does not. */
-type Base64Encodable = Uint8Array & {
-  toBase64?: (options: { alphabet: "base64url"; omitPadding: boolean }) => string;
-};
-const BASE64URL = { alphabet: "base64url", omitPadding: true } as const;
-
-/**
- * base64url (RFC 4648 §5, unpadded) of UTF-8 text or bytes. Natively where the runtime can: the
- * byte-string building and three regex replaces of the fallback (Node 20, where origins verify)
- * were the costliest lines of claims signing in the hot-path profile (docs/BENCHMARKS.md).
- */
-function base64url(data: string | ArrayBuffer): string {
-  const bytes: Base64Encodable = typeof data === "string" ? encoder.encode(data) : new Uint8Array(data);
-  if (bytes.toBase64) return bytes.toBase64(BASE64URL);
-  return btoa(String.fromCharCode(...bytes))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
-
-const HEADER = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+const HEADER = encode(JSON.stringify({ alg: "HS256", typ: "JWT" }));
 
 /**
  * The HMAC key, imported once per secret per isolate: importing it (what a JWT library does on every
@@ -70,7 +53,7 @@ function keyFor(secret: string): Promise<CryptoKey> {
   if (signingKey?.secret !== secret) {
     const key = crypto.subtle.importKey(
       "raw",
-      encoder.encode(secret),
+      utf8.encode(secret),
       { name: "HMAC", hash: "SHA-256" },
       false,
       ["sign"],
@@ -94,9 +77,9 @@ export async function signGatewayClaims(
     iat,
     exp: iat + LIFETIME_SECONDS,
   };
-  const signingInput = `${HEADER}.${base64url(JSON.stringify(claims))}`;
-  const signature = await crypto.subtle.sign("HMAC", await keyFor(secret), encoder.encode(signingInput));
-  return `${signingInput}.${base64url(signature)}`;
+  const signingInput = `${HEADER}.${encode(JSON.stringify(claims))}`;
+  const signature = await crypto.subtle.sign("HMAC", await keyFor(secret), utf8.encode(signingInput));
+  return `${signingInput}.${encode(signature)}`;
 }
 
 /** Verifies the header value an origin received; throws on a bad signature, issuer, audience or expiry. */

@@ -9,9 +9,9 @@
  * timers, I/O and the promise behind `waitUntil` belong to the request that created them. A timer or
  * send of a cancelled request goes with it, and a shared promise's continuations are cancelled once
  * the request that created it is gone (while it lives, resolving across requests measured slower
- * than a timer per request: docs/BENCHMARKS.md). So the batch is plain state; each caller's own timer flushes it when
- * the batch's deadline comes (whoever comes first), then looks whether it has been delivered and
- * resolves its own promise in its own request. If a started delivery has not settled
+ * than a timer per request: docs/BENCHMARKS.md). So the batch is plain state; each caller's own
+ * timer flushes it when the batch's deadline comes (whoever comes first), then looks whether it
+ * has been delivered and resolves its own promise in its own request. If a started delivery has not settled
  * `rescueAfterMs` later (its request died mid-send), one waiter delivers the batch again from its
  * own request (a duplicate is harmless: the consumer stores each event id once).
  *

@@ -4,15 +4,12 @@
  * hashing what the browser sent and looking the hash up — an equality on a hash of 256 random bits,
  * so the lookup leaks nothing useful through its timing.
  */
+import { base64url } from "../../durable-objects/encoding";
 import { sha256Hex } from "../../durable-objects/sha256";
 
 /** base64url of 32 random bytes. */
 export function newSecretToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 /** What the database keeps of a token. */
