@@ -128,7 +128,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   registerProxy(app);
 
   app.onError((error, c) => {
-    const id = c.var.requestId ?? newId("req");
+    const id = c.get("requestId") ?? newId("req");
     const known = toGatewayError(error);
     // The request log line (workers/edge/request-id.ts) reports this code.
     c.set("problemCode", known?.code ?? "internal");

@@ -58,6 +58,18 @@ describe("authentication", () => {
     expect(await originCalls(marker)).toHaveLength(0);
   });
 
+  it("a key seen before vouches for nothing else: a look-alike one character off is still malformed", async () => {
+    const t = await seedTenant();
+    const marker = uniq();
+    const flipped = t.key.slice(0, -1) + (t.key.endsWith("a") ? "b" : "a");
+    const longer = `${t.key}a`;
+    expect((await gateway(`/v1/${marker}/a`, { headers: bearer(t.key) })).status).toBe(200);
+    await expectUnauthorized(await gateway(`/v1/${marker}/b`, { headers: bearer(flipped) }), /malformed/);
+    await expectUnauthorized(await gateway(`/v1/${marker}/c`, { headers: bearer(longer) }), /malformed/);
+    expect((await gateway(`/v1/${marker}/d`, { headers: bearer(t.key) })).status).toBe(200);
+    expect((await originCalls(marker)).map((c) => c.path)).toEqual([`/v1/${marker}/a`, `/v1/${marker}/d`]);
+  });
+
   it("challenges per RFC 6750: no error code without credentials, invalid_token for a bad key", async () => {
     const missing = await gateway("/v1/challenge");
     expect(missing.status).toBe(401);

@@ -85,9 +85,11 @@ export function overloaded(route: string, held: number): GatewayError {
 /** Between authorize and admit: sheds, or asks admission for a slot, or (healthy) just counts. */
 export const shed = () =>
   createMiddleware<AppEnv>(async function shed(c, next) {
-    if (!c.var.config.shedding) return next();
-    const route = c.var.route.prefix;
-    const tenantId = c.var.auth.tenant.id;
+    // `c.get`, not `c.var`: Hono builds a fresh object of every variable on each `c.var` read.
+    const config = c.get("config");
+    if (!config.shedding) return next();
+    const route = c.get("route").prefix;
+    const tenantId = c.get("auth").tenant.id;
     const { health, tenants } = routeShedState(route);
     const held = tenants.held(tenantId);
     const now = Date.now();
@@ -103,7 +105,7 @@ export const shed = () =>
       const slot: SlotRequest = {
         route,
         max: Number.isFinite(share) ? share : Math.max(1, Math.floor(health.limit)),
-        leaseMs: (c.var.route.timeoutMs ?? c.var.config.originTimeoutMs) + SLOT_LEASE_MARGIN_MS,
+        leaseMs: (c.get("route").timeoutMs ?? config.originTimeoutMs) + SLOT_LEASE_MARGIN_MS,
       };
       c.set("slot", slot);
     }
@@ -114,7 +116,7 @@ export const shed = () =>
       await next();
     } finally {
       // The proxy timed the origin only if it called it: a request refused at admission is no sample.
-      const rttMs = c.var.timings.origin;
+      const rttMs = c.get("timings").origin;
       const end = Date.now();
       tenants.end(tenantId, rttMs ?? 0, end);
       // A downstream error has been answered by onError already (Hono keeps it in `c.error`).
@@ -122,11 +124,11 @@ export const shed = () =>
       // A failure is a 5xx: the origin's own, or the gateway's 502/504 for it.
       health.end(rttMs === undefined ? null : { rttMs, error: c.res.status >= 500 }, end);
       // Set only when admitted, whatever happened at the origin after.
-      const slotId = c.var.admission?.slotId;
+      const slotId = c.get("admission")?.slotId;
       if (slotId) {
         c.executionCtx.waitUntil(
           releaseSlot(c.env, tenantId, route, slotId).catch((error) =>
-            log.error("slot release failed", { request_id: c.var.requestId, error: String(error) }),
+            log.error("slot release failed", { request_id: c.get("requestId"), error: String(error) }),
           ),
         );
       }
