@@ -3,11 +3,14 @@
  *
  * Cases, all in front of the same origin (bench/origin.ts, a tiny Node server):
  *   (a) origin direct · (b) pass-through Worker on workerd · (b2) the same plus one SQLite-backed
- *   Durable Object RPC per request (the floor of an exact limiter) · (c) the real gateway Worker on
+ *   Durable Object RPC per request (the floor of an exact limiter) · (b3) (b) plus the gateway's own
+ *   usage hand-off per request (bench/metering-floor-worker.ts: the floor of DESIGN's metering, and of a
+ *   leased tenant) · (b4) (b2) plus the same hand-off (the floor of a default-mode tenant) · (c) the
+ *   real gateway Worker on
  *   workerd (key auth + tenant Durable Object admission + proxy + usage event → queue → Postgres) ·
  *   (d) nginx with a key map, limit_req and proxy_pass.
  * Load: wrk, fixed threads and connections, every run bounded by -d, a warm-up per case, cases
- * interleaved a,b,c,d,a,b,c,d… for several rounds, medians reported. CPU per request from /proc.
+ * interleaved a,b,b2,b3,b4,c,d,a,b,… for several rounds, medians reported. CPU per request from /proc.
  * Then: a CPU profile of the gateway's request path by step (bench/lib/profile.ts), exact limits under
  * load (token bucket and daily quota), usage rows = admitted, queue messages per proxied request, the
  * leased tenant (bench/lib/leased.ts), the fair-shedding scenario (bench/lib/shedding.ts: a slowed
@@ -135,10 +138,19 @@ const CASES: Array<{ id: CaseId; label: string }> = [
   { id: "origin", label: "(a) origin direct (Node http)" },
   { id: "passthrough", label: "(b) pass-through Worker (workerd)" },
   { id: "passthroughDo", label: "(b2) pass-through + one Durable Object RPC (SQLite read + upsert)" },
+  {
+    id: "meteringFloor",
+    label: "(b3) pass-through + the gateway's usage hand-off (producer, queue, consumer)",
+  },
+  { id: "meteringFloorDo", label: "(b4) pass-through + one object RPC + the usage hand-off" },
   { id: "gateway", label: "(c) gateway: key auth + DO admission + proxy + usage event" },
   { id: "nginx", label: "(d) nginx: key map + limit_req + proxy_pass" },
 ];
+/** The cases whose requests make usage rows: each run waits for them to drain (and counts that CPU). */
+const METERED = new Set<CaseId>(["meteringFloor", "meteringFloorDo", "gateway"]);
 const LABELS = Object.fromEntries(CASES.map((c) => [c.id, c.label])) as Record<CaseId, string>;
+/** "(b3)" of "(b3) pass-through + …". */
+const SHORT = Object.fromEntries(CASES.map((c) => [c.id, c.label.split(" ")[0]])) as Record<CaseId, string>;
 
 // ------------------------------------------------------------------------------- progress and ETA
 
@@ -217,7 +229,7 @@ async function main(): Promise<void> {
       for (const c of CASES)
         plan(
           `round ${r}/${CFG.rounds} · ${c.label}`,
-          CFG.warmupS + CFG.durationS + (c.id === "gateway" ? 12 : 0.5),
+          CFG.warmupS + CFG.durationS + (METERED.has(c.id) ? 12 : 0.5),
         );
       if (CFG.unloadedDurationS > 0)
         for (const c of CASES)
@@ -258,9 +270,9 @@ async function main(): Promise<void> {
   cleanups.push({ name: "logs", fn: () => keepLogs(`${tmp}/logs`) });
   const lua = writeLuaScripts(tmp);
 
-  log("building the gateway bundle (wrangler deploy --dry-run) and starting Postgres…");
-  const [, db] = await Promise.all([
-    run(`${ROOT}node_modules/.bin/wrangler`, ["deploy", "--dry-run", "--outdir", `${tmp}/bundle`], {
+  log("building the gateway bundle and case (b3)'s (wrangler deploy --dry-run) and starting Postgres…");
+  const bundle = (outdir: string, ...args: string[]) =>
+    run(`${ROOT}node_modules/.bin/wrangler`, ["deploy", "--dry-run", "--outdir", outdir, ...args], {
       cwd: ROOT,
       env: {
         ...process.env,
@@ -269,7 +281,10 @@ async function main(): Promise<void> {
         WRANGLER_LOG_PATH: `${tmp}/logs/wrangler`,
       },
       timeoutMs: 120_000,
-    }),
+    });
+  const [, , db] = await Promise.all([
+    bundle(`${tmp}/bundle`),
+    bundle(`${tmp}/floor-bundle`, "--config", `${ROOT}bench/metering-floor.wrangler.toml`),
     openBenchDatabase(),
   ]);
   cleanups.push({ name: "database", fn: () => db.stop() });
@@ -295,22 +310,22 @@ async function main(): Promise<void> {
 
   log("starting workerd (pass-through, gateway) and nginx…");
   const workers = (name: string, config: WorkersServerConfig) =>
-    startServer<{ url: string; producerUrl: string | null; controlUrl: string | null }>(
-      name,
-      node,
-      ["--import", "tsx", `${ROOT}bench/workers-server.ts`, JSON.stringify(config)],
-      {
-        cwd: ROOT,
-        // Miniflare's own scratch dir (os.tmpdir()/miniflare-…) lands in ours, removed at the end.
-        env: { ...process.env, TMPDIR: `${tmp}/scratch` },
-        logFile: `${tmp}/logs/${name}.log`,
-        readyTimeoutMs: 120_000,
-        onLine: (line) => {
-          const batch = (line as { queueBatch?: QueueBatch }).queueBatch;
-          if (batch?.queue === "gateway-usage") queueBatches.push(batch);
-        },
+    startServer<{
+      url: string;
+      producerUrl: string | null;
+      controlUrl: string | null;
+      floorUrl: string | null;
+    }>(name, node, ["--import", "tsx", `${ROOT}bench/workers-server.ts`, JSON.stringify(config)], {
+      cwd: ROOT,
+      // Miniflare's own scratch dir (os.tmpdir()/miniflare-…) lands in ours, removed at the end.
+      env: { ...process.env, TMPDIR: `${tmp}/scratch` },
+      logFile: `${tmp}/logs/${name}.log`,
+      readyTimeoutMs: 120_000,
+      onLine: (line) => {
+        const batch = (line as { queueBatch?: QueueBatch }).queueBatch;
+        if (batch?.queue === "gateway-usage") queueBatches.push(batch);
       },
-    );
+    });
   const nginxPort = await freePort();
   // The soak reads each workerd's isolate heaps through its inspector (bench/lib/heap.ts).
   const inspectors = SOAK_MINUTES > 0 ? { passthrough: await freePort(), gateway: await freePort() } : null;
@@ -334,6 +349,7 @@ async function main(): Promise<void> {
       originUrl,
       persistRoot: `${stateDir}/gateway`,
       bundleDir: `${tmp}/bundle`,
+      floorBundleDir: `${tmp}/floor-bundle`,
       databaseUrl: db.url,
       adminToken: ADMIN_TOKEN,
       claimsSecret: randomBytes(32).toString("base64url"),
@@ -380,8 +396,13 @@ async function main(): Promise<void> {
   const meter = await tenant("bench-meter", unlimited.id);
   const faulty = await tenant("bench-fault", unlimited.id);
   const profiled = await tenant("bench-profile", unlimited.id);
+  // Cases (b3) and (b4) charge their usage events to tenants of their own.
+  const floor = await tenant("bench-floor", unlimited.id);
+  const floorDo = await tenant("bench-floor-object", unlimited.id);
   const control = gateway.ready.controlUrl;
-  if (!control) throw new Error("gateway workers-server started without its queue control");
+  const floorUrl = gateway.ready.floorUrl;
+  if (!control || !floorUrl)
+    throw new Error("gateway workers-server started without its queue control or case (b3)");
 
   // nginx knows the same key, among 99 other valid-looking ones.
   const nginxKeys = [
@@ -404,8 +425,25 @@ async function main(): Promise<void> {
     origin: { url: originUrl, headers: {}, server: origin },
     passthrough: { url: passthrough.ready.url, headers: {}, server: passthrough },
     passthroughDo: { url: passthroughDo.ready.url, headers: {}, server: passthroughDo },
+    meteringFloor: {
+      url: floorUrl,
+      headers: { "x-bench-tenant": floor.tenant.id, "x-bench-key": floor.key.id },
+      server: gateway,
+    },
+    meteringFloorDo: {
+      url: floorUrl,
+      headers: { "x-bench-tenant": floorDo.tenant.id, "x-bench-key": floorDo.key.id, "x-bench-object": "1" },
+      server: gateway,
+    },
     gateway: { url: gatewayUrl, headers: { Authorization: `Bearer ${main.key.key}` }, server: gateway },
     nginx: { url: nginxUrl, headers: { Authorization: `Bearer ${main.key.key}` }, server: nginx },
+  };
+
+  /** The tenant whose usage rows each metered case makes. */
+  const meteredTenant: Partial<Record<CaseId, string>> = {
+    gateway: main.tenant.id,
+    meteringFloor: floor.tenant.id,
+    meteringFloorDo: floorDo.tenant.id,
   };
 
   // Smoke: every target answers 200 through to the origin; the gateway and nginx refuse a missing key.
@@ -458,9 +496,10 @@ async function main(): Promise<void> {
     const t = targets[id];
     const url = `${t.url}/v1/bench/${id}`;
     const isGateway = id === "gateway";
+    const metered = METERED.has(id);
     const windowStart = Date.now();
-    const queueBefore = isGateway ? await queueStats(control) : null;
-    const proxiedBefore = isGateway ? ((await originCounts(originUrl))[`/v1/bench/${id}`] ?? 0) : 0;
+    const queueBefore = metered ? await queueStats(control) : null;
+    const proxiedBefore = metered ? ((await originCounts(originUrl))[`/v1/bench/${id}`] ?? 0) : 0;
     if (isGateway) poller.start();
     if (warmupS > 0)
       await runWrk({
@@ -483,10 +522,11 @@ async function main(): Promise<void> {
     const after = sample(t.server.pid, origin.pid, postmaster, allServers);
     const cpu = cpuBetween(before, after, wrk);
     const result: RunResult = { round, case: id, connections, wrk, cpu };
-    if (isGateway) {
+    if (metered) {
       const wrkEnd = Date.now();
       const expected = (await originCounts(originUrl))[`/v1/bench/${id}`] ?? 0;
-      const drained = await waitForRows(pool, main.tenant.id, { expected, quietMs: 0, timeoutMs: 60_000 });
+      const tenantId = meteredTenant[id] ?? main.tenant.id;
+      const drained = await waitForRows(pool, tenantId, { expected, quietMs: 0, timeoutMs: 60_000 });
       const afterDrain = sample(t.server.pid, origin.pid, postmaster, allServers);
       const ms = ticksToMs(afterDrain.server - before.server);
       cpu.serverMsAfterDrain = ms;
@@ -504,8 +544,10 @@ async function main(): Promise<void> {
         queueMessages: queueAfter.messages - (queueBefore?.messages ?? 0),
         queueEvents: queueAfter.events - (queueBefore?.events ?? 0),
       };
-      await poller.stop();
-      gatewayWindows.push([windowStart, Date.now()]);
+      if (isGateway) {
+        await poller.stop();
+        gatewayWindows.push([windowStart, Date.now()]);
+      }
     }
     return result;
   };
@@ -711,12 +753,24 @@ async function main(): Promise<void> {
   const loadTimings = (
     await Promise.all(gatewayWindows.map(([from, to]) => rowTimings(pool, poller, main.tenant.id, from, to)))
   ).flat();
-  const finalExpected = (await originCounts(originUrl))["/v1/bench/gateway"] ?? 0;
-  // Every proxied request of every gateway run (smoke, warm-ups, 32- and 1-connection runs): one row each.
-  await waitForRows(pool, main.tenant.id, { expected: finalExpected, quietMs: 0, timeoutMs: 60_000 });
-  const finalRows = (
-    await waitForRows(pool, main.tenant.id, { expected: null, quietMs: 3_000, timeoutMs: 15_000 })
-  ).rows;
+  // Every proxied request of every gateway run (smoke, warm-ups, 32- and 1-connection runs): one row
+  // each; the same for cases (b3) and (b4), each on a tenant of its own.
+  const counts = await originCounts(originUrl);
+  const finalExpected = counts["/v1/bench/gateway"] ?? 0;
+  const [finalRows = 0, ...floorRows] = await Promise.all(
+    (["gateway", "meteringFloor", "meteringFloorDo"] as const).map(async (id) => {
+      const tenantId = meteredTenant[id] ?? main.tenant.id;
+      const expected = counts[`/v1/bench/${id}`] ?? 0;
+      await waitForRows(pool, tenantId, { expected, quietMs: 0, timeoutMs: 60_000 });
+      // Then quiet for 3 s: a row too many (an event stored twice) would show here.
+      return (await waitForRows(pool, tenantId, { expected: null, quietMs: 3_000, timeoutMs: 15_000 })).rows;
+    }),
+  );
+  const floors = (["meteringFloor", "meteringFloorDo"] as const).map((id, i) => ({
+    case: id,
+    requests: counts[`/v1/bench/${id}`] ?? 0,
+    rows: floorRows[i] ?? 0,
+  }));
   const allGatewayRuns = [...runs, ...unloadedRuns].filter((r) => r.case === "gateway");
   const queueMessages = sumOf(allGatewayRuns.map((r) => r.drain?.queueMessages ?? 0));
   const queueProxied = sumOf(allGatewayRuns.map((r) => r.drain?.proxied ?? 0));
@@ -740,6 +794,7 @@ async function main(): Promise<void> {
       queueProxied,
       messagesPerRequest: queueMessages / queueProxied,
     },
+    floors,
     synthetic: null,
     fault: null,
   };
@@ -747,7 +802,13 @@ async function main(): Promise<void> {
     `  metering under load: ${fmt(finalRows)} usage rows for ${fmt(finalExpected)} proxied requests ` +
       `${finalRows === finalExpected ? "(all stored)" : "(FAIL)"}; ${fmt(queueMessages)} queue messages for ` +
       `${fmt(queueProxied)} requests = ${fmt(queueMessages / queueProxied, 4)}/request; ` +
-      `lag p50 ${fmt(metering.underLoad.lag.p50Ms)} ms, p99 ${fmt(metering.underLoad.lag.p99Ms)} ms`,
+      `lag p50 ${fmt(metering.underLoad.lag.p50Ms)} ms, p99 ${fmt(metering.underLoad.lag.p99Ms)} ms; ` +
+      floors
+        .map(
+          (f) =>
+            `${SHORT[f.case]}: ${fmt(f.rows)} rows for ${fmt(f.requests)} requests${f.rows === f.requests ? "" : " (FAIL)"}`,
+        )
+        .join(", "),
   );
 
   if (CFG.faultS > 0) {
@@ -890,6 +951,12 @@ async function main(): Promise<void> {
   if (metering.underLoad.rows !== metering.underLoad.requests) {
     console.error(
       `metering: FAIL: ${fmt(metering.underLoad.rows)} usage rows for ${fmt(metering.underLoad.requests)} proxied requests`,
+    );
+    process.exitCode = 1;
+  }
+  for (const f of floors.filter((f) => f.rows !== f.requests)) {
+    console.error(
+      `metering ${SHORT[f.case]}: FAIL: ${fmt(f.rows)} usage rows for ${fmt(f.requests)} requests`,
     );
     process.exitCode = 1;
   }
@@ -1147,6 +1214,13 @@ function ratios(runs: RunResult[], unloadedRuns: RunResult[]): Ratios {
     gatewayOverPassthroughDoRps: perRound(runs, (c) => c.gateway.wrk.rps / c.passthroughDo.wrk.rps),
     gatewayOverPassthroughDoCpu: perRound(runs, (c) => cpu(c.gateway) / cpu(c.passthroughDo)),
     passthroughDoOverPassthroughRps: perRound(runs, (c) => c.passthroughDo.wrk.rps / c.passthrough.wrk.rps),
+    meteringFloorOverPassthroughRps: perRound(runs, (c) => c.meteringFloor.wrk.rps / c.passthrough.wrk.rps),
+    meteringFloorOverPassthroughCpu: perRound(runs, (c) => cpu(c.meteringFloor) / cpu(c.passthrough)),
+    meteringFloorDoOverPassthroughDoRps: perRound(
+      runs,
+      (c) => c.meteringFloorDo.wrk.rps / c.passthroughDo.wrk.rps,
+    ),
+    gatewayOverMeteringFloorDoRps: perRound(runs, (c) => c.gateway.wrk.rps / c.meteringFloorDo.wrk.rps),
     gatewayOverPassthroughCpu: perRound(runs, (c) => cpu(c.gateway) / cpu(c.passthrough)),
     gatewayOverPassthroughCpuRequestPath: perRound(
       runs,

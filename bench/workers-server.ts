@@ -15,13 +15,17 @@
  * entry worker, and per-request logging is off: what is measured is workerd running the Worker.
  *
  * In gateway mode the same workerd also runs bench/producer-worker.js (bench-only), a producer on the
- * gateway's usage queue for the metering throughput run, and the gateway's `USAGE_QUEUE` is the
+ * gateway's usage queue for the metering throughput run; cases (b3) and (b4),
+ * bench/metering-floor-worker.ts (bundled to `floorBundleDir`), the pass-through (and (b2)'s object
+ * call) plus the gateway's producer on the same queue and spool, served on a direct socket of its own
+ * (`floorUrl`); and the gateway's `USAGE_QUEUE` is the
  * wrapped binding bench/queue-fault.js around the real producer: it counts what is sent (messages
  * per proxied request) and refuses sends while the bench's fault case says so. Both are driven through
  * a small control server on loopback (`controlUrl`): `GET /stats`, `POST /fault?on=1|0`.
  *
  * Usage: node --import tsx bench/workers-server.ts '<json WorkersServerConfig>'
- * Prints one JSON line `{"url": "http://127.0.0.1:<port>", "producerUrl": … | null, "controlUrl": … | null}` when ready.
+ * Prints one JSON line `{"url": "http://127.0.0.1:<port>", "producerUrl": … | null, "controlUrl": … | null,
+ * "floorUrl": … | null}` when ready.
  */
 
 import { readFileSync } from "node:fs";
@@ -47,6 +51,8 @@ export interface WorkersServerConfig {
   persistRoot: string;
   /** gateway: the directory `wrangler deploy --dry-run --outdir` wrote `index.js` to. */
   bundleDir?: string;
+  /** gateway: where the bundle of cases (b3) and (b4) is (`metering-floor-worker.js`); unset = neither. */
+  floorBundleDir?: string;
   /** gateway: Postgres the Worker (via the bridge) writes to. */
   databaseUrl?: string;
   adminToken?: string;
@@ -187,6 +193,9 @@ async function main(): Promise<void> {
     workers: [
       { ...worker, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] },
       ...(config.mode === "gateway" ? [producerWorker(), queueFaultWorker()] : []),
+      ...(config.mode === "gateway" && config.floorBundleDir
+        ? [meteringFloorWorker(config.floorBundleDir)]
+        : []),
     ],
   });
   stops.push(() => mf.dispose());
@@ -194,7 +203,11 @@ async function main(): Promise<void> {
   const url = (await mf.unsafeGetDirectURL(worker.name)).origin;
   const producerUrl = config.mode === "gateway" ? (await mf.unsafeGetDirectURL("producer")).origin : null;
   const controlUrl = config.mode === "gateway" ? await startControl(mf) : null;
-  process.stdout.write(`${JSON.stringify({ url, producerUrl, controlUrl })}\n`);
+  const floorUrl =
+    config.mode === "gateway" && config.floorBundleDir
+      ? (await mf.unsafeGetDirectURL("metering-floor")).origin
+      : null;
+  process.stdout.write(`${JSON.stringify({ url, producerUrl, controlUrl, floorUrl })}\n`);
 }
 
 /** gateway mode: bench/queue-fault.js, the wrapped binding the gateway gets as `USAGE_QUEUE`. */
@@ -221,6 +234,30 @@ function producerWorker(): WorkerOptions & { name: string } {
     modules: true,
     scriptPath: `${ROOT}bench/producer-worker.js`,
     queueProducers: { USAGE_QUEUE: { queueName: "gateway-usage" } },
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+  };
+}
+
+/**
+ * gateway mode, cases (b3) and (b4): the pass-through (and one object call) plus the gateway's usage
+ * hand-off, bound as the gateway's producer is — `USAGE_QUEUE` through the same counting wrapper,
+ * `USAGE_SPOOL` the gateway's spool.
+ */
+function meteringFloorWorker(bundleDir: string): WorkerOptions & { name: string } {
+  return {
+    name: "metering-floor",
+    compatibilityDate: "2026-04-26",
+    compatibilityFlags: ["nodejs_compat"],
+    modules: true,
+    modulesRoot: bundleDir,
+    scriptPath: `${bundleDir}/metering-floor-worker.js`,
+    bindings: { ORIGIN_URL: config.originUrl },
+    wrappedBindings: { USAGE_QUEUE: "usage-queue-fault" },
+    durableObjects: {
+      USAGE_SPOOL: { className: "UsageSpool", scriptName: "gateway" },
+      // Case (b4)'s object: (b2)'s Counter, in this Worker.
+      COUNTER: { className: "Counter", useSQLite: true },
+    },
     unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
   };
 }

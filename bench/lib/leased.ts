@@ -239,7 +239,8 @@ const n = (v: number, digits = 0) =>
   v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 /** The results section of docs/BENCHMARKS.md for the leased-tenant case. */
-export function renderLeased(r: LeasedResult): string[] {
+/** `floorRatio`: (b3) ÷ (b) from the rounds, the usage hand-off alone, shown beside the leased ratio. */
+export function renderLeased(r: LeasedResult, floorRatio?: number): string[] {
   const t = r.throughput;
   const o = r.overshoot;
   return [
@@ -251,6 +252,11 @@ export function renderLeased(r: LeasedResult): string[] {
     `| leased tenant, req/s (median of ${t.rounds} paired rounds) | ${n(t.rps)} | |`,
     `| pass-through (b), req/s, run just before each | ${n(t.passthroughRps)} | |`,
     `| leased ÷ pass-through, throughput | **${n(t.ratio, 2)}×** | ≥ 0.6× |`,
+    ...(floorRatio === undefined
+      ? []
+      : [
+          `| for comparison: (b3) ÷ pass-through in the rounds above (the usage hand-off alone, no other gateway work) | ${n(floorRatio, 2)}× | |`,
+        ]),
     `| leased p50 / p99 | ${n(t.p50, 2)} / ${n(t.p99, 2)} ms | |`,
     `| server CPU per 1k requests, leased / pass-through (request path; the metering drain is not included) | ${n(t.cpuMsPer1k)} / ${n(t.passthroughCpuMsPer1k)} ms (${n(t.cpuMsPer1k / t.passthroughCpuMsPer1k, 2)}×) | |`,
     `| tenant-object calls per admitted request | **${n(t.callsPerRequest, 4)}** (${n(t.objectCalls)} for ${n(t.admitted)}) | ≤ 0.05 |`,

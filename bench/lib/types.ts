@@ -4,7 +4,14 @@ import type { ProfileResult } from "./profile";
 import type { SheddingResult } from "./shedding";
 import type { WrkResult } from "./wrk";
 
-export type CaseId = "origin" | "passthrough" | "passthroughDo" | "gateway" | "nginx";
+export type CaseId =
+  | "origin"
+  | "passthrough"
+  | "passthroughDo"
+  | "meteringFloor"
+  | "meteringFloorDo"
+  | "gateway"
+  | "nginx";
 
 export interface CpuSample {
   /** CPU of the case's server process tree during the run, ms */
@@ -36,7 +43,7 @@ export interface RunResult {
   connections: number;
   wrk: WrkResult;
   cpu: CpuSample;
-  /** gateway only: usage rows vs requests the origin received from the gateway (cumulative) */
+  /** gateway and (b3) only: usage rows vs requests the origin received from it (cumulative) */
   drain?: {
     expected: number;
     rows: number;
@@ -146,6 +153,8 @@ export interface MeteringResult {
     queueProxied: number;
     messagesPerRequest: number;
   };
+  /** Cases (b3) and (b4) over every round: usage rows = requests the origin received from each (absent in results from before them). */
+  floors?: Array<{ case: CaseId; requests: number; rows: number }>;
   /** K synthetic events pushed into the usage queue at once (bench/producer-worker.js). */
   synthetic: {
     events: number;
@@ -196,6 +205,13 @@ export interface Ratios {
   gatewayOverPassthroughDoCpu: number;
   /** (b2) ÷ (b): what one object call per request costs the runtime. */
   passthroughDoOverPassthroughRps: number;
+  /** (b3) ÷ (b): what the usage hand-off alone costs the runtime (the leased path's floor). */
+  meteringFloorOverPassthroughRps?: number;
+  meteringFloorOverPassthroughCpu?: number;
+  /** (b4) ÷ (b2): the usage hand-off on top of one object call (the default mode's floor). */
+  meteringFloorDoOverPassthroughDoRps?: number;
+  /** gateway ÷ (b4): what the gateway's own work costs on top of both floors. */
+  gatewayOverMeteringFloorDoRps?: number;
   gatewayOverPassthroughCpu: number;
   gatewayOverPassthroughCpuRequestPath: number;
   gatewayOverNginxRps: number;
