@@ -54,6 +54,7 @@ import {
   type LeaseResult,
   lifetime,
   refund,
+  refundTokens,
   settle,
 } from "./lease";
 import type { KeyState, TenantConfig } from "./limits";
@@ -674,13 +675,14 @@ export class TenantLimiter extends DurableObject {
 
   /**
    * Settles the holder's reported leases (inside a transaction): the ledger counts the requests
-   * they admitted, in the hour of their grant; the quotas get back the units they did not use.
+   * they admitted, in the hour of their grant; the quotas and the buckets (the tenant's, and the
+   * key's own if it has one) get back the units they did not use.
    * A lease already settled, or lapsed, is not found and changes nothing (a report is never counted twice).
    */
   private settleLeases(holder: string, reports: LeaseReport[]): void {
     for (const report of reports) {
       const row = this.one(
-        "DELETE FROM leases WHERE id = ? AND holder = ? RETURNING units, granted_at",
+        "DELETE FROM leases WHERE id = ? AND holder = ? RETURNING units, granted_at, key_id",
         report.leaseId,
         holder,
       );
@@ -698,6 +700,12 @@ export class TenantLimiter extends DurableObject {
           this.cache.quotas.set(window, usage);
         }
       }
+      // Leases are live traffic only: the tenant's live bucket, and the key's own (a row only if it has a limit).
+      const buckets = ["tenant", `key:${row.key_id as string}`].flatMap((name) => {
+        const state = refundTokens(this.store.bucket(name), done.unused);
+        return state ? [{ name, state }] : [];
+      });
+      this.writeWindows(buckets, []);
     }
   }
 

@@ -13,7 +13,16 @@ import { keyKvName, TenantRecordSchema, tenantKvName } from "../../workers/share
 import { forgetKey, forgetTenant } from "../../workers/shared/key-store";
 import { doCalls, tenantConfig } from "../../workers/shared/tenant-client";
 import { balance, grant, PREPAID } from "../support/credits";
-import { admin, bearer, expectJson, gateway, originCalls, seedTenant, uniq } from "../support/gateway";
+import {
+  admin,
+  bearer,
+  createKey,
+  expectJson,
+  gateway,
+  originCalls,
+  seedTenant,
+  uniq,
+} from "../support/gateway";
 import { captureUsage } from "../support/metering";
 import { consoleSession } from "../support/web";
 
@@ -206,6 +215,42 @@ describe("lease mode", () => {
     const res = await gateway("/v1/lease-suspend/after", { headers: bearer(t.key) });
     expect(res.status).toBe(403);
     expect((await res.json<{ code: string }>()).code).toBe("tenant_suspended");
+  });
+
+  it("gives a settled lease's unused tokens back to the tenant's and the key's buckets", async () => {
+    const t = await seedTenant({
+      plan: { admissionMode: "leased", burstCapacity: 1_000, refillTokens: 1, refillPeriodSeconds: 86_400 },
+    });
+    const config = await configOf(t.tenantId);
+    const keyLimit = { burstCapacity: 2_000, refillTokens: 1, refillPeriodSeconds: 86_400 };
+    const key = await createKey(t.tenantId, { rateLimit: keyLimit });
+    const input = (settle: LeaseInput["settle"]): LeaseInput => ({
+      holder: "isolate-a",
+      keyId: key.id,
+      keyLimit,
+      cost: 1,
+      want: 10,
+      lifetimeMs: LIFETIME_MS,
+      config,
+      settle,
+    });
+    const now = Date.now();
+    await runInDurableObject(stub(t.tenantId), (o: TenantLimiter, state: DurableObjectState) => {
+      const tokens = (name: string) =>
+        state.storage.sql.exec<{ tokens: number }>("SELECT tokens FROM buckets WHERE name = ?", name).one()
+          .tokens;
+      // 1 % of the tenant's burst of 1,000: a lease of 10, drawn from both buckets.
+      const first = o.leaseAt(input([]), now) as Extract<LeaseResult, { outcome: "granted" }>;
+      expect(first).toMatchObject({ outcome: "granted", units: 10 });
+      expect(tokens("tenant")).toBe(990);
+      expect(tokens(`key:${key.id}`)).toBe(1_990);
+      // The holder used 4 of them and asks again: 6 come back before the next 10 are drawn.
+      const second = o.leaseAt(input([{ leaseId: first.leaseId, requests: 4, units: 4 }]), now);
+      expect(second).toMatchObject({ outcome: "granted", units: 10 });
+      expect(tokens("tenant")).toBe(986);
+      expect(tokens(`key:${key.id}`)).toBe(1_986);
+    });
+    expect(await ledgerRequests(t.tenantId)).toBe(4);
   });
 
   it("lets the lease of a holder that died lapse: its units stay charged (under, never over)", async () => {
