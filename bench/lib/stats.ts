@@ -15,12 +15,13 @@ export function percentile(values: readonly number[], p: number): number {
   return v[rank] as number;
 }
 
+// A loop, not Math.min(...values): spreading ~120k lags (one per usage row) overflows the call stack.
 export function min(values: readonly number[]): number {
-  return values.length ? Math.min(...values) : Number.NaN;
+  return values.length ? values.reduce((a, b) => (b < a ? b : a)) : Number.NaN;
 }
 
 export function max(values: readonly number[]): number {
-  return values.length ? Math.max(...values) : Number.NaN;
+  return values.length ? values.reduce((a, b) => (b > a ? b : a)) : Number.NaN;
 }
 
 /** Fixed decimals, "–" for NaN. */

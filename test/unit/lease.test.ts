@@ -44,6 +44,16 @@ const ask = (over: Partial<LeaseInput> = {}): LeaseInput => ({
   ...over,
 });
 
+/** A plan's limits: a bucket of `burst` refilled by `refill` per second, no quotas. */
+const perSecond = (burst: number, refill: number) => ({
+  burstCapacity: burst,
+  refillTokens: refill,
+  refillPeriodSeconds: 1,
+  dailyQuota: null,
+  monthlyQuota: null,
+});
+const LIFETIME = 1000;
+
 /** An in-memory store that applies each grant's writes, as the object does. */
 function memory(keys: Record<string, KeyState> = {}) {
   const buckets = new Map<string, BucketState>();
@@ -207,16 +217,9 @@ describe("bucket refund", () => {
   });
 
   it("a holder that renews with units left: a flood still gets its limit, never more than the share over it", () => {
-    const limits = {
-      burstCapacity: 3_000,
-      refillTokens: 300,
-      refillPeriodSeconds: 1,
-      dailyQuota: null,
-      monthlyQuota: null,
-    };
+    const limits = perSecond(3_000, 300);
     const cfg = config({ limits });
     const m = memory();
-    const LIFETIME = 1000;
     const STEP = 5;
     const END = 10_000;
     // As workers/edge/lease-pool.ts does: the holder asks for its next lease with a quarter left and
@@ -259,16 +262,9 @@ describe("bucket refund", () => {
 
 describe("token-bucket overshoot", () => {
   it("stays within 1 % of the capacity over every window, with holders using every unit they lease", () => {
-    const limits = {
-      burstCapacity: 20_000,
-      refillTokens: 2_000,
-      refillPeriodSeconds: 1,
-      dailyQuota: null,
-      monthlyQuota: null,
-    };
+    const limits = perSecond(20_000, 2_000);
     const cfg = config({ limits });
     const m = memory();
-    const LIFETIME = 1000;
     const STEP = 10;
     const END = 20_000;
     // Each holder has one lease at a time; asking for the next settles the last (as a renewal's report does).
