@@ -693,19 +693,16 @@ export class TenantLimiter extends DurableObject {
         this.sql.exec("UPDATE lease_totals SET requests = requests + ? WHERE id = 1", done.requests);
         this.countLedger(done.hour, done.requests, done.units);
       }
-      for (const window of ["daily", "monthly"] as const) {
+      const quotas = (["daily", "monthly"] as const).flatMap((window) => {
         const usage = refund(window, this.store.quota(window), done.unused, grantedAt);
-        if (usage) {
-          this.sql.exec("UPDATE quotas SET used = ? WHERE name = ?", usage.used, window);
-          this.cache.quotas.set(window, usage);
-        }
-      }
+        return usage ? [{ name: window, usage }] : [];
+      });
       // Leases are live traffic only: the tenant's live bucket, and the key's own (a row only if it has a limit).
       const buckets = ["tenant", `key:${row.key_id as string}`].flatMap((name) => {
         const state = refundTokens(this.store.bucket(name), done.unused);
         return state ? [{ name, state }] : [];
       });
-      this.writeWindows(buckets, []);
+      this.writeWindows(buckets, quotas);
     }
   }
 

@@ -54,6 +54,10 @@ const perSecond = (burst: number, refill: number) => ({
 });
 const LIFETIME = 1000;
 
+/** The sum of every run of `n` consecutive steps. */
+const windowSums = (perStep: readonly number[], n: number) =>
+  perStep.slice(0, perStep.length - n + 1).map((_, i) => perStep.slice(i, i + n).reduce((a, b) => a + b, 0));
+
 /** An in-memory store that applies each grant's writes, as the object does. */
 function memory(keys: Record<string, KeyState> = {}) {
   const buckets = new Map<string, BucketState>();
@@ -249,9 +253,7 @@ describe("bucket refund", () => {
     // Without the refund every lease left its last quarter behind: the flood got ~13 % less than its limit.
     expect(admitted).toBeGreaterThanOrEqual(exact - share);
     for (const windowMs of [100, 1000, 5000]) {
-      const n = windowMs / STEP;
-      for (let i = 0; i + n <= perStep.length; i++) {
-        const sum = perStep.slice(i, i + n).reduce((a, b) => a + b, 0);
+      for (const sum of windowSums(perStep, windowMs / STEP)) {
         expect(sum).toBeLessThanOrEqual(
           limits.burstCapacity + (limits.refillTokens * windowMs) / 1000 + share,
         );
@@ -298,9 +300,7 @@ describe("token-bucket overshoot", () => {
       limits.burstCapacity + (limits.refillTokens * windowMs) / 1000 + BUCKET_SHARE * limits.burstCapacity;
     let worst = Number.NEGATIVE_INFINITY;
     for (const windowMs of [100, 1000, 5000, 10_000]) {
-      const n = windowMs / STEP;
-      for (let i = 0; i + n <= admitted.length; i++) {
-        const sum = admitted.slice(i, i + n).reduce((a, b) => a + b, 0);
+      for (const sum of windowSums(admitted, windowMs / STEP)) {
         worst = Math.max(worst, sum - (bound(windowMs) - BUCKET_SHARE * limits.burstCapacity));
         expect(sum).toBeLessThanOrEqual(bound(windowMs));
       }

@@ -7,8 +7,7 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { GatewayError } from "../errors";
-import { hashKey, parseKey } from "../shared/api-keys";
-import { lookupKey, lookupTenant } from "../shared/key-store";
+import { lookupKey, lookupTenant, presentedKeyHash } from "../shared/key-store";
 
 /**
  * The Bearer challenge (RFC 6750 §3). Without credentials it carries no error code (§3.1: "the
@@ -45,29 +44,10 @@ function presentedKey(authorization: string | undefined, apiKey: string | undefi
   return key;
 }
 
-/**
- * Presented key → its hash, for keys that parsed: a warm key skips the checksum and the SHA-256 (a
- * WebCrypto digest, its hex and a microtask on every request). Like the key record cache it is per
- * isolate; it holds presented keys as the requests that carried them did, never longer than the
- * isolate, and is emptied when full, so a flood of made-up keys costs rehashing, not memory.
- */
-const hashes = new Map<string, string>();
-const MAX_HASHES = 10_000;
-
-async function hashOfPresented(key: string): Promise<string | null> {
-  const known = hashes.get(key);
-  if (known !== undefined) return known;
-  if (!parseKey(key)) return null;
-  const hash = await hashKey(key);
-  if (hashes.size >= MAX_HASHES) hashes.clear();
-  hashes.set(key, hash);
-  return hash;
-}
-
 export const authenticate = () =>
   createMiddleware<AppEnv>(async function authenticate(c, next) {
     const key = presentedKey(c.req.header("authorization"), c.req.header("x-api-key"));
-    const hash = await hashOfPresented(key);
+    const hash = await presentedKeyHash(key);
     if (hash === null) throw reject("The API key is malformed.");
 
     const record = await lookupKey(c.env.API_KEYS, hash);

@@ -88,7 +88,7 @@ export const shed = () =>
     // `c.get`, not `c.var`: Hono builds a fresh object of every variable on each `c.var` read.
     const config = c.get("config");
     if (!config.shedding) return next();
-    const route = c.get("route").prefix;
+    const { prefix: route, timeoutMs } = c.get("route");
     const tenantId = c.get("auth").tenant.id;
     const { health, tenants } = routeShedState(route);
     const held = tenants.held(tenantId);
@@ -105,7 +105,7 @@ export const shed = () =>
       const slot: SlotRequest = {
         route,
         max: Number.isFinite(share) ? share : Math.max(1, Math.floor(health.limit)),
-        leaseMs: (c.get("route").timeoutMs ?? config.originTimeoutMs) + SLOT_LEASE_MARGIN_MS,
+        leaseMs: (timeoutMs ?? config.originTimeoutMs) + SLOT_LEASE_MARGIN_MS,
       };
       c.set("slot", slot);
     }

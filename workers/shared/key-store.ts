@@ -6,6 +6,8 @@
  * these caches add up to 30 s per isolate on top. Revocation therefore cannot depend on either;
  * the admin API also evicts the entry in the isolate that served it.
  */
+
+import { hashKey, parseKey } from "./api-keys";
 import {
   type KeyRecord,
   KeyRecordSchema,
@@ -22,6 +24,22 @@ const MAX_ENTRIES = 10_000;
 
 const keys = new IsolateCache<KeyRecord>(MAX_ENTRIES, POSITIVE_TTL_MS, NEGATIVE_TTL_MS);
 const tenants = new IsolateCache<TenantRecord>(MAX_ENTRIES, POSITIVE_TTL_MS, NEGATIVE_TTL_MS);
+
+/**
+ * Presented key → its hash: a warm key skips the checksum and the SHA-256 (a WebCrypto digest, its
+ * hex and a microtask on every request). A presented key is held no longer than a key record is.
+ */
+const hashes = new IsolateCache<string>(MAX_ENTRIES, POSITIVE_TTL_MS, NEGATIVE_TTL_MS);
+
+/** The hash of a presented key, or null when it is malformed (format or checksum). */
+export async function presentedKeyHash(key: string): Promise<string | null> {
+  const known = hashes.get(key);
+  if (known) return known;
+  if (!parseKey(key)) return null;
+  const hash = await hashKey(key);
+  hashes.set(key, hash);
+  return hash;
+}
 
 /** Counts KV reads made by this isolate, so tests and benchmarks can check the hot-path budget. */
 export const kvReads = { count: 0 };
